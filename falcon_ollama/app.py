@@ -1,0 +1,153 @@
+"""``create_app(settings)``: builds every collaborator once, wires the routes, owns start-up and shutdown.
+
+Following Falcon's asgilook layout: no module-level state; each resource gets what it needs through its
+constructor; tests call ``create_app`` with their own Settings. Under gunicorn each worker calls
+:func:`app_from_env` and opens its own upstream pool at ASGI start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from falcon_ollama.catalog import Catalog
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.resources.discovery import (
+    PsResource,
+    RootResource,
+    ShowResource,
+    TagsResource,
+    VersionResource,
+    process_start_time,
+)
+from falcon_ollama.resources.manage import NotManagedResource, PullResource
+from falcon_ollama.running import RunningModels
+from falcon_ollama.settings import Settings
+from falcon_ollama.upstream import Upstream
+from falcon_ollama.wire import JSON_CONTENT_TYPE, error_body
+
+log = logging.getLogger("falcon_ollama.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The app-scoped collaborators, exposed for tests and operator tooling."""
+
+    settings: Settings
+    upstream: Upstream
+    catalog: Catalog
+    running: RunningModels
+
+
+class _Lifespan:
+    """ASGI lifespan hooks: open the upstream pool and warm the model list per worker; close at shutdown."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        await self._services.upstream.start()
+        self._services.catalog.start_background_refresh()
+
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        await self._services.catalog.close()
+        await self._services.upstream.close()
+
+
+class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
+    """Falcon's ASGI app plus the ``services`` it was built with."""
+
+    services: Services
+
+
+def create_app(settings: Settings) -> FalconOllamaApp:
+    """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
+    upstream = Upstream(settings)
+    catalog = Catalog(
+        settings.catalog,
+        upstream,
+        ttl=settings.models_ttl,
+        allow_unlisted=settings.allow_unlisted_models,
+    )
+    services = Services(settings, upstream, catalog, RunningModels())
+
+    app = FalconOllamaApp(middleware=[_Lifespan(services)], cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, _handle_http_error)
+    app.add_error_handler(OllamaError, _handle_ollama_error)
+
+    started_at = process_start_time()
+    max_body = settings.max_body_bytes
+    app.add_route("/", RootResource())
+    app.add_route("/api/version", VersionResource(settings.reported_version))
+    app.add_route("/api/tags", TagsResource(catalog, started_at))
+    app.add_route("/api/show", ShowResource(catalog, started_at, max_body))
+    app.add_route("/api/ps", PsResource(services.running))
+    app.add_route("/api/pull", PullResource(catalog, max_body))
+    app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
+    app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
+    app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))
+    app.add_route("/api/delete", NotManagedResource("/api/delete", ("DELETE",)))
+    app.add_route("/api/blobs/{digest}", NotManagedResource("/api/blobs", ("HEAD", "POST")))
+
+    app.services = services
+    return app
+
+
+def app_from_env() -> FalconOllamaApp:
+    """The gunicorn/uvicorn factory: settings from the environment (already validated by the launcher)."""
+    from falcon_ollama.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+async def _handle_ollama_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: OllamaError, params: dict[str, Any]
+) -> None:
+    resp.status = ex.status
+    resp.content_type = JSON_CONTENT_TYPE
+    resp.data = error_body(ex.message)
+    for name, value in ex.headers.items():
+        resp.set_header(name, value)
+
+
+async def _handle_http_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError, params: dict[str, Any]
+) -> None:
+    """Falcon's own errors (unknown route, wrong method, bad headers) in Ollama's JSON shape."""
+    status = ex.status_code
+    if status == 404:
+        message = "404 page not found"  # gin's text, as Ollama answers an unknown route
+    elif status == 405:
+        message = "405 method not allowed"
+    else:
+        message = ex.description or ex.title or f"HTTP {status}"
+    resp.status = status
+    resp.content_type = JSON_CONTENT_TYPE
+    resp.data = error_body(message)
+    headers = ex.headers
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if name.lower() != "content-type":
+                resp.set_header(name, value)
+
+
+async def _handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    """A bug: log it with the traceback, answer 500 in Ollama's shape, keep the worker alive."""
+    if isinstance(ex, falcon.HTTPError):  # Falcon dispatches to the most specific handler; belt and braces
+        await _handle_http_error(req, resp, ex, params)
+        return
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    resp.status = 500
+    resp.content_type = JSON_CONTENT_TYPE
+    resp.data = error_body("internal server error")

@@ -1,0 +1,210 @@
+"""The live model catalog: the upstream's model list (cached, single-flight) joined with aliases and facts.
+
+Why a cache with a single in-flight refresh: every chat request resolves its model name here, and 100
+concurrent clients must not cause 100 ``/models`` calls. The list is refreshed at most once per TTL; while
+a refresh runs, callers with a (stale) list keep using it (stale-while-revalidate), and callers without one
+wait for the same refresh. A failed refresh keeps the old list and retries after a short back-off.
+
+Names: a model is listed to Ollama clients as ``<upstream id>:latest`` (Ollama always shows a tag), and is
+found as ``X``, ``X:latest`` or through an alias, case-insensitively. The upstream always receives its own id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from falcon_ollama.catalog_config import CatalogConfig, ModelFacts
+from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.upstream import Upstream
+
+log = logging.getLogger("falcon_ollama.catalog")
+
+_FAILED_REFRESH_BACKOFF = 5.0
+# A name we do not know may be a model the upstream added since the last refresh: look again, but not more
+# often than this, so a client hammering an unknown name cannot turn into a /models flood.
+_MISS_REFRESH_INTERVAL = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model as Ollama clients see it."""
+
+    name: str  # Ollama-facing name, always with a tag: "gpt-4o:latest", "llama3.2:latest"
+    upstream_id: str  # what the upstream receives
+    facts: ModelFacts
+    created: int | None  # unix seconds from the upstream listing, when it has one
+    alias_of: str | None = None  # set when this entry is an alias
+
+
+def ollama_name(model_id: str) -> str:
+    """The listed name for an id: Ollama names carry a tag, ``latest`` unless the id has one."""
+    return model_id if ":" in model_id.rsplit("/", 1)[-1] else f"{model_id}:latest"
+
+
+def lookup_key(name: str) -> str:
+    """Normalize a requested name for lookup: trimmed, lower-case, without ``:latest``."""
+    key = name.strip().lower()
+    if key.endswith(":latest"):
+        key = key[: -len(":latest")]
+    return key
+
+
+class Catalog:
+    """Resolves names and lists models; one per worker, built by ``create_app``."""
+
+    def __init__(
+        self,
+        config: CatalogConfig,
+        upstream: Upstream,
+        *,
+        ttl: float,
+        allow_unlisted: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._upstream = upstream
+        self._ttl = ttl
+        self._allow_unlisted = allow_unlisted
+        self._clock = clock
+        self._entries: list[ModelEntry] | None = None
+        self._index: dict[str, ModelEntry] = {}
+        self._fresh_until = 0.0
+        self._refresh: asyncio.Task[None] | None = None
+        self._last_miss_refresh = -_MISS_REFRESH_INTERVAL
+        self._last_success: float | None = None
+        self._last_error: str | None = None
+        self._warned_dangling: set[str] = set()
+        self._failure: OllamaError | None = None
+
+    @property
+    def config(self) -> CatalogConfig:
+        return self._config
+
+    @property
+    def last_success(self) -> float | None:
+        """Clock time of the last successful refresh (for readiness checks)."""
+        return self._last_success
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    async def list_models(self) -> list[ModelEntry]:
+        """Every model shown to clients: visible upstream models and live aliases, sorted by name."""
+        await self._ensure_loaded()
+        return self._entries or []
+
+    async def resolve(self, name: str) -> ModelEntry:
+        """Find the model a client asked for, or raise Ollama's 404 (``model '<name>' not found``)."""
+        key = lookup_key(name)
+        if not key:
+            raise model_not_found(name)
+        await self._ensure_loaded()
+        entry = self._index.get(key)
+        if entry is not None:
+            return entry
+        now = self._clock()
+        if now - self._last_miss_refresh >= _MISS_REFRESH_INTERVAL:
+            self._last_miss_refresh = now
+            self._fresh_until = 0.0
+            await self._ensure_loaded(wait=True)
+            entry = self._index.get(key)
+            if entry is not None:
+                return entry
+        if self._allow_unlisted:
+            upstream_id = name.strip()
+            if upstream_id.lower().endswith(":latest"):
+                upstream_id = upstream_id[: -len(":latest")]
+            return ModelEntry(
+                ollama_name(upstream_id), upstream_id, self._config.facts_for(upstream_id), None
+            )
+        raise model_not_found(name)
+
+    def start_background_refresh(self) -> None:
+        """Warm the cache at start-up without blocking it (an unreachable upstream must not stop a worker)."""
+        self._start_refresh()
+
+    async def close(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(BaseException):  # shutting down: the outcome no longer matters
+                await self._refresh
+
+    async def _ensure_loaded(self, *, wait: bool = False) -> None:
+        if self._clock() >= self._fresh_until:
+            task = self._start_refresh()
+            if self._entries is None or wait:
+                # shield: one waiter being cancelled (client gone) must not cancel the refresh others await.
+                await asyncio.shield(task)
+            # else: serve the stale list while the refresh runs in the background
+        if self._entries is None:
+            # The last refresh failed (within its back-off) and there is nothing to serve: report why.
+            raise self._failure or OllamaError(502, "the upstream model list is unavailable")
+
+    def _start_refresh(self) -> asyncio.Task[None]:
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.get_running_loop().create_task(self._do_refresh())
+        return self._refresh
+
+    async def _do_refresh(self) -> None:
+        try:
+            raw = await self._upstream.list_models()
+        except OllamaError as exc:
+            self._failure = exc
+            self._last_error = exc.message
+            self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
+            log.warning("model list refresh failed: %s", exc.message)
+            return
+        except Exception as exc:  # never let a bug here kill the shared task silently
+            log.exception("model list refresh crashed")
+            self._failure = OllamaError(502, "the upstream model list is unavailable")
+            self._last_error = type(exc).__name__
+            self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
+            return
+        self._install(raw)
+        self._failure = None
+        self._last_error = None
+        self._last_success = self._clock()
+        self._fresh_until = self._last_success + self._ttl
+
+    def _install(self, raw: list[dict[str, Any]]) -> None:
+        config = self._config
+        entries: dict[str, ModelEntry] = {}
+        by_id_lower: dict[str, str] = {}
+        for item in raw:
+            model_id: str = item["id"]
+            by_id_lower[model_id.lower()] = model_id
+            if not config.is_listed(model_id):
+                continue
+            created = item.get("created")
+            entry = ModelEntry(
+                name=ollama_name(model_id),
+                upstream_id=model_id,
+                facts=config.facts_for(model_id),
+                created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+            )
+            entries[lookup_key(model_id)] = entry
+        for alias, target in config.aliases.items():
+            target_id = by_id_lower.get(target.lower())
+            if target_id is None and not self._allow_unlisted:
+                if target not in self._warned_dangling:
+                    self._warned_dangling.add(target)
+                    log.warning("alias %r points at %r, which the upstream does not list", alias, target)
+                continue
+            upstream_id = target_id or target
+            target_entry = entries.get(lookup_key(upstream_id))
+            entries[lookup_key(alias)] = ModelEntry(
+                name=ollama_name(alias),
+                upstream_id=upstream_id,
+                facts=config.facts_for(upstream_id),
+                created=target_entry.created if target_entry else None,
+                alias_of=upstream_id,
+            )
+        self._index = entries
+        self._entries = sorted(entries.values(), key=lambda e: e.name)

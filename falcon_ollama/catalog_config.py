@@ -1,0 +1,224 @@
+"""The model catalog's static part: aliases, which upstream models to show, and per-model facts.
+
+Read from an optional TOML file (``FALCON_OLLAMA_CATALOG``; the standard library reads TOML, so the format
+costs no dependency) on top of built-in defaults for the known OpenAI families. Nothing here talks to the
+upstream: ``catalog.py`` joins this with the live model list.
+
+File format (every table optional; see ``conf/models.toml`` for a commented example)::
+
+    [listing]
+    include = ["*"]                      # fnmatch patterns of upstream ids to show
+    exclude = ["whisper-*", "tts-*"]     # replaces the default exclusions when given
+
+    [aliases]
+    "llama3.2" = "gpt-4o-mini"           # Ollama name -> upstream id
+
+    [defaults]                           # facts for models nothing else describes
+    context_length = 8192
+    capabilities = ["completion", "tools"]
+
+    [models."gpt-4o*"]                   # facts by exact id or fnmatch pattern, first match wins
+    context_length = 128000
+    capabilities = ["completion", "tools", "vision"]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+KNOWN_CAPABILITIES = frozenset({"completion", "tools", "insert", "vision", "embedding", "thinking"})
+
+# Upstream models no Ollama client can use (speech, images, moderation, realtime, legacy completions).
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    "whisper-*",
+    "tts-*",
+    "*-tts*",
+    "*-transcribe*",
+    "dall-e-*",
+    "gpt-image-*",
+    "*moderation*",
+    "*-realtime*",
+    "*-audio*",
+    "babbage-*",
+    "davinci-*",
+    "sora*",
+    "computer-use-*",
+    "codex-mini*",
+    "*-search-preview*",
+    "*-deep-research*",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What we tell clients about a model, and what decides how its requests are shaped."""
+
+    context_length: int
+    capabilities: tuple[str, ...]
+    family: str
+    embedding_length: int | None = None
+    # Reasoning models (o-series, gpt-5) take max_completion_tokens and reasoning_effort, reject max_tokens.
+    reasoning: bool = False
+    parameter_size: str = ""
+
+    @property
+    def is_embedding(self) -> bool:
+        return "embedding" in self.capabilities
+
+
+# Built-in facts for the known OpenAI families, most specific first. Context lengths are the published
+# input windows. A catalog file's [models] entries come before these.
+BUILTIN_FACTS: tuple[tuple[str, ModelFacts], ...] = (
+    ("text-embedding-3-large*", ModelFacts(8191, ("embedding",), "openai-embedding", 3072)),
+    ("text-embedding-3-small*", ModelFacts(8191, ("embedding",), "openai-embedding", 1536)),
+    ("text-embedding-ada-002*", ModelFacts(8191, ("embedding",), "openai-embedding", 1536)),
+    ("*embed*", ModelFacts(8192, ("embedding",), "embedding")),
+    ("gpt-5*-chat*", ModelFacts(128000, ("completion", "tools", "vision"), "gpt-5")),
+    ("gpt-5*", ModelFacts(400000, ("completion", "tools", "vision", "thinking"), "gpt-5", reasoning=True)),
+    ("gpt-4.1*", ModelFacts(1047576, ("completion", "tools", "vision"), "gpt-4.1")),
+    ("gpt-4o*", ModelFacts(128000, ("completion", "tools", "vision"), "gpt-4o")),
+    ("chatgpt-4o*", ModelFacts(128000, ("completion", "vision"), "gpt-4o")),
+    ("gpt-4-turbo*", ModelFacts(128000, ("completion", "tools", "vision"), "gpt-4")),
+    ("gpt-4-*preview*", ModelFacts(128000, ("completion", "tools"), "gpt-4")),
+    ("gpt-4-32k*", ModelFacts(32768, ("completion", "tools"), "gpt-4")),
+    ("gpt-4*", ModelFacts(8192, ("completion", "tools"), "gpt-4")),
+    ("gpt-3.5-turbo-instruct*", ModelFacts(4096, ("completion",), "gpt-3.5")),
+    ("gpt-3.5-turbo*", ModelFacts(16385, ("completion", "tools"), "gpt-3.5")),
+    ("gpt-oss*", ModelFacts(131072, ("completion", "tools", "thinking"), "gpt-oss", reasoning=True)),
+    ("o1-mini*", ModelFacts(128000, ("completion", "thinking"), "o1", reasoning=True)),
+    ("o1-preview*", ModelFacts(128000, ("completion", "thinking"), "o1", reasoning=True)),
+    ("o1*", ModelFacts(200000, ("completion", "tools", "vision", "thinking"), "o1", reasoning=True)),
+    ("o3-mini*", ModelFacts(200000, ("completion", "tools", "thinking"), "o3", reasoning=True)),
+    ("o3*", ModelFacts(200000, ("completion", "tools", "vision", "thinking"), "o3", reasoning=True)),
+    ("o4-mini*", ModelFacts(200000, ("completion", "tools", "vision", "thinking"), "o4", reasoning=True)),
+)
+
+DEFAULT_FACTS = ModelFacts(8192, ("completion", "tools"), "")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """The parsed catalog file (or the built-in defaults when there is none)."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    aliases: dict[str, str] = field(default_factory=dict)
+    model_facts: tuple[tuple[str, ModelFacts], ...] = ()
+    defaults: ModelFacts = DEFAULT_FACTS
+
+    def is_listed(self, upstream_id: str) -> bool:
+        """Whether an upstream model is shown to clients (include patterns, minus exclude patterns)."""
+        lowered = upstream_id.lower()
+        if not any(fnmatch.fnmatchcase(lowered, p.lower()) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(lowered, p.lower()) for p in self.exclude)
+
+    def facts_for(self, upstream_id: str) -> ModelFacts:
+        """Facts for an upstream id: the catalog file's entries, then the built-in families, then defaults."""
+        lowered = upstream_id.lower()
+        base_id = lowered.rsplit("/", 1)[-1]  # "openai/gpt-4o" (OpenRouter-style ids) -> "gpt-4o"
+        for table in (self.model_facts, BUILTIN_FACTS):
+            for pattern, facts in table:
+                pat = pattern.lower()
+                if fnmatch.fnmatchcase(lowered, pat) or fnmatch.fnmatchcase(base_id, pat):
+                    return facts
+        return replace(self.defaults, family=self.defaults.family or _family_from_id(base_id))
+
+
+def _family_from_id(model_id: str) -> str:
+    """A plausible family name for an unknown model: its leading letters (``qwen2.5-7b`` -> ``qwen``)."""
+    match = re.match(r"[a-z]+", model_id)
+    return match.group(0) if match else "unknown"
+
+
+def load_catalog_file(path: Path) -> CatalogConfig:
+    """Read and validate a catalog TOML file. Raises ValueError with the offending key in its message."""
+    with path.open("rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    return parse_catalog(data, source=str(path))
+
+
+def parse_catalog(data: dict[str, Any], *, source: str = "catalog") -> CatalogConfig:
+    """Turn the decoded TOML document into a CatalogConfig, rejecting unknown tables and wrong types."""
+    unknown = set(data) - {"listing", "aliases", "defaults", "models"}
+    if unknown:
+        raise ValueError(f"{source}: unknown table(s) {sorted(unknown)}")
+    listing = _table(data, "listing", source)
+    include = _str_list(listing.get("include", ["*"]), f"{source}: listing.include")
+    exclude = _str_list(listing.get("exclude", list(DEFAULT_EXCLUDE)), f"{source}: listing.exclude")
+    aliases_raw = _table(data, "aliases", source)
+    aliases: dict[str, str] = {}
+    for name, target in aliases_raw.items():
+        if not isinstance(target, str) or not target.strip() or not name.strip():
+            raise ValueError(f"{source}: aliases.{name} must map a name to a non-empty upstream model id")
+        aliases[name.strip()] = target.strip()
+    defaults = _facts(_table(data, "defaults", source), DEFAULT_FACTS, f"{source}: defaults")
+    models = _table(data, "models", source)
+    facts: list[tuple[str, ModelFacts]] = []
+    for pattern, entry in models.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{source}: models.{pattern} must be a table")
+        builtin = CatalogConfig(defaults=defaults).facts_for(pattern.rstrip("*") or pattern)
+        facts.append((pattern, _facts(entry, builtin, f"{source}: models.{pattern}")))
+    return CatalogConfig(
+        include=tuple(include),
+        exclude=tuple(exclude),
+        aliases=aliases,
+        model_facts=tuple(facts),
+        defaults=defaults,
+    )
+
+
+def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{source}: [{key}] must be a table")
+    return value
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} must be a list of strings")
+    return value
+
+
+def _facts(entry: dict[str, Any], base: ModelFacts, where: str) -> ModelFacts:
+    allowed = {"context_length", "capabilities", "family", "embedding_length", "reasoning", "parameter_size"}
+    unknown = set(entry) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    result = base
+    if "context_length" in entry:
+        value = entry["context_length"]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{where}.context_length must be a positive integer")
+        result = replace(result, context_length=value)
+    if "embedding_length" in entry:
+        value = entry["embedding_length"]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{where}.embedding_length must be a positive integer")
+        result = replace(result, embedding_length=value)
+    if "capabilities" in entry:
+        caps = _str_list(entry["capabilities"], f"{where}.capabilities")
+        bad = [c for c in caps if c not in KNOWN_CAPABILITIES]
+        if bad:
+            raise ValueError(f"{where}.capabilities: unknown {bad}; known: {sorted(KNOWN_CAPABILITIES)}")
+        result = replace(result, capabilities=tuple(caps))
+    for key in ("family", "parameter_size"):
+        if key in entry:
+            if not isinstance(entry[key], str):
+                raise ValueError(f"{where}.{key} must be a string")
+            result = replace(result, **{key: entry[key]})
+    if "reasoning" in entry:
+        if not isinstance(entry["reasoning"], bool):
+            raise ValueError(f"{where}.reasoning must be true or false")
+        result = replace(result, reasoning=entry["reasoning"])
+    return result

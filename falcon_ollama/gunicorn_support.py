@@ -1,0 +1,48 @@
+"""Small helpers for ``gunicorn.conf.py``, kept in the package so they are typed and tested."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+
+def default_workers(web_concurrency: str | None) -> int:
+    """``WEB_CONCURRENCY`` if set (a positive integer), else one async worker per CPU core."""
+    if web_concurrency:
+        try:
+            value = int(web_concurrency)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            from falcon_ollama.cli import EXIT_CONFIG_ERROR
+
+            print(
+                f"falcon-ollama: configuration error: WEB_CONCURRENCY: expected a positive integer, "
+                f"got {web_concurrency!r}",
+                flush=True,
+            )
+            raise SystemExit(EXIT_CONFIG_ERROR)
+        return value
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def free_loopback_port() -> int:
+    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Block until something accepts connections on host:port (or raise TimeoutError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s") from None
+            time.sleep(0.05)

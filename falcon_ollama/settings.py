@@ -1,0 +1,319 @@
+"""Configuration: environment variables and an optional ``.env`` file -> one validated, immutable Settings.
+
+Everything is read and checked once, at start-up, so that a bad value stops the process with a single line
+that names the variable (``SettingsError``), instead of surfacing later as a failed request. Real environment
+variables win over the ``.env`` file, as with docker compose and most twelve-factor tools.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OLLAMA_PORT = 11434
+# Ollama's newest stable release when written: clients that gate features on /api/version (GitHub Copilot's
+# Ollama provider needs >= 0.6.4) enable them all.
+DEFAULT_REPORTED_VERSION = "0.32.15"
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable and is meant to be shown as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class BindAddress:
+    """Where the server listens, parsed the way Ollama parses ``OLLAMA_HOST``."""
+
+    host: str
+    port: int
+
+    @property
+    def gunicorn_bind(self) -> str:
+        """The ``bind`` string gunicorn understands (IPv6 literals in brackets)."""
+        host = self.host or "0.0.0.0"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    @property
+    def uvicorn_host(self) -> str:
+        """An empty host means every interface, as with Go's ``net.Listen(":port")``."""
+        return self.host or "0.0.0.0"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost", ""):
+            return self.host == "localhost"
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_ollama_host(value: str | None) -> BindAddress:
+    """Parse ``OLLAMA_HOST`` like Ollama's ``envconfig.Host``.
+
+    Accepted: ``host:port``, ``:port`` (every interface), a bare host (port 11434), ``[::1]:port``, a bare
+    IPv6 literal, and an optional ``http://`` / ``https://`` scheme and trailing path (both ignored for
+    binding; a scheme without a port implies 80 / 443 as in Ollama). Unlike Ollama, which logs a warning and
+    falls back to the default port, an invalid port is an error here: a server that silently listens somewhere
+    else than configured is worse than one that refuses to start.
+    """
+    raw = (value or "").strip()
+    if not raw:
+        return BindAddress("127.0.0.1", DEFAULT_OLLAMA_PORT)
+    default_port = DEFAULT_OLLAMA_PORT
+    scheme, sep, rest = raw.partition("://")
+    if sep:
+        scheme = scheme.lower()
+        if scheme == "http":
+            default_port = 80
+        elif scheme == "https":
+            default_port = 443
+        else:
+            raise SettingsError(f"OLLAMA_HOST: unsupported scheme {scheme!r} in {raw!r}")
+        hostport = rest
+    else:
+        hostport = raw
+    hostport = hostport.split("/", 1)[0]
+    host, port_text = _split_host_port(hostport)
+    if port_text is None:
+        return BindAddress(host if host is not None else "127.0.0.1", default_port)
+    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise SettingsError(f"OLLAMA_HOST: invalid port {port_text!r} in {raw!r} (expected 1-65535)")
+    return BindAddress(host or "", int(port_text))
+
+
+def _split_host_port(hostport: str) -> tuple[str | None, str | None]:
+    """Split like Go's ``net.SplitHostPort``; ``(host, None)`` when there is no port part."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise SettingsError(f"OLLAMA_HOST: missing ']' in {hostport!r}")
+        host = hostport[1:end]
+        rest = hostport[end + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise SettingsError(f"OLLAMA_HOST: unexpected {rest!r} after the address")
+        return host, rest[1:]
+    if hostport.count(":") > 1:  # a bare IPv6 literal such as ::1
+        try:
+            return str(ipaddress.IPv6Address(hostport)), None
+        except ValueError as exc:
+            raise SettingsError(f"OLLAMA_HOST: invalid address {hostport!r}") from exc
+    if ":" in hostport:
+        host, _, port = hostport.partition(":")
+        return host, port
+    return (hostport or None), None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service. Build with :meth:`from_env`; tests construct it directly."""
+
+    bind: BindAddress = field(default_factory=lambda: BindAddress("127.0.0.1", DEFAULT_OLLAMA_PORT))
+    openai_api_key: str | None = None
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    openai_base_url_set: bool = False
+    openai_organization: str | None = None
+    openai_project: str | None = None
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 600.0
+    idle_timeout: float = 300.0
+    total_timeout: float = 1800.0
+    max_connections: int = 512
+    models_ttl: float = 300.0
+    allow_unlisted_models: bool = False
+    reported_version: str = DEFAULT_REPORTED_VERSION
+    keep_alive_default: float = 300.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    log_level: str = "info"
+    catalog_path: str | None = None
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+
+    @property
+    def offline(self) -> bool:
+        """No key and no upstream URL: the CLI runs the bundled fake upstream instead."""
+        return self.openai_api_key is None and not self.openai_base_url_set
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = None
+    ) -> Settings:
+        """Read the process environment (and ``.env``, or ``FALCON_OLLAMA_ENV_FILE``) and validate it."""
+        env = dict(os.environ if environ is None else environ)
+        path = env_file or env.get("FALCON_OLLAMA_ENV_FILE") or ".env"
+        file_values = read_env_file(Path(path))
+        merged = {**file_values, **env}
+        return cls.from_mapping(merged)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        r = _Reader(env)
+        base_url = r.get("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, _parse_url)
+        catalog_path = r.get("FALCON_OLLAMA_CATALOG", None, str)
+        catalog = CatalogConfig()
+        if catalog_path:
+            try:
+                catalog = load_catalog_file(Path(catalog_path))
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"FALCON_OLLAMA_CATALOG: {exc}") from exc
+        return cls(
+            bind=parse_ollama_host(env.get("OLLAMA_HOST")),
+            openai_api_key=r.get("OPENAI_API_KEY", None, str),
+            openai_base_url=base_url,
+            openai_base_url_set=bool(env.get("OPENAI_BASE_URL", "").strip()),
+            openai_organization=r.get("OPENAI_ORGANIZATION", None, str),
+            openai_project=r.get("OPENAI_PROJECT", None, str),
+            connect_timeout=r.get("FALCON_OLLAMA_CONNECT_TIMEOUT", 10.0, _positive_float),
+            first_byte_timeout=r.get("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", 600.0, _positive_float),
+            idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", 300.0, _positive_float),
+            total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", 1800.0, _positive_float),
+            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", 512, _positive_int),
+            models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", 300.0, _non_negative_float),
+            allow_unlisted_models=r.get("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", False, _parse_bool),
+            reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),
+            keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", 300.0, _keep_alive_seconds),
+            max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", 64 * 1024 * 1024, _positive_int),
+            log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", "info", _log_level),
+            catalog_path=catalog_path,
+            catalog=catalog,
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with secrets masked, for logs and ``falcon-ollama check``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "openai_api_key":
+                value = "(set)" if value else "(not set)"
+            elif f.name == "catalog":
+                value = f"{len(value.aliases)} aliases"
+            elif isinstance(value, BindAddress):
+                value = value.gunicorn_bind
+            out[f.name] = value
+        return out
+
+
+class _Reader:
+    """Reads one variable at a time and turns a parse failure into a SettingsError naming it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _version(text: str) -> str:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"expected a version like 0.32.15, got {text!r}")
+    return text
+
+
+def _log_level(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in ("debug", "info", "warning", "error", "critical"):
+        raise ValueError(f"expected one of debug, info, warning, error, critical, got {text!r}")
+    return lowered
+
+
+def _keep_alive_seconds(text: str) -> float:
+    from falcon_ollama.durations import parse_keep_alive
+
+    return parse_keep_alive(text if not _is_number(text) else float(text))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional ``export`` and quotes.
+
+    A missing file is not an error (the file is optional); a malformed line is, with its line number.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values

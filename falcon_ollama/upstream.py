@@ -1,0 +1,247 @@
+"""The only owner of upstream connections: pool, auth headers, timeouts, and failure -> Ollama error mapping.
+
+One ``Upstream`` is built per worker by ``create_app`` and opened at ASGI start-up (so a gunicorn worker never
+inherits a pool from its parent), closed at shutdown. Callers get raw bytes: parsing the upstream's JSON is
+the translator's job, and a streamed answer is relayed chunk by chunk without this module looking inside.
+
+Every failure leaves this module as an ``OllamaError`` that already carries the status and message an Ollama
+client should see; the mapping rules live in :func:`map_status_error` and :func:`map_transport_error`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from falcon_ollama import __version__
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.settings import Settings
+
+_MAX_ERROR_MESSAGE = 400
+_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*.]{3,}|Bearer\s+\S+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    """A complete (non-streamed) upstream answer with a 2xx status."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class UpstreamStream:
+    """An open streamed answer with a 2xx status; iterate :meth:`chunks`, always :meth:`aclose`."""
+
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The raw body bytes as they arrive; transport failures become OllamaError."""
+        try:
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the response; unread to the end, the connection is dropped (which cancels the upstream)."""
+        await self._response.aclose()
+
+
+class Upstream:
+    """HTTP client for one OpenAI-compatible upstream (base URL ending in ``/v1`` or equivalent)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._base_url = settings.openai_base_url
+        headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
+        if settings.openai_api_key:
+            headers["authorization"] = f"Bearer {settings.openai_api_key}"
+        if settings.openai_organization:
+            headers["openai-organization"] = settings.openai_organization
+        if settings.openai_project:
+            headers["openai-project"] = settings.openai_project
+        self._headers = headers
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    async def start(self) -> None:
+        """Create the connection pool. Called once per worker at ASGI start-up."""
+        if self._client is not None:
+            return
+        s = self._settings
+        self._client = httpx.AsyncClient(
+            base_url=self._base_url + "/",
+            headers=self._headers,
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout,
+                read=s.idle_timeout,
+                write=s.idle_timeout,
+                pool=s.first_byte_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=s.max_connections,
+                max_keepalive_connections=s.max_connections,
+                keepalive_expiry=30.0,
+            ),
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as on-prem networks need
+            follow_redirects=False,
+        )
+
+    async def close(self) -> None:
+        """Close every pooled connection. Called at ASGI shutdown."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _require_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("Upstream.start() was not called")
+        return self._client
+
+    async def get(self, path: str, *, model: str | None = None) -> UpstreamResponse:
+        """GET ``path`` (relative to the base URL); non-2xx -> OllamaError."""
+        return await self._send("GET", path, None, model)
+
+    async def post_json(self, path: str, body: bytes, *, model: str | None = None) -> UpstreamResponse:
+        """POST a JSON body and read the whole answer; non-2xx -> OllamaError."""
+        return await self._send("POST", path, body, model)
+
+    async def _send(self, method: str, path: str, body: bytes | None, model: str | None) -> UpstreamResponse:
+        client = self._require_client()
+        headers = {"content-type": "application/json"} if body is not None else None
+        try:
+            response = await client.request(method, path.lstrip("/"), content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc) from exc
+        if response.status_code >= 300:
+            raise map_status_error(response.status_code, response.content, response.headers, model)
+        return UpstreamResponse(response.status_code, response.headers, response.content)
+
+    async def open_stream(self, path: str, body: bytes, *, model: str | None = None) -> UpstreamStream:
+        """POST a JSON body and return the open streamed answer once its head arrived with a 2xx status."""
+        client = self._require_client()
+        request = client.build_request(
+            "POST", path.lstrip("/"), content=body, headers={"content-type": "application/json"}
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc) from exc
+        if response.status_code >= 300:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await response.aclose()
+            raise map_status_error(response.status_code, content, response.headers, model)
+        return UpstreamStream(response)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The upstream's ``/models`` entries (each a dict with at least a string ``id``)."""
+        response = await self.get("models")
+        try:
+            payload = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            raise OllamaError(502, "upstream returned an invalid model list (not JSON)") from None
+        data = payload.get("data") if isinstance(payload, dict) else payload
+        if not isinstance(data, list):
+            raise OllamaError(502, "upstream returned an invalid model list (no 'data' array)")
+        return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+
+
+def map_status_error(status: int, body: bytes, headers: Mapping[str, str], model: str | None) -> OllamaError:
+    """Map an upstream non-2xx answer to what an Ollama client should see.
+
+    400 -> 400 with the upstream's message; model_not_found or 404 -> 404 ``model '<name>' not found``;
+    429 -> 429 keeping ``Retry-After``; 401/403 -> 502 saying the key was rejected (the upstream's own message
+    is dropped: OpenAI's echoes part of the key); 408/5xx/other -> 502 or 504 with a short clean message.
+    """
+    message, code = _error_message_and_code(body)
+    if code == "model_not_found" or (status == 404 and model is not None):
+        return OllamaError(404, f"model '{model}' not found" if model is not None else "not found")
+    if status in (401, 403):
+        return OllamaError(
+            502,
+            f"the upstream rejected the API key (HTTP {status}); "
+            "check OPENAI_API_KEY and the key's permissions",
+        )
+    if status == 429:
+        extra = {"Retry-After": headers["retry-after"]} if "retry-after" in headers else None
+        return OllamaError(429, message or "upstream rate limit exceeded", extra)
+    if status == 413:
+        return OllamaError(413, message or "request too large for the upstream")
+    if status == 408 or status == 504:
+        return OllamaError(504, f"the upstream timed out (HTTP {status})")
+    if 400 <= status < 500:
+        return OllamaError(400, message or f"the upstream rejected the request (HTTP {status})")
+    detail = f": {message}" if message else ""
+    return OllamaError(502, f"upstream error (HTTP {status}){detail}")
+
+
+def map_transport_error(exc: httpx.HTTPError) -> OllamaError:
+    """Connection refused, DNS and TLS failures -> 502; any timeout -> 504."""
+    if isinstance(exc, httpx.TimeoutException):
+        phase = (
+            "connecting to" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) else "waiting for"
+        )
+        return OllamaError(504, f"timed out {phase} the upstream")
+    if isinstance(exc, httpx.ConnectError):
+        return OllamaError(
+            502, f"could not connect to the upstream: {_clean(str(exc)) or type(exc).__name__}"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return OllamaError(502, "the upstream closed the connection before the answer was complete")
+    return OllamaError(502, f"upstream request failed: {type(exc).__name__}")
+
+
+def _error_message_and_code(body: bytes) -> tuple[str, str | None]:
+    """Extract a short message (and OpenAI error code) from JSON, text or HTML error bodies."""
+    if not body:
+        return "", None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        err = payload.get("error", payload)
+        if isinstance(err, dict):
+            code = err.get("code")
+            message = err.get("message") or err.get("detail") or ""
+            return _clean(str(message)), code if isinstance(code, str) else None
+        if isinstance(err, str):
+            return _clean(err), None
+        for key in ("message", "detail"):
+            if isinstance(payload.get(key), str):
+                return _clean(payload[key]), None
+        return "", None
+    title = _HTML_TITLE.search(body)
+    if title is not None:
+        return _clean(title.group(1).decode("utf-8", "replace")), None
+    if body.lstrip()[:1] == b"<":
+        return "", None
+    return _clean(body.decode("utf-8", "replace")), None
+
+
+def _clean(text: str) -> str:
+    """One line, no control characters, no key-like strings, bounded length."""
+    text = _KEY_PATTERN.sub("[redacted]", _CONTROL.sub("", " ".join(text.split())))
+    if len(text) > _MAX_ERROR_MESSAGE:
+        text = text[: _MAX_ERROR_MESSAGE - 1] + "…"
+    return text

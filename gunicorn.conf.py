@@ -1,0 +1,92 @@
+"""gunicorn configuration: the production entry point (``gunicorn -c gunicorn.conf.py``).
+
+Every value comes from the environment so the same file serves bare metal, Docker and Kubernetes. Settings
+are validated here, in the master, before any worker starts: a bad value is one line on stderr and exit 2.
+With no OPENAI_API_KEY and no OPENAI_BASE_URL, the master starts the bundled fake upstream on loopback and
+the workers use it (offline demo), exactly like ``falcon-ollama serve``.
+"""
+
+import os
+import subprocess
+import sys
+
+from falcon_ollama.cli import OFFLINE_BANNER, load_settings_or_exit
+from falcon_ollama.gunicorn_support import default_workers, free_loopback_port, wait_for_port
+
+_settings = load_settings_or_exit()
+
+# Bind where Ollama would: OLLAMA_HOST ("host:port", ":port", bare host; default 127.0.0.1:11434).
+bind = [_settings.bind.gunicorn_bind]
+
+# The ASGI app, built in each worker by a factory (no app object is shared across a fork).
+wsgi_app = "falcon_ollama.app:app_from_env()"
+
+# uvicorn's worker for gunicorn, from the uvicorn-worker package (uvicorn.workers is deprecated). It picks
+# uvloop and httptools when installed (they are: uvicorn[standard]).
+worker_class = "uvicorn_worker.UvicornWorker"
+
+# One async worker per core serves thousands of concurrent streams; more would only add context switches.
+workers = default_workers(os.environ.get("WEB_CONCURRENCY"))
+
+# preload_app stays False: each worker imports the app and opens its own upstream pool after the fork, so no
+# socket or event-loop state is ever shared between processes. Start-up cost is small (no model to load).
+preload_app = False
+
+# Keep idle client connections open longer than a typical load balancer's idle timeout (60 s), so the LB
+# never sends a request on a connection we are closing.
+keepalive = int(os.environ.get("FALCON_OLLAMA_KEEPALIVE", "75"))
+
+# On SIGTERM, in-flight streamed answers may take minutes to finish: give them this long before workers die.
+graceful_timeout = int(os.environ.get("FALCON_OLLAMA_GRACEFUL_TIMEOUT", "120"))
+
+# Worker heartbeat: async workers notify from their event loop, independent of request length.
+timeout = int(os.environ.get("FALCON_OLLAMA_WORKER_TIMEOUT", "60"))
+
+# Recycle workers now and then (bounded memory growth from fragmentation), staggered so they never all
+# restart at once.
+max_requests = int(os.environ.get("FALCON_OLLAMA_MAX_REQUESTS", "50000"))
+max_requests_jitter = int(os.environ.get("FALCON_OLLAMA_MAX_REQUESTS_JITTER", "5000"))
+
+# The heartbeat file lives on tmpfs when there is one: a disk-backed /tmp can stall workers under I/O load.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+loglevel = _settings.log_level
+accesslog = None  # our own request summary lines are the access log
+errorlog = "-"
+
+_fake_process = None
+
+
+def on_starting(server):
+    """Offline demo: start the bundled fake upstream and point the workers at it."""
+    global _fake_process
+    if not _settings.offline:
+        return
+    port = free_loopback_port()
+    _fake_process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "falcon_ollama",
+            "fake-upstream",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-delay-ms",
+            "20",
+        ],
+    )
+    wait_for_port("127.0.0.1", port, timeout=15.0)
+    url = f"http://127.0.0.1:{port}/v1"
+    os.environ["OPENAI_BASE_URL"] = url  # inherited by every worker forked after this
+    print(OFFLINE_BANNER.format(url=url), file=sys.stderr, flush=True)
+
+
+def on_exit(server):
+    if _fake_process is not None:
+        _fake_process.terminate()
+        try:
+            _fake_process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _fake_process.kill()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: install, lint, type-check, test with coverage (>= 90%).
+# Extra arguments go to pytest (e.g. scripts/run_tests.sh -k tags -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ] || [ -n "${CI:-}" ]; then
+  scripts/setup_dev.sh
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"; ruff check . && ruff format --check .
+echo "== mypy"; mypy
+echo "== pytest"
+pytest --cov=falcon_ollama --cov-report=term --cov-fail-under=90 -p no:cacheprovider "$@"

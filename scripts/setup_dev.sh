@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (Python >= 3.11) and install falcon-ollama with its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"falcon-ollama needs Python >= 3.11, this is {sys.version.split()[0]}")
+PY
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+if [ -d .git ] && [ -z "${CI:-}" ]; then
+  .venv/bin/pre-commit install >/dev/null 2>&1 || true
+fi
+echo "ready: .venv (activate with: source .venv/bin/activate)"

@@ -1,0 +1,57 @@
+"""Shared fixtures: a fake OpenAI upstream and our proxy, both real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from falcon_ollama.catalog_config import load_catalog_file
+from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
+from falcon_ollama.settings import Settings
+from tests.servers import REPO, ProxyThread
+
+EXAMPLE_CATALOG = REPO / "conf" / "models.toml"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstreamThread]:
+    with FakeUpstreamThread(FakeConfig()) as upstream:
+        yield upstream
+
+
+def proxy_settings(fake: FakeUpstreamThread, **overrides: object) -> Settings:
+    base = Settings(
+        openai_base_url=fake.base_url,
+        openai_base_url_set=True,
+        openai_api_key="sk-test-proxy-key-1234567890",
+        models_ttl=300.0,
+    )
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def start_proxy() -> Iterator[Callable[..., ProxyThread]]:
+    """Start our app (uvicorn thread) with Settings built from the fake upstream plus overrides."""
+    started: list[ProxyThread] = []
+
+    def _start(fake: FakeUpstreamThread, **overrides: object) -> ProxyThread:
+        proxy = ProxyThread(proxy_settings(fake, **overrides)).__enter__()
+        started.append(proxy)
+        return proxy
+
+    yield _start
+    for proxy in reversed(started):
+        proxy.__exit__()
+
+
+@pytest.fixture
+def proxy(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> ProxyThread:
+    """The proxy with the example catalog (aliases such as llama3.2 -> gpt-4o-mini)."""
+    return start_proxy(fake, catalog=load_catalog_file(EXAMPLE_CATALOG), catalog_path=str(EXAMPLE_CATALOG))
+
+
+def catalog_path() -> Path:
+    return EXAMPLE_CATALOG

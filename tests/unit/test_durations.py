@@ -1,0 +1,65 @@
+"""keep_alive decoding: numbers are seconds, strings are Go durations, negatives mean forever."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from falcon_ollama.durations import DurationError, format_go_duration, parse_go_duration, parse_keep_alive
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (300, 300.0),
+        (0, 0.0),
+        (1.5, 1.5),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("300ms", 0.3),
+        ("1.5h", 5400.0),
+        ("10s", 10.0),
+        ("0", 0.0),
+        ("2h45m30.5s", 9930.5),
+        ("1us", 1e-6),
+        ("+5s", 5.0),
+    ],
+)
+def test_keep_alive_values(value: object, seconds: float) -> None:
+    assert parse_keep_alive(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, "-1m", "-1s"])
+def test_negative_means_forever(value: object) -> None:
+    assert parse_keep_alive(value) == math.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "Unsupported type: 'bool'"),
+        ([1], "Unsupported type: '[]interface {}'"),
+        ({"a": 1}, "Unsupported type: 'map[string]interface {}'"),
+        ("abc", 'time: invalid duration "abc"'),
+        ("5", 'time: missing unit in duration "5"'),
+        ("5x", 'time: invalid duration "5x"'),
+        ("", 'time: invalid duration ""'),
+    ],
+)
+def test_invalid_keep_alive_uses_ollamas_wording(value: object, message: str) -> None:
+    with pytest.raises(DurationError) as info:
+        parse_keep_alive(value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(300, "5m0s"), (0, "0s"), (5400, "1h30m0s"), (1.5, "1.5s"), (math.inf, "-1"), (3661, "1h1m1s")],
+)
+def test_go_duration_format(seconds: float, text: str) -> None:
+    assert format_go_duration(seconds) == text
+
+
+def test_parse_go_duration_roundtrip() -> None:
+    assert parse_go_duration(format_go_duration(5400)) == 5400
