@@ -17,6 +17,8 @@ import falcon.asgi
 
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.logs import WarnOnce
+from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.discovery import (
     PsResource,
     RootResource,
@@ -26,6 +28,7 @@ from falcon_ollama.resources.discovery import (
     process_start_time,
 )
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
+from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
@@ -60,9 +63,16 @@ class _Lifespan:
 
 
 class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
-    """Falcon's ASGI app plus the ``services`` it was built with."""
+    """Falcon's ASGI app plus the ``services`` it was built with.
+
+    It also puts the ASGI ``receive`` callable into the request scope: the streaming relay needs it to see
+    a client disconnect (Falcon does not expose it, and uvicorn's ``send`` is silent after a disconnect)."""
 
     services: Services
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
+        scope[RECEIVE_SCOPE_KEY] = receive
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FalconOllamaApp:
@@ -89,6 +99,17 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/api/tags", TagsResource(catalog, started_at))
     app.add_route("/api/show", ShowResource(catalog, started_at, max_body))
     app.add_route("/api/ps", PsResource(services.running))
+    completion = CompletionDeps(
+        catalog=catalog,
+        running=services.running,
+        relay=Relay(upstream),
+        warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
+        max_body_bytes=max_body,
+        keep_alive_default=settings.keep_alive_default,
+        stream_usage=settings.stream_usage,
+    )
+    app.add_route("/api/chat", ChatResource(completion))
+    app.add_route("/api/generate", GenerateResource(completion))
     app.add_route("/api/pull", PullResource(catalog, max_body))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))

@@ -17,3 +17,20 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     root.setLevel(numeric)
     logging.getLogger("falcon_ollama").setLevel(numeric)
+
+
+class WarnOnce:
+    """Logs a warning the first time a key is seen in this worker, never again.
+
+    Used for Ollama options with no OpenAI equivalent: one line per option name and worker tells the operator
+    what is being dropped without a line per request."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._seen: set[str] = set()
+
+    def __call__(self, key: str, message: str) -> None:
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._logger.warning(message)

@@ -132,6 +132,10 @@ class Settings:
     idle_timeout: float = 300.0
     total_timeout: float = 1800.0
     max_connections: int = 512
+    max_retries: int = 2
+    retry_base_delay: float = 0.5
+    max_retry_wait: float = 20.0
+    stream_usage: bool = True
     models_ttl: float = 300.0
     allow_unlisted_models: bool = False
     reported_version: str = DEFAULT_REPORTED_VERSION
@@ -180,6 +184,10 @@ class Settings:
             idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", 300.0, _positive_float),
             total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", 1800.0, _positive_float),
             max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", 512, _positive_int),
+            max_retries=r.get("FALCON_OLLAMA_MAX_RETRIES", 2, _non_negative_int),
+            retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", 0.5, _non_negative_float),
+            max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", 20.0, _non_negative_float),
+            stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", True, _parse_bool),
             models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", 300.0, _non_negative_float),
             allow_unlisted_models=r.get("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", False, _parse_bool),
             reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),
@@ -242,6 +250,16 @@ def _positive_int(text: str) -> int:
         raise ValueError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {text!r}")
     return value
 
 

@@ -10,10 +10,15 @@ client should see; the mapping rules live in :func:`map_status_error` and :func:
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import logging
+import random
 import re
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -22,10 +27,62 @@ from falcon_ollama import __version__
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.settings import Settings
 
+log = logging.getLogger("falcon_ollama.upstream")
+
+T = TypeVar("T")
+
 _MAX_ERROR_MESSAGE = 400
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*.]{3,}|Bearer\s+\S+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class UpstreamError(OllamaError):
+    """An upstream failure, already mapped for the client, that remembers what retrying needs to know."""
+
+    __slots__ = ("retry_after", "retryable", "upstream_status")
+    retry_after: float | None
+    retryable: bool
+    upstream_status: int | None
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        upstream_status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, message, headers)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of 429, 5xx and connection failures, only before anything reached the client.
+
+    Exponential back-off with full jitter (``base * 2**attempt``, random in [0, that]); a ``Retry-After``
+    (or OpenAI's ``retry-after-ms``) is honoured when it is no longer than ``max_wait``; a longer one ends
+    the retries at once, so the client gets the 429 and its ``Retry-After`` without waiting for nothing."""
+
+    max_retries: int = 2
+    base_delay: float = 0.5
+    max_wait: float = 20.0
+
+    def delay(
+        self, attempt: int, error: UpstreamError, rand: Callable[[], float] = random.random
+    ) -> float | None:
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up."""
+        if attempt >= self.max_retries or not error.retryable:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_wait else None
+        return min(self.max_wait, self.base_delay * (1 << attempt)) * rand()
 
 
 @dataclass(slots=True)
@@ -63,8 +120,12 @@ class UpstreamStream:
 class Upstream:
     """HTTP client for one OpenAI-compatible upstream (base URL ending in ``/v1`` or equivalent)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
         self._settings = settings
+        self._retry = retry or RetryPolicy(
+            settings.max_retries, settings.retry_base_delay, settings.max_retry_wait
+        )
+        self.retries = 0  # retries made since start (for metrics and tests)
         self._base_url = settings.openai_base_url
         headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
         if settings.openai_api_key:
@@ -122,7 +183,26 @@ class Upstream:
         """POST a JSON body and read the whole answer; non-2xx -> OllamaError."""
         return await self._send("POST", path, body, model)
 
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        tries = 0
+        while True:
+            try:
+                return await attempt()
+            except UpstreamError as exc:
+                delay = self._retry.delay(tries, exc)
+                if delay is None:
+                    raise
+                tries += 1
+                self.retries += 1
+                log.info("upstream %s; retry %d in %.2f s", exc.upstream_status or exc.message, tries, delay)
+                await asyncio.sleep(delay)
+
     async def _send(self, method: str, path: str, body: bytes | None, model: str | None) -> UpstreamResponse:
+        return await self._with_retries(lambda: self._send_once(method, path, body, model))
+
+    async def _send_once(
+        self, method: str, path: str, body: bytes | None, model: str | None
+    ) -> UpstreamResponse:
         client = self._require_client()
         headers = {"content-type": "application/json"} if body is not None else None
         try:
@@ -134,7 +214,12 @@ class Upstream:
         return UpstreamResponse(response.status_code, response.headers, response.content)
 
     async def open_stream(self, path: str, body: bytes, *, model: str | None = None) -> UpstreamStream:
-        """POST a JSON body and return the open streamed answer once its head arrived with a 2xx status."""
+        """POST a JSON body and return the open streamed answer once its head arrived with a 2xx status.
+
+        Failures before that point are retried (nothing has reached the client yet); after it, never."""
+        return await self._with_retries(lambda: self._open_stream_once(path, body, model))
+
+    async def _open_stream_once(self, path: str, body: bytes, model: str | None) -> UpstreamStream:
         client = self._require_client()
         request = client.build_request(
             "POST", path.lstrip("/"), content=body, headers={"content-type": "application/json"}
@@ -166,7 +251,44 @@ class Upstream:
         return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
 
 
-def map_status_error(status: int, body: bytes, headers: Mapping[str, str], model: str | None) -> OllamaError:
+def map_status_error(
+    status: int, body: bytes, headers: Mapping[str, str], model: str | None
+) -> UpstreamError:
+    """Map an upstream non-2xx answer (see :func:`_map_status`) and note whether a retry may help."""
+    mapped = _map_status(status, body, headers, model)
+    return UpstreamError(
+        mapped.status,
+        mapped.message,
+        mapped.headers,
+        upstream_status=status,
+        retryable=status in _RETRY_STATUSES,
+        retry_after=parse_retry_after(headers),
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from ``retry-after-ms`` (OpenAI), or ``Retry-After`` as seconds or an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def _map_status(status: int, body: bytes, headers: Mapping[str, str], model: str | None) -> OllamaError:
     """Map an upstream non-2xx answer to what an Ollama client should see.
 
     400 -> 400 with the upstream's message; model_not_found or 404 -> 404 ``model '<name>' not found``;

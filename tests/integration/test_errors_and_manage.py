@@ -82,13 +82,13 @@ def test_body_over_the_limit_is_413(
 @pytest.mark.parametrize(
     ("fault", "status", "fragment"),
     [
-        (Fault(kind="status", status=500), 502, "upstream error (HTTP 500)"),
-        (Fault(kind="status", status=503), 502, "upstream error (HTTP 503)"),
+        (Fault(kind="status", status=500, times=10), 502, "upstream error (HTTP 500)"),
+        (Fault(kind="status", status=503, times=10), 502, "upstream error (HTTP 503)"),
         (Fault(kind="status", status=401), 502, "rejected the API key"),
         (Fault(kind="status", status=403), 502, "rejected the API key"),
-        (Fault(kind="html", status=502), 502, "502 Bad Gateway"),
-        (Fault(kind="text", status=500, body=b"upstream exploded"), 502, "upstream exploded"),
-        (Fault(kind="close"), 502, "upstream"),
+        (Fault(kind="html", status=502, times=10), 502, "502 Bad Gateway"),
+        (Fault(kind="text", status=500, body=b"upstream exploded", times=10), 502, "upstream exploded"),
+        (Fault(kind="close", times=10), 502, "upstream"),
     ],
 )
 def test_upstream_failures_map_to_ollama_errors(
@@ -99,7 +99,7 @@ def test_upstream_failures_map_to_ollama_errors(
     fragment: str,
 ) -> None:
     fake.script(fault)
-    proxy = start_proxy(fake)
+    proxy = start_proxy(fake, retry_base_delay=0.01)
     message = assert_ollama_error(httpx.get(proxy.url + "/api/tags"), status)
     assert fragment in message
     assert "sk-" not in message
@@ -108,11 +108,39 @@ def test_upstream_failures_map_to_ollama_errors(
 def test_rate_limit_keeps_status_and_retry_after(
     fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
 ) -> None:
-    fake.script(Fault(kind="status", status=429, headers={"Retry-After": "3"}))
-    proxy = start_proxy(fake)
+    # A Retry-After beyond the longest wait we accept ends the retries at once: the client decides.
+    fake.script(Fault(kind="status", status=429, headers={"Retry-After": "30"}, times=10))
+    proxy = start_proxy(fake, max_retry_wait=5.0)
     resp = httpx.get(proxy.url + "/api/tags")
     assert_ollama_error(resp, 429)
-    assert resp.headers["retry-after"] == "3"
+    assert resp.headers["retry-after"] == "30"
+    assert sum(1 for r in fake.requests if r.path.endswith("/models")) == 1
+
+
+def test_rate_limit_with_short_retry_after_is_retried(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    fake.script(Fault(kind="status", status=429, headers={"Retry-After": "0.2"}, times=1))
+    proxy = start_proxy(fake)
+    assert httpx.get(proxy.url + "/api/tags").status_code == 200
+    assert sum(1 for r in fake.requests if r.path.endswith("/models")) == 2
+
+
+def test_server_errors_recover_after_retries(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    fake.script(Fault(kind="status", status=503, times=2))
+    proxy = start_proxy(fake, retry_base_delay=0.01, max_retries=2)
+    assert httpx.get(proxy.url + "/api/tags").status_code == 200
+    assert sum(1 for r in fake.requests if r.path.endswith("/models")) == 3
+    assert proxy.app.services.upstream.retries == 2
+
+
+def test_retries_are_bounded(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:
+    fake.script(Fault(kind="status", status=500, times=100))
+    proxy = start_proxy(fake, retry_base_delay=0.01, max_retries=3)
+    assert httpx.get(proxy.url + "/api/tags").status_code == 502
+    assert sum(1 for r in fake.requests if r.path.endswith("/models")) == 4
 
 
 def test_rejected_key_is_not_echoed(start_proxy: Callable[..., ProxyThread]) -> None:
@@ -133,13 +161,13 @@ def test_key_is_sent_as_bearer(fake: FakeUpstreamThread, proxy: ProxyThread) -> 
 
 
 def test_connection_refused_is_502(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:
-    proxy = start_proxy(fake, openai_base_url=f"http://127.0.0.1:{free_port()}/v1")
+    proxy = start_proxy(fake, openai_base_url=f"http://127.0.0.1:{free_port()}/v1", retry_base_delay=0.01)
     message = assert_ollama_error(httpx.get(proxy.url + "/api/tags"), 502)
     assert "could not connect" in message
 
 
 def test_dns_failure_is_502(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:
-    proxy = start_proxy(fake, openai_base_url="http://no-such-host.invalid/v1")
+    proxy = start_proxy(fake, openai_base_url="http://no-such-host.invalid/v1", max_retries=0)
     assert_ollama_error(httpx.get(proxy.url + "/api/tags"), 502)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -81,6 +80,13 @@ CASES: list[tuple[str, list[bytes], list[bytes], list[bytes]]] = [
     ("openai json", [b"data: " + JSON + b"\n\n"], [JSON], []),
     ("several in one chunk", [b"data: a\n\ndata: b\n\ndata: c\n\n"], [b"a", b"b", b"c"], []),
     ("crlf", [b"data: a\r\n\r\ndata: b\r\n\r\n"], [b"a", b"b"], []),
+    ("crlf, one event per chunk", [b"data: a\r\n\r\n", b"data: b\r\n\r\n"], [b"a", b"b"], []),
+    ("crlf, lf inside", [b"data: a\nb\r\n\r\n"], [b"a"], []),
+    ("crlf, two data lines", [b"data: a\r\ndata: b\r\n\r\n"], [b"a\nb"], []),
+    ("crlf, no space", [b"data:a\r\n\r\n"], [b"a"], []),
+    ("crlf, lone cr inside", [b"data: a\rb\r\n\r\n"], [b"a"], []),
+    ("crlf, other field", [b"event: a\r\n\r\n"], [], []),
+    ("crlf, after a tail", [b"data: a", b"b\r\n\r\n"], [b"ab"], []),
     ("lone cr", [b"data: a\r\rdata: b\r\r"], [b"a", b"b"], []),
     ("mixed endings", [b"data: a\r\n\rdata: b\n\r\ndata: c\rdata: d\r\n\n"], [b"a", b"b", b"c\nd"], []),
     ("cr then crlf", [b"data: a\r\r\n"], [b"a"], []),
@@ -182,20 +188,12 @@ def test_large_event_split_into_many_chunks() -> None:
     assert decode(split_at(stream, range(0, len(stream), 1000))) == [payload, b"[DONE]"]
 
 
-def test_incremental_cost_is_linear() -> None:
-    """A big event arriving in small pieces must not be rescanned or recopied on every piece.
-
-    A quadratic implementation needs tens of gigabytes of scanning/copying here (minutes); the
-    linear one takes well under a second even on a slow machine, so the bound is generous.
-    """
+def test_big_event_in_small_pieces() -> None:
+    """A 2 MiB event arriving in 61-byte pieces decodes whole (its cost is measured in bench_sse.py)."""
     lines = [b"data: " + b"%058d" % i for i in range(32_768)]  # 64-byte lines, 2 MiB event
     stream = b"\n".join(lines) + b"\n\n"
     chunks = split_at(stream, range(0, len(stream), 61))
-    started = time.perf_counter()
-    result = decode(chunks)
-    elapsed = time.perf_counter() - started
-    assert result == [b"\n".join(line[6:] for line in lines)]
-    assert elapsed < 5.0
+    assert decode(chunks) == [b"\n".join(line[6:] for line in lines)]
 
 
 # --------------------------------------------------------------------------- size limit
@@ -231,7 +229,7 @@ def test_limit_is_inclusive_and_measured_on_the_event() -> None:
         assert decode([stream], max_event_bytes=32) == [b"x" * 26]
         assert decode(bytewise(stream), max_event_bytes=32) == [b"x" * 26]
     over = b"data: " + b"x" * 27
-    for stream in (over + b"\n\n", over + b"\n", over):
+    for stream in (over + b"\n\n", over + b"\r\n\r\n", over + b"\n", over):
         for chunks in ([stream], bytewise(stream)):
             with pytest.raises(SSEError):
                 decode(chunks, max_event_bytes=32)

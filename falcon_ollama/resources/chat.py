@@ -1,0 +1,131 @@
+"""``POST /api/chat`` and ``POST /api/generate``: validate, resolve the model, translate, relay.
+
+The order of checks follows Ollama's handlers: body, model name, model lookup (404), the load/unload reply
+for an empty conversation, then the translation's own checks (capabilities, think, options).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import falcon
+import falcon.asgi
+
+from falcon_ollama.catalog import Catalog, ModelEntry
+from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.logs import WarnOnce
+from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.relay import Relay
+from falcon_ollama.running import RunningModels
+from falcon_ollama.translate.chat_request import ChatPlan, chat_to_openai, generate_to_openai, parse_common
+from falcon_ollama.wire import now_rfc3339
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionDeps:
+    """The collaborators and settings chat and generate share."""
+
+    catalog: Catalog
+    running: RunningModels
+    relay: Relay
+    warn_once: WarnOnce
+    max_body_bytes: int
+    keep_alive_default: float
+    stream_usage: bool
+
+
+class _Completion:
+    """What chat and generate share: the load/unload reply, the warnings, the relay."""
+
+    def __init__(self, deps: CompletionDeps) -> None:
+        self._catalog = deps.catalog
+        self._running = deps.running
+        self._relay = deps.relay
+        self._warn_once = deps.warn_once
+        self._max_body = deps.max_body_bytes
+        self._keep_alive_default = deps.keep_alive_default
+        self._stream_usage = deps.stream_usage
+
+    def _load_reply(
+        self,
+        resp: falcon.asgi.Response,
+        entry: ModelEntry,
+        requested: str,
+        keep_alive: float | None,
+        *,
+        chat: bool,
+    ) -> None:
+        """Ollama's reply to an empty conversation: the model is "loaded" ("unloaded" with keep_alive 0)."""
+        if keep_alive == 0:
+            self._running.unload(entry)
+            reason = "unload"
+        else:
+            self._running.touch(entry, self._keep_alive_default if keep_alive is None else keep_alive)
+            reason = "load"
+        payload: dict[str, object] = {"model": requested, "created_at": now_rfc3339()}
+        if chat:
+            payload["message"] = {"role": "assistant", "content": ""}
+        else:
+            payload["response"] = ""
+        payload["done_reason"] = reason
+        payload["done"] = True
+        send_json(resp, payload)
+
+    def _warn_dropped(self, plan: ChatPlan) -> None:
+        for name in plan.dropped:
+            self._warn_once(
+                name, f"ignoring Ollama option {name!r}: it has no equivalent in the OpenAI API (logged once)"
+            )
+
+
+class ChatResource(_Completion):
+    """``POST /api/chat``."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await read_json_object(req, self._max_body)
+        name = model_field(body)
+        if not name:
+            raise OllamaError(400, "model is required")
+        entry = await self._catalog.resolve(name)
+        messages = body.get("messages")
+        if not messages:
+            if messages is not None and not isinstance(messages, list):
+                raise OllamaError(400, "invalid value for 'messages': expected an array")
+            self._load_reply(resp, entry, name, parse_common(body).keep_alive, chat=True)
+            return
+        plan = chat_to_openai(body, entry, name, include_usage=self._stream_usage)
+        self._warn_dropped(plan)
+        self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
+        await self._relay.respond(req, resp, plan, model=name, kind="chat")
+
+
+class GenerateResource(_Completion):
+    """``POST /api/generate``."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await read_json_object(req, self._max_body)
+        name = model_field(body)
+        if not name:
+            raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here
+        entry = await self._catalog.resolve(name)
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise OllamaError(400, "invalid value for 'prompt': expected a string")
+        if not prompt and not body.get("suffix"):
+            common = parse_common(body)
+            if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
+                raise OllamaError(400, "raw mode does not support template, system, or context")
+            self._load_reply(resp, entry, name, common.keep_alive, chat=False)
+            return
+        plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage)
+        self._warn_dropped(plan)
+        self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
+        await self._relay.respond(req, resp, plan, model=name, kind="generate")
+
+
+def _keep_alive(body: dict[str, object], default: float) -> float:
+    """The request's keep_alive (already validated by the translation), or the configured default."""
+    from falcon_ollama.durations import parse_keep_alive
+
+    value = body.get("keep_alive")
+    return default if value is None else parse_keep_alive(value)

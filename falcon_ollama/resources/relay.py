@@ -1,0 +1,159 @@
+"""Sends a translated request upstream and relays the answer to the client, chunk by chunk.
+
+The way of a streamed answer: upstream bytes -> ``SSEDecoder`` (events) -> ``StreamTranslator`` (NDJSON
+lines) -> one ASGI write per upstream read. Nothing is buffered beyond the event being decoded.
+
+Client disconnects: uvicorn's ``send`` silently does nothing once the client is gone, so without help we
+would keep reading (and paying for) tokens nobody reads. A watcher task waits on ASGI ``receive`` for
+``http.disconnect``. Before the response starts it cancels the request (the upstream call in progress,
+or the back-off sleep between retries, is abandoned and its connection closed); once streaming, it closes
+the upstream connection, which ends the relay's pending read at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import falcon.asgi
+import orjson
+
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.resources.common import send_json
+from falcon_ollama.sse import SSEDecoder, SSEError
+from falcon_ollama.translate.chat_request import ChatPlan
+from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
+from falcon_ollama.upstream import Upstream, UpstreamStream
+from falcon_ollama.wire import NDJSON_CONTENT_TYPE, error_body
+
+log = logging.getLogger("falcon_ollama.relay")
+
+RECEIVE_SCOPE_KEY = "falcon_ollama.receive"
+
+
+class ClientGone(Exception):
+    """The client disconnected before the response started; nothing more to do."""
+
+
+class DisconnectWatcher:
+    """Watches ASGI ``receive`` for ``http.disconnect`` while the request body has been read."""
+
+    __slots__ = ("_on_disconnect", "_target", "_watch", "disconnected")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]] | None) -> None:
+        self.disconnected = False
+        self._target = asyncio.current_task()
+        self._on_disconnect: Callable[[], Awaitable[None]] | None = None
+        self._watch = asyncio.get_running_loop().create_task(self._run(receive)) if receive else None
+
+    async def _run(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        while True:
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                break
+        self.disconnected = True
+        if self._on_disconnect is not None:
+            await self._on_disconnect()
+        elif self._target is not None:
+            self._target.cancel()
+
+    def on_disconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """From now on, a disconnect runs ``callback`` instead of cancelling the request task."""
+        self._on_disconnect = callback
+
+    def stop(self) -> None:
+        if self._watch is not None and not self._watch.done():
+            self._watch.cancel()
+
+
+class Relay:
+    """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    async def respond(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        plan: ChatPlan,
+        *,
+        model: str,
+        kind: Kind,
+    ) -> None:
+        started = time.monotonic_ns()
+        body = orjson.dumps(plan.body)
+        kind = "completions" if plan.path == "completions" else kind
+        watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        try:
+            if not plan.stream:
+                answer = await self._upstream.post_json(plan.path, body, model=model)
+                watcher.stop()
+                send_json(
+                    resp,
+                    completion_to_ollama(
+                        answer.body,
+                        model=model,
+                        kind=kind,
+                        emit_thinking=plan.emit_thinking,
+                        logprobs=plan.logprobs,
+                        started_ns=started,
+                        prompt_chars=plan.prompt_chars,
+                        history=plan.history,
+                    ),
+                )
+                return
+            stream = await self._upstream.open_stream(plan.path, body, model=model)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if watcher.disconnected and task is not None:
+                task.uncancel()
+                log.info("client disconnected before the upstream answered; request abandoned")
+                resp.status = 499
+                return
+            raise
+        except BaseException:
+            watcher.stop()
+            raise
+        watcher.on_disconnect(stream.aclose)
+        translator = StreamTranslator(
+            model=model,
+            kind=kind,
+            emit_thinking=plan.emit_thinking,
+            logprobs=plan.logprobs,
+            started_ns=started,
+            prompt_chars=plan.prompt_chars,
+            history=plan.history,
+        )
+        resp.content_type = NDJSON_CONTENT_TYPE
+        resp.stream = self._relay(stream, translator, watcher)
+
+    async def _relay(
+        self, stream: UpstreamStream, translator: StreamTranslator, watcher: DisconnectWatcher
+    ) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder()
+        try:
+            async for chunk in stream.chunks():
+                lines = [translator.feed(payload) for payload in decoder.feed(chunk)]
+                out = b"".join(lines)
+                if out:
+                    yield out
+            lines = [translator.feed(payload) for payload in decoder.flush()]
+            yield b"".join(lines) + translator.finish()
+        except (OllamaError, SSEError) as exc:
+            if watcher.disconnected:
+                log.info("client disconnected mid-stream; upstream request cancelled")
+                return
+            message = (
+                exc.message if isinstance(exc, OllamaError) else f"the upstream stream is invalid: {exc}"
+            )
+            log.warning("stream failed after the first byte: %s", message)
+            yield error_body(message) + b"\n"
+        finally:
+            watcher.stop()
+            with contextlib.suppress(Exception):
+                await stream.aclose()

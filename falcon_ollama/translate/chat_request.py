@@ -1,0 +1,401 @@
+"""Ollama ``/api/chat`` and ``/api/generate`` requests -> an OpenAI chat completion request. Pure functions.
+
+Each rule here mirrors one line of the mapping table in docs/api.md. Validation happens on the way: a field
+of the wrong type is a 400 naming it, with Ollama's own wording where Ollama has one (``think``,
+``keep_alive``, ``top_logprobs``, options, capability errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from falcon_ollama.catalog import ModelEntry
+from falcon_ollama.durations import DurationError, parse_keep_alive
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.translate.context import decode_context
+from falcon_ollama.translate.images import image_data_uri
+from falcon_ollama.translate.options import map_options
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+JSON_INSTRUCTION = "Respond with a JSON object."
+
+
+@dataclass(slots=True)
+class ChatPlan:
+    """Everything the resource needs to send the request and translate the answer back."""
+
+    path: str  # "chat/completions" or "completions"
+    body: dict[str, Any]
+    stream: bool
+    emit_thinking: bool
+    logprobs: bool
+    prompt_chars: int
+    dropped: list[str] = field(default_factory=list)  # options/fields we could not honour (warned once)
+    history: list[dict[str, str]] | None = None  # generate: text conversation, for the returned context
+
+
+@dataclass(slots=True)
+class Common:
+    """Fields shared by chat and generate, validated."""
+
+    stream: bool
+    keep_alive: float | None
+    think: bool | str | None
+    logprobs: bool
+    top_logprobs: int | None
+
+
+def parse_common(body: dict[str, Any]) -> Common:
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise OllamaError(400, "invalid value for 'stream': expected true or false")
+    keep_alive: float | None = None
+    if body.get("keep_alive") is not None:
+        try:
+            keep_alive = parse_keep_alive(body["keep_alive"])
+        except DurationError as exc:
+            raise OllamaError(400, str(exc)) from None
+    think = body.get("think")
+    if think is not None and not isinstance(think, bool) and think not in THINK_LEVELS:
+        shown = f'"{think}"' if isinstance(think, str) else str(think)
+        raise OllamaError(
+            400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)'
+        )
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise OllamaError(400, "invalid value for 'logprobs': expected true or false")
+    top = body.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
+        raise OllamaError(400, "top_logprobs must be between 0 and 20")
+    return Common(stream is not False, keep_alive, think, bool(logprobs), top)
+
+
+def chat_to_openai(
+    body: dict[str, Any], entry: ModelEntry, requested: str, *, include_usage: bool
+) -> ChatPlan:
+    """Build the upstream request for ``/api/chat`` (messages already known to be non-empty)."""
+    common = parse_common(body)
+    _check_chat_capabilities(entry, requested, common, body)
+    messages, prompt_chars = _messages(body.get("messages"))
+    plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
+    tools = _tools(body.get("tools"))
+    if tools:
+        if "tools" not in entry.facts.capabilities:
+            raise OllamaError(400, f"{entry.name} does not support tools")
+        plan.body["tools"] = tools
+    return plan
+
+
+def generate_to_openai(
+    body: dict[str, Any], entry: ModelEntry, requested: str, *, include_usage: bool
+) -> ChatPlan:
+    """Build the upstream request for ``/api/generate`` (prompt already known to be non-empty)."""
+    common = parse_common(body)
+    prompt = _str_field(body, "prompt")
+    system = _str_field(body, "system")
+    suffix = _str_field(body, "suffix")
+    template = _str_field(body, "template")
+    raw = body.get("raw")
+    if raw is not None and not isinstance(raw, bool):
+        raise OllamaError(400, "invalid value for 'raw': expected true or false")
+    context = body.get("context")
+    if raw and (template or system or context):
+        raise OllamaError(400, "raw mode does not support template, system, or context")
+    caps = entry.facts.capabilities
+    if "completion" not in caps:
+        raise OllamaError(400, f'"{requested}" does not support generate')
+    _check_think(entry, requested, common)
+    dropped: list[str] = []
+    if template:
+        dropped.append("template")
+    if suffix:
+        if "insert" not in caps:
+            raise OllamaError(400, f"{entry.name} does not support insert")
+        return _completions_plan(body, entry, common, prompt, suffix, include_usage, dropped)
+
+    history: list[dict[str, str]] = []
+    if context is not None:
+        previous = decode_context(context)
+        if previous is None:
+            dropped.append("context (not written by falcon-ollama)")
+        else:
+            history = previous
+    if system:
+        history = [m for m in history if m["role"] != "system"]
+        history.insert(0, {"role": "system", "content": system})
+    messages: list[dict[str, Any]] = [dict(m) for m in history]
+    user: dict[str, Any] = {"role": "user", "content": prompt}
+    images = body.get("images")
+    if images:
+        user["content"] = _with_images(prompt, images)
+    messages.append(user)
+    prompt_chars = sum(len(m["content"]) for m in history) + len(prompt)
+    plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
+    plan.dropped[:0] = dropped
+    plan.history = [*history, {"role": "user", "content": prompt}]
+    return plan
+
+
+def _base_plan(
+    body: dict[str, Any],
+    entry: ModelEntry,
+    requested: str,
+    common: Common,
+    messages: list[dict[str, Any]],
+    prompt_chars: int,
+    include_usage: bool,
+) -> ChatPlan:
+    facts = entry.facts
+    mapped = map_options(body.get("options"), reasoning=facts.reasoning)
+    out: dict[str, Any] = {"model": entry.upstream_id, "messages": messages, "stream": common.stream}
+    if common.stream and include_usage:
+        out["stream_options"] = {"include_usage": True}
+    out.update(mapped.params)
+    fmt = _response_format(body.get("format"), messages)
+    if fmt is not None:
+        out["response_format"] = fmt
+    effort = _reasoning_effort(entry, common.think)
+    if effort is not None:
+        out["reasoning_effort"] = effort
+    dropped = list(mapped.dropped)
+    if common.logprobs:
+        if facts.reasoning:
+            dropped.append("logprobs (not supported by reasoning models)")
+        else:
+            out["logprobs"] = True
+            if common.top_logprobs:
+                out["top_logprobs"] = common.top_logprobs
+    emit_thinking = common.think is not False and "thinking" in facts.capabilities
+    return ChatPlan(
+        path="chat/completions",
+        body=out,
+        stream=common.stream,
+        emit_thinking=emit_thinking,
+        logprobs="logprobs" in out,
+        prompt_chars=prompt_chars,
+        dropped=dropped,
+    )
+
+
+def _completions_plan(
+    body: dict[str, Any],
+    entry: ModelEntry,
+    common: Common,
+    prompt: str,
+    suffix: str,
+    include_usage: bool,
+    dropped: list[str],
+) -> ChatPlan:
+    """Fill-in-the-middle: ``/v1/completions`` with ``suffix`` for models the catalog marks ``insert``."""
+    mapped = map_options(body.get("options"), reasoning=False)
+    params = dict(mapped.params)
+    if "max_completion_tokens" in params:
+        params["max_tokens"] = params.pop("max_completion_tokens")
+    out: dict[str, Any] = {
+        "model": entry.upstream_id,
+        "prompt": prompt,
+        "suffix": suffix,
+        "stream": common.stream,
+    }
+    if common.stream and include_usage:
+        out["stream_options"] = {"include_usage": True}
+    out.update(params)
+    return ChatPlan(
+        path="completions",
+        body=out,
+        stream=common.stream,
+        emit_thinking=False,
+        logprobs=False,
+        prompt_chars=len(prompt) + len(suffix),
+        dropped=[*dropped, *mapped.dropped],
+    )
+
+
+def _check_chat_capabilities(entry: ModelEntry, requested: str, common: Common, body: dict[str, Any]) -> None:
+    if "completion" not in entry.facts.capabilities:
+        raise OllamaError(400, f'"{requested}" does not support chat')
+    _check_think(entry, requested, common)
+
+
+def _check_think(entry: ModelEntry, requested: str, common: Common) -> None:
+    if common.think not in (None, False) and "thinking" not in entry.facts.capabilities:
+        raise OllamaError(400, f'"{requested}" does not support thinking')
+
+
+def _reasoning_effort(entry: ModelEntry, think: bool | str | None) -> str | None:
+    """Only for reasoning models, and only what the client asked for: levels map 1:1 (``max`` -> ``high``);
+    ``false`` asks gpt-5 models for ``minimal`` (o-series cannot switch reasoning off); ``true`` and unset
+    leave the upstream's default."""
+    if not entry.facts.reasoning or think is None or think is True:
+        return None
+    if think is False:
+        return "minimal" if entry.upstream_id.lower().rsplit("/", 1)[-1].startswith("gpt-5") else None
+    return "high" if think == "max" else str(think)
+
+
+def _response_format(fmt: object, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if fmt is None or fmt == "":
+        return None
+    if fmt == "json":
+        # The OpenAI API refuses JSON mode unless a message mentions JSON; Ollama has no such rule, so a
+        # short system instruction is added when no message does.
+        if not any("json" in _text_of(m).lower() for m in messages):
+            messages.insert(0, {"role": "system", "content": JSON_INSTRUCTION})
+        return {"type": "json_object"}
+    if isinstance(fmt, dict):
+        if not fmt:
+            raise OllamaError(400, 'invalid format: expected "json" or a valid JSON schema')
+        name = fmt.get("title") if isinstance(fmt.get("title"), str) else "response"
+        safe_name = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))[:64] or "response"
+        return {"type": "json_schema", "json_schema": {"name": safe_name, "schema": fmt, "strict": False}}
+    raise OllamaError(400, 'invalid format: expected "json" or a valid JSON schema')
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _str_field(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise OllamaError(400, f"invalid value for '{key}': expected a string")
+    return value
+
+
+def _with_images(text: str, images: object) -> list[dict[str, Any]]:
+    if not isinstance(images, list):
+        raise OllamaError(400, "invalid value for 'images': expected an array of base64 strings")
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts.extend(
+        {"type": "image_url", "image_url": {"url": image_data_uri(image, i)}}
+        for i, image in enumerate(images)
+    )
+    return parts
+
+
+def synthesized_call_id(message_index: int, call_index: int, name: str) -> str:
+    """A stable id for a tool call the client sent without one (same history -> same ids)."""
+    digest = hashlib.sha256(f"{message_index}:{call_index}:{name}".encode()).hexdigest()[:24]
+    return f"call_{digest}"
+
+
+def _messages(raw: object) -> tuple[list[dict[str, Any]], int]:
+    """Ollama messages -> OpenAI messages; returns them and the number of text characters (for estimates)."""
+    if not isinstance(raw, list):
+        raise OllamaError(400, "invalid value for 'messages': expected an array")
+    out: list[dict[str, Any]] = []
+    chars = 0
+    # Tool calls the assistant made that no tool message has answered yet: (id, name), in order.
+    pending: list[tuple[str, str]] = []
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise OllamaError(400, f"invalid value for 'messages[{i}]': expected an object")
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise OllamaError(400, f"invalid value for 'messages[{i}].role': expected a string")
+        role = role.lower()
+        content = message.get("content")
+        if content is None:
+            content = ""
+        elif not isinstance(content, str):
+            raise OllamaError(400, f"invalid value for 'messages[{i}].content': expected a string")
+        chars += len(content)
+        if role == "tool":
+            out.append(_tool_message(message, content, pending, i))
+            continue
+        converted: dict[str, Any] = {"role": role, "content": content}
+        images = message.get("images")
+        if images:
+            converted["content"] = _with_images(content, images)
+        if role == "assistant":
+            calls = _assistant_tool_calls(message.get("tool_calls"), i)
+            if calls:
+                converted["tool_calls"] = calls
+                pending = [(c["id"], c["function"]["name"]) for c in calls]
+            # thinking in history is dropped: the OpenAI API has no input field for it
+        out.append(converted)
+    return out, chars
+
+
+def _assistant_tool_calls(raw: object, message_index: int) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise OllamaError(400, f"invalid value for 'messages[{message_index}].tool_calls': expected an array")
+    calls: list[dict[str, Any]] = []
+    for j, call in enumerate(raw):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise OllamaError(
+                400,
+                f"invalid value for 'messages[{message_index}].tool_calls[{j}]': expected a function call",
+            )
+        name = function["name"]
+        arguments = function.get("arguments")
+        if arguments is None:
+            arguments = {}
+        arguments_text = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+        call_id = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else None
+        calls.append(
+            {
+                "id": call_id or synthesized_call_id(message_index, j, name),
+                "type": "function",
+                "function": {"name": name, "arguments": arguments_text},
+            }
+        )
+    return calls
+
+
+def _tool_message(
+    message: dict[str, Any], content: str, pending: list[tuple[str, str]], index: int
+) -> dict[str, Any]:
+    """A tool result needs the id of the call it answers: the client's ``tool_call_id``, else the first
+    unanswered call with the same ``tool_name``, else the first unanswered call. A result that answers no
+    call at all cannot be sent as a tool message (the OpenAI API rejects it) and becomes a user message."""
+    call_id = message.get("tool_call_id")
+    name = message.get("tool_name") or message.get("name")
+    chosen: tuple[str, str] | None = None
+    if isinstance(call_id, str) and call_id:
+        chosen = next((p for p in pending if p[0] == call_id), (call_id, name or ""))
+    elif pending:
+        chosen = next((p for p in pending if isinstance(name, str) and p[1] == name), pending[0])
+    if chosen is None:
+        label = f" from {name}" if isinstance(name, str) and name else ""
+        return {"role": "user", "content": f"Tool result{label}:\n{content}"}
+    if chosen in pending:
+        pending.remove(chosen)
+    return {"role": "tool", "tool_call_id": chosen[0], "content": content}
+
+
+def _tools(raw: object) -> list[dict[str, Any]]:
+    """Ollama tool definitions are OpenAI's shape; drop nulls Go clients add (``"items": null``)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise OllamaError(400, "invalid value for 'tools': expected an array")
+    tools: list[dict[str, Any]] = []
+    for i, tool in enumerate(raw):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise OllamaError(400, f"invalid value for 'tools[{i}]': expected a function tool")
+        tools.append({"type": "function", "function": _drop_nulls(function)})
+    return tools
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value

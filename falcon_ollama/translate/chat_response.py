@@ -1,0 +1,375 @@
+"""OpenAI chat completion answers -> Ollama chat/generate responses. Pure: bytes and clock readings in.
+
+Streaming: :class:`StreamTranslator` turns each upstream SSE ``data`` payload into zero or one NDJSON line at
+once (content and thinking are never held back), assembles tool-call fragments per index and emits the
+complete calls (arguments as an object, ids kept) before the final chunk, and :meth:`finish` writes the
+final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk still get counts:
+the number of deltas relayed and an estimate of the prompt (characters / 4). A stream that ends with neither
+``finish_reason`` nor ``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.translate.context import encode_context
+from falcon_ollama.wire import now_rfc3339
+
+Kind = Literal["chat", "generate", "completions"]
+
+DONE = b"[DONE]"
+# finish_reason -> done_reason. Ollama reports tool calls as "stop"; it has nothing for content filtering.
+_DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "function_call": "stop"}
+
+
+class StreamIncomplete(OllamaError):
+    """The upstream stream ended before the answer was complete."""
+
+    def __init__(self) -> None:
+        super().__init__(502, "the upstream stream ended before the answer was complete")
+
+
+@dataclass(slots=True)
+class _ToolCallParts:
+    id: str | None = None
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ToolCallAssembler:
+    """Collects OpenAI tool-call fragments (streamed per ``index``, or whole) into complete calls."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: dict[int, _ToolCallParts] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def add(self, calls: list[Any]) -> None:
+        for call in calls:
+            if not isinstance(call, dict):
+                continue
+            index = call.get("index")
+            call_id = call.get("id") if isinstance(call.get("id"), str) else None
+            if not isinstance(index, int):
+                known = next((i for i, p in self._calls.items() if call_id and p.id == call_id), None)
+                index = known if known is not None else (len(self._calls) if call_id else 0)
+            parts = self._calls.setdefault(index, _ToolCallParts())
+            if call_id and not parts.id:
+                parts.id = call_id
+            function = call.get("function")
+            if isinstance(function, dict):
+                name = function.get("name")
+                if isinstance(name, str) and name and not parts.name:
+                    parts.name = name  # some servers repeat the name in every fragment: keep the first
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    parts.arguments.append(arguments)
+                elif isinstance(arguments, dict):
+                    parts.arguments.append(orjson.dumps(arguments).decode())
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The assembled calls in Ollama's shape (``function.index``, ``arguments`` as an object)."""
+        out: list[dict[str, Any]] = []
+        for position, index in enumerate(sorted(self._calls)):
+            parts = self._calls[index]
+            call: dict[str, Any] = {}
+            if parts.id:
+                call["id"] = parts.id
+            call["function"] = {
+                "index": position,
+                "name": parts.name,
+                "arguments": parse_tool_arguments("".join(parts.arguments)),
+            }
+            out.append(call)
+        return out
+
+
+def done_reason(finish_reason: object) -> str:
+    return _DONE_REASONS.get(finish_reason, "stop") if isinstance(finish_reason, str) else "stop"
+
+
+def upstream_error_message(payload: dict[str, Any]) -> str:
+    """The message of an error object some upstreams send inside a stream (OpenRouter, vLLM)."""
+    err = payload.get("error")
+    if isinstance(err, dict):
+        message = err.get("message")
+        return message if isinstance(message, str) and message else "the upstream reported an error"
+    return err if isinstance(err, str) and err else "the upstream reported an error"
+
+
+def parse_tool_arguments(text: str) -> dict[str, Any]:
+    """Arguments as an object (ollama-python requires a mapping). Empty -> ``{}``; a JSON value that is not
+    an object is wrapped as ``{"value": ...}``; text that is not JSON (cut at max_tokens) is kept whole
+    under ``{"raw": ...}`` rather than lost."""
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"raw": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class StreamTranslator:
+    """Translate one streamed answer. Feed every SSE ``data`` payload; then call :meth:`finish`."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        kind: Kind,
+        emit_thinking: bool,
+        logprobs: bool,
+        started_ns: int,
+        prompt_chars: int,
+        history: list[dict[str, str]] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._model = model
+        self._kind: Kind = kind
+        self._emit_thinking = emit_thinking
+        self._logprobs = logprobs
+        self._started_ns = started_ns
+        self._prompt_chars = prompt_chars
+        self._history = history
+        self._clock_ns = clock_ns
+        self._first_ns: int | None = None
+        self._deltas = 0
+        self._usage: dict[str, Any] | None = None
+        self._finish_reason: str | None = None
+        self._saw_done = False
+        self._tool_calls = ToolCallAssembler()
+        self._text: list[str] | None = [] if history is not None else None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the upstream said the answer was over (a ``finish_reason`` or ``[DONE]``)."""
+        return self._saw_done or self._finish_reason is not None
+
+    def feed(self, payload: bytes) -> bytes:
+        """One SSE data payload -> the NDJSON line(s) to send now (``b""`` when there is nothing)."""
+        if payload == DONE:
+            self._saw_done = True
+            return b""
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise OllamaError(502, "the upstream sent a malformed stream event (invalid JSON)") from None
+        if not isinstance(event, dict):
+            return b""
+        if event.get("error"):
+            raise OllamaError(502, upstream_error_message(event))
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            self._usage = usage
+        choices = event.get("choices")
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+            return b""
+        choice = choices[0]
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            self._finish_reason = finish if isinstance(finish, str) else "stop"
+        if self._kind == "completions":
+            text = choice.get("text")
+            return self._emit(text if isinstance(text, str) else None, None, None)
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return b""
+        calls = delta.get("tool_calls")
+        if calls and isinstance(calls, list):
+            self._tool_calls.add(calls)
+            if self._first_ns is None:
+                self._first_ns = self._clock_ns()
+        content = delta.get("content")
+        thinking = delta.get("reasoning_content") or delta.get("reasoning")
+        logprobs = choice.get("logprobs") if self._logprobs else None
+        return self._emit(
+            content if isinstance(content, str) else None,
+            thinking if isinstance(thinking, str) and self._emit_thinking else None,
+            logprobs,
+        )
+
+    def _emit(self, content: str | None, thinking: str | None, logprobs: object) -> bytes:
+        if not content and not thinking:
+            return b""
+        if self._first_ns is None:
+            self._first_ns = self._clock_ns()
+        self._deltas += 1
+        chunk: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
+        if self._kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": content or ""}
+            if thinking:
+                message["thinking"] = thinking
+            chunk["message"] = message
+        else:
+            chunk["response"] = content or ""
+            if thinking:
+                chunk["thinking"] = thinking
+            if self._text is not None and content:
+                self._text.append(content)
+        chunk["done"] = False
+        entries = _logprob_entries(logprobs)
+        if entries:
+            chunk["logprobs"] = entries
+        return orjson.dumps(chunk, option=orjson.OPT_APPEND_NEWLINE)
+
+    def finish(self) -> bytes:
+        """The closing line(s): pending tool calls, then ``done: true`` with counts and durations.
+
+        Raises StreamIncomplete when the upstream never said the answer was over."""
+        if not self.complete:
+            raise StreamIncomplete()
+        lines = b""
+        if self._tool_calls and self._kind == "chat":
+            calls_chunk = {
+                "model": self._model,
+                "created_at": now_rfc3339(),
+                "message": {"role": "assistant", "content": "", "tool_calls": self._tool_calls.calls()},
+                "done": False,
+            }
+            lines = orjson.dumps(calls_chunk, option=orjson.OPT_APPEND_NEWLINE)
+        final: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
+        if self._kind == "chat":
+            final["message"] = {"role": "assistant", "content": ""}
+        else:
+            final["response"] = ""
+        final["done"] = True
+        final["done_reason"] = done_reason(self._finish_reason)
+        if self._text is not None and self._history is not None:
+            final["context"] = encode_context(
+                [*self._history, {"role": "assistant", "content": "".join(self._text)}]
+            )
+        final.update(self.metrics())
+        return lines + orjson.dumps(final, option=orjson.OPT_APPEND_NEWLINE)
+
+    def metrics(self) -> dict[str, int]:
+        now = self._clock_ns()
+        first = self._first_ns if self._first_ns is not None else now
+        prompt_count, eval_count = _counts(self._usage, self._prompt_chars, self._deltas)
+        return {
+            "total_duration": now - self._started_ns,
+            "prompt_eval_count": prompt_count,
+            "prompt_eval_duration": first - self._started_ns,
+            "eval_count": eval_count,
+            "eval_duration": now - first,
+        }
+
+
+def _counts(usage: dict[str, Any] | None, prompt_chars: int, deltas: int) -> tuple[int, int]:
+    """Token counts from the upstream's usage, or derived ones when it sent none."""
+    prompt = usage.get("prompt_tokens") if usage else None
+    completion = usage.get("completion_tokens") if usage else None
+    if not isinstance(prompt, int) or isinstance(prompt, bool):
+        prompt = max(1, (prompt_chars + 3) // 4)
+    if not isinstance(completion, int) or isinstance(completion, bool):
+        completion = deltas
+    return prompt, completion
+
+
+def _logprob_entries(logprobs: object) -> list[dict[str, Any]] | None:
+    """OpenAI ``choices[].logprobs.content`` -> Ollama's ``logprobs`` list (same per-token fields)."""
+    if not isinstance(logprobs, dict):
+        return None
+    content = logprobs.get("content")
+    if not isinstance(content, list) or not content:
+        return None
+    out: list[dict[str, Any]] = []
+    for item in content:
+        if not isinstance(item, dict):
+            continue
+        entry: dict[str, Any] = {"token": item.get("token", ""), "logprob": item.get("logprob", 0.0)}
+        if item.get("bytes"):
+            entry["bytes"] = item["bytes"]
+        tops = item.get("top_logprobs")
+        if isinstance(tops, list) and tops:
+            entry["top_logprobs"] = [
+                {k: v for k, v in t.items() if k in ("token", "logprob", "bytes") and v is not None}
+                for t in tops
+                if isinstance(t, dict)
+            ]
+        out.append(entry)
+    return out
+
+
+def completion_to_ollama(
+    payload: bytes,
+    *,
+    model: str,
+    kind: Kind,
+    emit_thinking: bool,
+    logprobs: bool,
+    started_ns: int,
+    prompt_chars: int,
+    history: list[dict[str, str]] | None = None,
+    clock_ns: Callable[[], int] = time.monotonic_ns,
+) -> dict[str, Any]:
+    """A whole (non-streamed) upstream answer -> the single Ollama response object.
+
+    The upstream was not streamed, so the time to the first token is unknown: ``prompt_eval_duration`` is
+    left out (Ollama omits zero durations) and ``eval_duration`` is the upstream's whole answer time."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise OllamaError(502, "the upstream sent an invalid answer (not JSON)") from None
+    if not isinstance(data, dict):
+        raise OllamaError(502, "the upstream sent an invalid answer (not an object)")
+    if data.get("error"):
+        raise OllamaError(502, upstream_error_message(data))
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise OllamaError(502, "the upstream sent an answer without choices")
+    choice = choices[0]
+    now = clock_ns()
+    assembler = ToolCallAssembler()
+    content: str
+    thinking: str | None = None
+    if kind == "completions":
+        text = choice.get("text")
+        content = text if isinstance(text, str) else ""
+    else:
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+        text = message.get("content")
+        content = text if isinstance(text, str) else ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if emit_thinking and isinstance(reasoning, str) and reasoning:
+            thinking = reasoning
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            assembler.add(calls)
+    out: dict[str, Any] = {"model": model, "created_at": now_rfc3339()}
+    if kind == "chat":
+        msg: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            msg["thinking"] = thinking
+        tool_calls = assembler.calls()
+        if tool_calls:
+            msg["tool_calls"] = tool_calls
+        out["message"] = msg
+    else:
+        out["response"] = content
+        if thinking:
+            out["thinking"] = thinking
+    out["done"] = True
+    out["done_reason"] = done_reason(choice.get("finish_reason"))
+    if history is not None:
+        out["context"] = encode_context([*history, {"role": "assistant", "content": content}])
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    prompt_count, eval_count = _counts(usage, prompt_chars, (len(content) + 3) // 4)
+    out["total_duration"] = now - started_ns
+    out["prompt_eval_count"] = prompt_count
+    out["eval_count"] = eval_count
+    out["eval_duration"] = now - started_ns
+    entries = _logprob_entries(choice.get("logprobs")) if logprobs else None
+    if entries:
+        out["logprobs"] = entries
+    return out
