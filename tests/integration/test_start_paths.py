@@ -11,7 +11,7 @@ import httpx
 import ollama
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread
+from falcon_ollama.fake_upstream import FakeUpstreamThread, expected_text
 from tests.servers import REPO, GunicornProcess, free_port
 
 CLEAN_ENV = {
@@ -36,6 +36,10 @@ def test_gunicorn_serves_the_app_against_an_upstream(fake: FakeUpstreamThread) -
         assert "llama3.2:latest" in names and "gpt-4o:latest" in names
         assert client.show("llama3.2").capabilities == ["completion", "tools", "vision"]
         assert client.ps().models == []
+        parts = list(client.chat("llama3.2", messages=[{"role": "user", "content": "hi"}], stream=True))
+        assert "".join(p.message.content for p in parts) == expected_text(8)
+        assert parts[-1].done and parts[-1].done_reason == "stop"
+        assert client.generate("gpt-4o", "hi").response == expected_text(8)
     assert server.proc is not None and server.proc.returncode == 0
 
 
