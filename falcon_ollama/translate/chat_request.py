@@ -136,7 +136,8 @@ def generate_to_openai(
     prompt_chars = sum(len(m["content"]) for m in history) + len(prompt)
     plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
     plan.dropped[:0] = dropped
-    plan.history = [*history, {"role": "user", "content": prompt}]
+    # Ollama returns no context in raw mode (and rejects one sent back with raw): nothing to carry.
+    plan.history = None if raw else [*history, {"role": "user", "content": prompt}]
     return plan
 
 

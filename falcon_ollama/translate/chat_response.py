@@ -60,8 +60,7 @@ class ToolCallAssembler:
             index = call.get("index")
             call_id = call.get("id") if isinstance(call.get("id"), str) else None
             if not isinstance(index, int):
-                known = next((i for i, p in self._calls.items() if call_id and p.id == call_id), None)
-                index = known if known is not None else (len(self._calls) if call_id else 0)
+                index = self._index_without_index(call_id)
             parts = self._calls.setdefault(index, _ToolCallParts())
             if call_id and not parts.id:
                 parts.id = call_id
@@ -75,6 +74,14 @@ class ToolCallAssembler:
                     parts.arguments.append(arguments)
                 elif isinstance(arguments, dict):
                     parts.arguments.append(orjson.dumps(arguments).decode())
+
+    def _index_without_index(self, call_id: str | None) -> int:
+        """Where a fragment without ``index`` belongs: the call with its id, a new call for a new id, and
+        otherwise (a continuation fragment) the call being streamed, i.e. the latest one."""
+        if call_id:
+            known = next((i for i, p in self._calls.items() if p.id == call_id), None)
+            return known if known is not None else max(self._calls, default=-1) + 1
+        return max(self._calls, default=0)
 
     def calls(self) -> list[dict[str, Any]]:
         """The assembled calls in Ollama's shape (``function.index``, ``arguments`` as an object)."""

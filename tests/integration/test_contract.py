@@ -122,7 +122,7 @@ def test_load_and_unload_shapes(proxy: ProxyThread) -> None:
 def test_pull_stream_shape(proxy: ProxyThread) -> None:
     ours = lines(httpx.post(proxy.url + "/api/pull", json={"model": "gpt-4o"}))
     gold = golden("pull_stream.json")
-    assert [c["status"] for c in ours][0] == gold[0]["status"]
+    assert ours[0]["status"] == gold[0]["status"]
     assert ours[-1] == gold[-1] == {"status": "success"}
     for chunk in ours:
         sdk.ProgressResponse.model_validate(chunk)
