@@ -27,7 +27,9 @@ from falcon_ollama.resources.discovery import (
     VersionResource,
     process_start_time,
 )
+from falcon_ollama.resources.embed import EmbedDeps, EmbeddingsResource, EmbedResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
+from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
@@ -110,7 +112,23 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     )
     app.add_route("/api/chat", ChatResource(completion))
     app.add_route("/api/generate", GenerateResource(completion))
+    embed = EmbedDeps(
+        catalog=catalog,
+        running=services.running,
+        upstream=upstream,
+        max_body_bytes=max_body,
+        keep_alive_default=settings.keep_alive_default,
+        batch_size=settings.embed_batch_size,
+        batch_tokens=settings.embed_batch_tokens,
+        concurrency=settings.embed_concurrency,
+    )
+    app.add_route("/api/embed", EmbedResource(embed))
+    app.add_route("/api/embeddings", EmbeddingsResource(embed))
     app.add_route("/api/pull", PullResource(catalog, max_body))
+    app.add_route("/v1/models", ModelsResource(catalog, started_at))
+    app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
+    for path in ("chat/completions", "completions", "embeddings"):
+        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, max_body))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))

@@ -136,6 +136,9 @@ class Settings:
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
     stream_usage: bool = True
+    embed_batch_size: int = 2048
+    embed_batch_tokens: int = 250_000
+    embed_concurrency: int = 4
     models_ttl: float = 300.0
     allow_unlisted_models: bool = False
     reported_version: str = DEFAULT_REPORTED_VERSION
@@ -188,6 +191,9 @@ class Settings:
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", 0.5, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", 20.0, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", True, _parse_bool),
+            embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", 2048, _positive_int),
+            embed_batch_tokens=r.get("FALCON_OLLAMA_EMBED_BATCH_TOKENS", 250_000, _positive_int),
+            embed_concurrency=r.get("FALCON_OLLAMA_EMBED_CONCURRENCY", 4, _positive_int),
             models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", 300.0, _non_negative_float),
             allow_unlisted_models=r.get("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", False, _parse_bool),
             reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),

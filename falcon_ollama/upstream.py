@@ -32,6 +32,7 @@ log = logging.getLogger("falcon_ollama.upstream")
 T = TypeVar("T")
 
 _MAX_ERROR_MESSAGE = 400
+_MAX_RAW_ERROR_BODY = 64 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*.]{3,}|Bearer\s+\S+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -41,10 +42,11 @@ _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 class UpstreamError(OllamaError):
     """An upstream failure, already mapped for the client, that remembers what retrying needs to know."""
 
-    __slots__ = ("retry_after", "retryable", "upstream_status")
+    __slots__ = ("raw_body", "retry_after", "retryable", "upstream_status")
     retry_after: float | None
     retryable: bool
     upstream_status: int | None
+    raw_body: bytes
 
     def __init__(
         self,
@@ -55,11 +57,13 @@ class UpstreamError(OllamaError):
         upstream_status: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        raw_body: bytes = b"",
     ) -> None:
         super().__init__(status, message, headers)
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.raw_body = raw_body  # the upstream's own error body (bounded), for the /v1 passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +267,7 @@ def map_status_error(
         upstream_status=status,
         retryable=status in _RETRY_STATUSES,
         retry_after=parse_retry_after(headers),
+        raw_body=body[:_MAX_RAW_ERROR_BODY],
     )
 
 

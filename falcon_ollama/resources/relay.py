@@ -69,6 +69,16 @@ class DisconnectWatcher:
         if self._watch is not None and not self._watch.done():
             self._watch.cancel()
 
+    def absorb_cancel(self) -> bool:
+        """After a CancelledError: True (and the cancel undone) if it was our own, for a gone client.
+
+        The request then ends normally, so uvicorn logs no "Exception in ASGI application"."""
+        task = asyncio.current_task()
+        if self.disconnected and task is not None and task.cancelling():
+            task.uncancel()
+            return True
+        return False
+
 
 class Relay:
     """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
@@ -109,9 +119,7 @@ class Relay:
                 return
             stream = await self._upstream.open_stream(plan.path, body, model=model)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if watcher.disconnected and task is not None:
-                task.uncancel()
+            if watcher.absorb_cancel():
                 log.info("client disconnected before the upstream answered; request abandoned")
                 resp.status = 499
                 return

@@ -118,7 +118,7 @@ def generate_to_openai(
         return _completions_plan(body, entry, common, prompt, suffix, include_usage, dropped)
 
     history: list[dict[str, str]] = []
-    if context is not None:
+    if context:  # an empty context is no context (Ollama: len(context) > 0)
         previous = decode_context(context)
         if previous is None:
             dropped.append("context (not written by falcon-ollama)")

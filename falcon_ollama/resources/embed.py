@@ -1,0 +1,166 @@
+"""``POST /api/embed`` and ``POST /api/embeddings`` (legacy).
+
+Large inputs are split into batches within the upstream's caps and sent concurrently (bounded), then put
+back in input order; one failed batch fails the request (the others are cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import falcon
+import falcon.asgi
+
+from falcon_ollama.catalog import Catalog, ModelEntry
+from falcon_ollama.durations import DurationError, parse_keep_alive
+from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
+from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.running import RunningModels
+from falcon_ollama.translate.embed import (
+    Batch,
+    embeddings_request,
+    is_context_length_error,
+    l2_normalize,
+    make_batches,
+    parse_dimensions,
+    parse_embed_input,
+    parse_embeddings_response,
+    parse_truncate,
+    truncate_inputs,
+)
+from falcon_ollama.upstream import Upstream
+
+CONTEXT_EXCEEDED = "the input length exceeds the context length"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedDeps:
+    catalog: Catalog
+    running: RunningModels
+    upstream: Upstream
+    max_body_bytes: int
+    keep_alive_default: float
+    batch_size: int
+    batch_tokens: int
+    concurrency: int
+
+
+class _Embedder:
+    def __init__(self, deps: EmbedDeps) -> None:
+        self._deps = deps
+
+    def _keep_alive(self, raw: object) -> float:
+        if raw is None:
+            return self._deps.keep_alive_default
+        try:
+            return parse_keep_alive(raw)
+        except DurationError as exc:
+            raise OllamaError(400, str(exc)) from None
+
+    async def _embed_batch(
+        self, entry: ModelEntry, requested: str, inputs: list[str], dimensions: int | None, truncate: bool
+    ) -> tuple[list[list[float]], int | None]:
+        upstream = self._deps.upstream
+        try:
+            answer = await upstream.post_json(
+                "embeddings", embeddings_request(entry.upstream_id, inputs, dimensions), model=requested
+            )
+        except OllamaError as exc:
+            if exc.status != 400 or not is_context_length_error(exc.message):
+                raise
+            if not truncate:
+                raise OllamaError(400, CONTEXT_EXCEEDED) from None
+            # Our character-based cut was not enough for this text: cut at one character per token.
+            shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
+            answer = await upstream.post_json(
+                "embeddings", embeddings_request(entry.upstream_id, shorter, dimensions), model=requested
+            )
+        return parse_embeddings_response(answer.body, len(inputs))
+
+    async def _embed_all(
+        self, entry: ModelEntry, requested: str, inputs: list[str], dimensions: int | None, truncate: bool
+    ) -> tuple[list[list[float]], int]:
+        batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
+        limit = asyncio.Semaphore(self._deps.concurrency)
+
+        async def run(batch: Batch) -> tuple[list[list[float]], int | None]:
+            async with limit:
+                return await self._embed_batch(entry, requested, batch.inputs, dimensions, truncate)
+
+        if len(batches) == 1:
+            vectors, tokens = await run(batches[0])
+            return vectors, tokens if tokens is not None else _estimate_tokens(inputs)
+        try:
+            async with asyncio.TaskGroup() as group:  # the first failure cancels the other batches
+                tasks = [group.create_task(run(batch)) for batch in batches]
+        except* OllamaError as failed:
+            raise failed.exceptions[0] from None
+        results = [task.result() for task in tasks]
+        vectors = [vector for part, _ in results for vector in part]
+        counted = [tokens for _, tokens in results]
+        total = sum(t for t in counted if t is not None)
+        if any(t is None for t in counted):
+            total = _estimate_tokens(inputs)
+        return vectors, total
+
+
+def _estimate_tokens(inputs: list[str]) -> int:
+    return sum(len(text) + 3 for text in inputs) // 4
+
+
+class EmbedResource(_Embedder):
+    """``POST /api/embed``: one L2-normalized vector per input, in input order."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        started = time.monotonic_ns()
+        body = await read_json_object(req, self._deps.max_body_bytes)
+        name = model_field(body)
+        if not name:
+            raise model_not_found(name)
+        inputs = parse_embed_input(body.get("input"))
+        truncate = parse_truncate(body.get("truncate"))
+        dimensions = parse_dimensions(body.get("dimensions"))
+        keep_alive = self._keep_alive(body.get("keep_alive"))
+        entry = await self._deps.catalog.resolve(name)
+        self._deps.running.touch(entry, keep_alive)
+        if not inputs:
+            empty: EmbedResponse = {"model": name, "embeddings": []}
+            send_json(resp, empty)
+            return
+        if truncate:
+            inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
+        vectors, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate)
+        payload: EmbedResponse = {
+            "model": name,
+            "embeddings": [l2_normalize(v) for v in vectors],
+            "total_duration": time.monotonic_ns() - started,
+            "prompt_eval_count": tokens,
+        }
+        send_json(resp, payload)
+
+
+class EmbeddingsResource(_Embedder):
+    """``POST /api/embeddings`` (legacy, ``ollama.Client.embeddings``): one prompt, one raw vector."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await read_json_object(req, self._deps.max_body_bytes)
+        name = model_field(body)
+        if not name:
+            raise OllamaError(400, "model is required")
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise OllamaError(400, "invalid value for 'prompt': expected a string")
+        keep_alive = self._keep_alive(body.get("keep_alive"))
+        entry = await self._deps.catalog.resolve(name)
+        self._deps.running.touch(entry, keep_alive)
+        if not prompt:
+            empty: EmbeddingsResponse = {"embedding": []}
+            send_json(resp, empty)
+            return
+        text = truncate_inputs([prompt], entry.facts.context_length, 3)
+        vectors, _ = await self._embed_batch(entry, name, text, None, truncate=True)
+        payload: EmbeddingsResponse = {"embedding": vectors[0]}
+        send_json(resp, payload)

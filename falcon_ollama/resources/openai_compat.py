@@ -1,0 +1,172 @@
+"""The OpenAI-compatible routes a real Ollama also serves under ``/v1``.
+
+Some of the most common clients (GitHub Copilot's Ollama provider, Open WebUI, Continue) discover models
+through ``/api/tags`` and ``/api/show`` and then talk OpenAI to ``/v1``. These routes forward to the upstream:
+the ``model`` field resolved through the catalog (aliases, ``:latest``), our upstream key instead of
+whatever the client sent, everything else passed through untouched; streamed answers are relayed byte for
+byte as they arrive, never parsed. Errors keep OpenAI's shape here; the upstream's own 4xx error bodies
+(with their ``code`` and ``param``) are passed on, except for a rejected key, which is never echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from falcon_ollama.catalog import Catalog, ModelEntry
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.resources.common import read_body
+from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher
+from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
+
+log = logging.getLogger("falcon_ollama.openai_compat")
+
+JSON = "application/json"
+
+
+def openai_error(status: int, message: str) -> bytes:
+    """OpenAI's error body; the type follows the status as Ollama's own /v1 layer does."""
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
+
+
+def _send_error(resp: falcon.asgi.Response, error: OllamaError) -> None:
+    if isinstance(error, UpstreamError) and _passable(error):
+        resp.status = error.upstream_status or error.status
+        resp.data = error.raw_body
+    else:
+        resp.status = error.status
+        resp.data = openai_error(error.status, error.message)
+    resp.content_type = JSON
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+
+
+def _passable(error: UpstreamError) -> bool:
+    """Whether an upstream 4xx OpenAI-shaped error goes to the client as is (401/403 never: key echo)."""
+    status = error.upstream_status or 0
+    if not 400 <= status < 500 or status in (401, 403) or not error.raw_body:
+        return False
+    try:
+        body = orjson.loads(error.raw_body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def model_object(entry: ModelEntry, fallback_created: float) -> dict[str, Any]:
+    created = entry.created if entry.created is not None else int(fallback_created)
+    return {"id": entry.name, "object": "model", "created": created, "owned_by": "library"}
+
+
+class ModelsResource:
+    """``GET /v1/models``: the same models as ``/api/tags``, in OpenAI's list shape."""
+
+    def __init__(self, catalog: Catalog, started_at: float) -> None:
+        self._catalog = catalog
+        self._started_at = started_at
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        try:
+            entries = await self._catalog.list_models()
+        except OllamaError as exc:
+            _send_error(resp, exc)
+            return
+        resp.content_type = JSON
+        resp.data = orjson.dumps(
+            {"object": "list", "data": [model_object(e, self._started_at) for e in entries]}
+        )
+
+
+class ModelResource:
+    """``GET /v1/models/{model}``."""
+
+    def __init__(self, catalog: Catalog, started_at: float) -> None:
+        self._catalog = catalog
+        self._started_at = started_at
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str) -> None:
+        try:
+            entry = await self._catalog.resolve(model)
+        except OllamaError as exc:
+            _send_error(resp, exc)
+            return
+        resp.content_type = JSON
+        resp.data = orjson.dumps(model_object(entry, self._started_at))
+
+
+class ForwardResource:
+    """``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: forwarded to the upstream."""
+
+    def __init__(self, path: str, catalog: Catalog, upstream: Upstream, max_body_bytes: int) -> None:
+        self._path = path
+        self._catalog = catalog
+        self._upstream = upstream
+        self._max_body = max_body_bytes
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        try:
+            body, model, stream = await self._prepare(req)
+        except OllamaError as exc:
+            _send_error(resp, exc)
+            return
+        watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        try:
+            if not stream:
+                answer = await self._upstream.post_json(self._path, body, model=model)
+                watcher.stop()
+                resp.status = answer.status
+                resp.content_type = answer.headers.get("content-type", JSON)
+                resp.data = answer.body
+                return
+            upstream_stream = await self._upstream.open_stream(self._path, body, model=model)
+        except asyncio.CancelledError:
+            if watcher.absorb_cancel():
+                resp.status = 499
+                return
+            raise
+        except OllamaError as exc:
+            watcher.stop()
+            _send_error(resp, exc)
+            return
+        except BaseException:
+            watcher.stop()
+            raise
+        watcher.on_disconnect(upstream_stream.aclose)
+        resp.content_type = upstream_stream.headers.get("content-type", "text/event-stream")
+        resp.stream = self._relay(upstream_stream, watcher)
+
+    async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
+        raw = await read_body(req, self._max_body)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
+        if not isinstance(body, dict):
+            raise OllamaError(400, "request body must be a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise OllamaError(400, "you must provide a model parameter")
+        entry = await self._catalog.resolve(model)
+        body["model"] = entry.upstream_id
+        return orjson.dumps(body), model, body.get("stream") is True
+
+    async def _relay(self, stream: UpstreamStream, watcher: DisconnectWatcher) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream.chunks():
+                yield chunk
+        except OllamaError as exc:
+            if not watcher.disconnected:
+                log.warning("/v1 stream failed after the first byte: %s", exc.message)
+                yield b"data: " + openai_error(exc.status, exc.message) + b"\n\n"
+        finally:
+            watcher.stop()
+            with contextlib.suppress(Exception):
+                await stream.aclose()

@@ -1,0 +1,251 @@
+"""/api/embed, /api/embeddings and the /v1 OpenAI-compatible routes through real servers."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from falcon_ollama.catalog_config import load_catalog_file
+from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread, Fault, expected_text
+from tests.conftest import EXAMPLE_CATALOG
+from tests.servers import ProxyThread
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def embedding_requests(fake: FakeUpstreamThread) -> list[object]:
+    return [r for r in fake.requests if r.path.endswith("/embeddings")]
+
+
+# --- /api/embed ------------------------------------------------------------------------------------------
+
+
+def test_sdk_embed_single_and_list(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    client = ollama.Client(host=proxy.url)
+    one = client.embed("nomic-embed-text", input="hello world")
+    assert len(one.embeddings) == 1 and len(one.embeddings[0]) == 8
+    assert math.isclose(math.hypot(*one.embeddings[0]), 1.0, rel_tol=1e-9)  # L2-normalized as Ollama promises
+    assert one.prompt_eval_count and one.total_duration
+    many = client.embed("nomic-embed-text", input=["a", "b", "hello world"])
+    assert len(many.embeddings) == 3
+    assert many.embeddings[2] == one.embeddings[0]  # same text, same vector, in input order
+    sent = embedding_requests(fake)[-1].json
+    assert sent["model"] == "text-embedding-3-small" and sent["input"] == ["a", "b", "hello world"]
+
+
+def test_embed_empty_input_answers_without_the_upstream(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    for value in ("", []):
+        resp = httpx.post(proxy.url + "/api/embed", json={"model": "nomic-embed-text", "input": value})
+        assert resp.json() == {"model": "nomic-embed-text", "embeddings": []}
+    resp = httpx.post(proxy.url + "/api/embed", json={"model": "nomic-embed-text"})
+    assert resp.json()["embeddings"] == []
+    assert embedding_requests(fake) == []
+
+
+@pytest.mark.parametrize("value", [5, {"a": 1}, [1, 2], ["ok", None], True])
+def test_embed_invalid_input_type(proxy: ProxyThread, value: object) -> None:
+    resp = httpx.post(proxy.url + "/api/embed", json={"model": "nomic-embed-text", "input": value})
+    assert (resp.status_code, resp.json()) == (400, {"error": "invalid input type"})
+
+
+def test_embed_model_errors(proxy: ProxyThread) -> None:
+    missing = httpx.post(proxy.url + "/api/embed", json={"input": "x"})
+    assert (missing.status_code, missing.json()) == (404, {"error": "model '' not found"})
+    unknown = httpx.post(proxy.url + "/api/embed", json={"model": "nope", "input": "x"})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "model 'nope' not found"})
+    chat_model = httpx.post(proxy.url + "/api/embed", json={"model": "gpt-4o", "input": "x"})
+    assert chat_model.status_code == 400 and chat_model.json()["error"]
+
+
+def test_embed_dimensions(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": 4}
+    vectors = httpx.post(proxy.url + "/api/embed", json=body).json()["embeddings"]
+    assert len(vectors[0]) == 4
+    assert embedding_requests(fake)[-1].json["dimensions"] == 4
+
+
+def test_big_batch_is_split_and_reassembled_in_order(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig(max_embedding_inputs=10)) as fake:
+        proxy = start_proxy(fake, embed_batch_size=10, embed_concurrency=3)
+        texts = [f"text number {i}" for i in range(47)]
+        client = ollama.Client(host=proxy.url)
+        together = client.embed("text-embedding-3-small", input=texts).embeddings
+        assert len(together) == 47
+        assert len(embedding_requests(fake)) == 5
+        for i in (0, 9, 10, 46):
+            assert together[i] == client.embed("text-embedding-3-small", input=texts[i]).embeddings[0]
+
+
+def test_one_failed_batch_fails_the_request(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig(max_embedding_inputs=10)) as fake:
+        proxy = start_proxy(fake, embed_batch_size=10, retry_base_delay=0.01)
+        fake.script(Fault(kind="status", status=500, path="/v1/embeddings", times=20))
+        body = {"model": "text-embedding-3-small", "input": [f"t{i}" for i in range(30)]}
+        resp = httpx.post(proxy.url + "/api/embed", json=body)
+        assert resp.status_code == 502 and "upstream error" in resp.json()["error"]
+
+
+def test_malformed_upstream_vectors_are_502(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig()) as fake:
+        proxy = start_proxy(fake)
+        nested = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [[0.1, 0.2]]}],
+                  "usage": {"prompt_tokens": 1, "total_tokens": 1}}  # fmt: skip
+        fake.script(Fault(kind="status", status=200, body=nested, path="/v1/embeddings"))
+        resp = httpx.post(proxy.url + "/api/embed", json={"model": "text-embedding-3-small", "input": "x"})
+        assert resp.status_code == 502 and "flat list of numbers" in resp.json()["error"]
+        short = {"object": "list", "data": [], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        fake.script(Fault(kind="status", status=200, body=short, path="/v1/embeddings"))
+        resp = httpx.post(proxy.url + "/api/embed", json={"model": "text-embedding-3-small", "input": "x"})
+        assert resp.status_code == 502 and "0 embeddings for 1 inputs" in resp.json()["error"]
+
+
+def test_too_long_input_without_truncation_is_ollamas_400(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    proxy = start_proxy(fake)
+    error = {"error": {"message": "This model's maximum context length is 8192 tokens, however you requested 9000",
+                       "type": "invalid_request_error", "param": None, "code": "context_length_exceeded"}}  # fmt: skip
+    fake.script(Fault(kind="status", status=400, body=error, path="/v1/embeddings"))
+    body = {"model": "text-embedding-3-small", "input": "x", "truncate": False}
+    resp = httpx.post(proxy.url + "/api/embed", json=body)
+    assert (resp.status_code, resp.json()) == (400, {"error": "the input length exceeds the context length"})
+
+
+def test_long_input_is_truncated_by_default(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    long_text = "word " * 40_000  # 200,000 characters: more than 8191 tokens' worth
+    resp = httpx.post(proxy.url + "/api/embed", json={"model": "text-embedding-3-small", "input": long_text})
+    assert resp.status_code == 200
+    assert len(embedding_requests(fake)[-1].json["input"][0]) <= 8191 * 3
+
+
+def test_body_over_the_limit_is_413_before_any_upstream_call(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    proxy = start_proxy(fake, max_body_bytes=10_000)
+    resp = httpx.post(
+        proxy.url + "/api/embed", json={"model": "text-embedding-3-small", "input": "x" * 20_000}
+    )
+    assert resp.status_code == 413 and resp.json()["error"]
+    assert embedding_requests(fake) == []
+
+
+# --- /api/embeddings (legacy) ----------------------------------------------------------------------------
+
+
+def test_sdk_legacy_embeddings(proxy: ProxyThread) -> None:
+    client = ollama.Client(host=proxy.url)
+    vector = client.embeddings("mxbai-embed-large", prompt="hello world").embedding
+    assert len(vector) == 8
+    assert not math.isclose(math.hypot(*vector), 1.0)  # the legacy route is not normalized (as in Ollama)
+    assert client.embeddings("mxbai-embed-large", prompt="").embedding == []
+    resp = httpx.post(proxy.url + "/api/embeddings", json={"prompt": "x"})
+    assert (resp.status_code, resp.json()) == (400, {"error": "model is required"})
+
+
+async def test_async_sdk_embed(proxy: ProxyThread) -> None:
+    client = ollama.AsyncClient(host=proxy.url)
+    result = await client.embed("all-minilm", input=["a", "b"])
+    assert len(result.embeddings) == 2
+
+
+def test_embed_through_show(proxy: ProxyThread) -> None:
+    assert ollama.Client(host=proxy.url).show("nomic-embed-text").capabilities == ["embedding"]
+
+
+# --- /v1 -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def oai(proxy: ProxyThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="anything-the-client-has", max_retries=0)
+
+
+def test_v1_models(oai: openai.OpenAI, proxy: ProxyThread) -> None:
+    ids = [m.id for m in oai.models.list()]
+    tags = [m["name"] for m in httpx.get(proxy.url + "/api/tags").json()["models"]]
+    assert ids == tags
+    assert oai.models.retrieve("llama3.2").id == "llama3.2:latest"
+    with pytest.raises(openai.NotFoundError) as info:
+        oai.models.retrieve("nope")
+    assert info.value.body == {"message": "model 'nope' not found", "type": "not_found_error", "param": None,
+                               "code": None}  # fmt: skip
+
+
+def test_v1_chat_non_stream_and_stream(oai: openai.OpenAI, fake: FakeUpstreamThread) -> None:
+    reply = oai.chat.completions.create(model="llama3.2", messages=USER)  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == expected_text(8)
+    sent = fake.requests[-1]
+    assert sent.json["model"] == "gpt-4o-mini"  # the alias resolved
+    assert sent.headers["authorization"] == "Bearer sk-test-proxy-key-1234567890"  # ours, not the client's
+    stream = oai.chat.completions.create(
+        model="gpt-4o:latest",
+        messages=USER,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected_text(8)
+    assert chunks[-1].usage is not None  # passed through untouched
+
+
+def test_v1_streams_are_relayed_byte_for_byte(proxy: ProxyThread) -> None:
+    body = {"model": "gpt-4o", "messages": USER, "stream": True}
+    with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=body) as resp:
+        raw = b"".join(resp.iter_raw())
+        assert resp.headers["content-type"].startswith("text/event-stream")
+    assert raw.startswith(b"data: {") and raw.endswith(b"data: [DONE]\n\n")
+
+
+def test_v1_completions_and_embeddings(oai: openai.OpenAI) -> None:
+    assert oai.completions.create(model="gpt-4o", prompt="hi").choices[0].text == expected_text(8)
+    result = oai.embeddings.create(model="nomic-embed-text", input=["a", "b"])  # base64 by default
+    assert [len(d.embedding) for d in result.data] == [8, 8]
+
+
+def test_v1_errors_keep_openais_shape(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="nope", messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as info:  # the upstream's own error, code and param kept
+        oai.chat.completions.create(model="o4-mini", messages=USER, max_tokens=5)  # type: ignore[arg-type]
+    assert info.value.code == "unsupported_parameter" and info.value.param == "max_tokens"
+
+
+def test_v1_rejected_key_is_not_echoed(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig(api_key="sk-right")) as fake:
+        fake_models = FakeConfig().models
+        fake.config.models = fake_models
+        proxy = start_proxy(fake, openai_api_key="sk-wrong-secret-999", allow_unlisted_models=True)
+        resp = httpx.post(proxy.url + "/v1/chat/completions", json={"model": "gpt-4o", "messages": USER})
+        assert resp.status_code == 502
+        assert "sk-" not in resp.text and "999" not in resp.text
+        assert resp.json()["error"]["type"] == "api_error"
+
+
+def test_v1_bad_body(proxy: ProxyThread) -> None:
+    resp = httpx.post(proxy.url + "/v1/chat/completions", content=b"{nope")
+    assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
+    resp = httpx.post(proxy.url + "/v1/chat/completions", json={"messages": USER})
+    assert resp.status_code == 400 and "model" in resp.json()["error"]["message"]
+
+
+def test_v1_disconnect_cancels_the_upstream(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig(tokens=500, token_delay_ms=20)) as fake:
+        fake.config.models = FakeConfig().models
+        proxy = start_proxy(fake, catalog=load_catalog_file(EXAMPLE_CATALOG))
+        body = {"model": "gpt-4o", "messages": USER, "stream": True}
+        with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=body) as resp:
+            next(resp.iter_raw())
+            closed_at = time.monotonic()
+        deadline = time.monotonic() + 5
+        upstream = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
+        while upstream.disconnected_at is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            upstream = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
+        assert upstream.disconnected_at is not None
+        assert upstream.disconnected_at - closed_at < 1.0
