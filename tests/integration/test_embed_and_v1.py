@@ -109,8 +109,15 @@ def test_too_long_input_without_truncation_is_ollamas_400(
     fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
 ) -> None:
     proxy = start_proxy(fake)
-    error = {"error": {"message": "This model's maximum context length is 8192 tokens, however you requested 9000",
-                       "type": "invalid_request_error", "param": None, "code": "context_length_exceeded"}}  # fmt: skip
+    message = "This model's maximum context length is 8192 tokens, however you requested 9000"
+    error = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "context_length_exceeded",
+        }
+    }
     fake.script(Fault(kind="status", status=400, body=error, path="/v1/embeddings"))
     body = {"model": "text-embedding-3-small", "input": "x", "truncate": False}
     resp = httpx.post(proxy.url + "/api/embed", json=body)
