@@ -4,9 +4,10 @@ What maps: ``num_predict`` -> ``max_tokens`` (``max_completion_tokens`` for reas
 0 mean no limit), ``temperature``, ``top_p``, ``seed`` (negative = random = omitted), ``stop`` (string or
 list; the OpenAI API takes at most 4), ``frequency_penalty``, ``presence_penalty``. Ollama's runner options
 (``num_ctx``, ``top_k``, ``mirostat``…) have no OpenAI equivalent: they are never sent and are reported
-back so the resource can warn once per option name. Reasoning models reject sampling parameters, so for
-them those are dropped and reported too. Unknown keys are ignored, as Ollama does; a known key with a
-wrong type is a 400 with Ollama's wording (``option "top_k" must be of type integer``).
+back so the resource can warn once per option name. Reasoning models (o-series, gpt-5) reject sampling
+parameters and ``stop``, so for them those are dropped and reported too. Unknown keys are ignored, as
+Ollama does; a known key with a wrong type is a 400 with Ollama's wording
+(``option "top_k" must be of type integer``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def map_options(options: object, *, reasoning: bool) -> MappedOptions:
             continue
         if key == "stop":
             stops = _stop_list(value)
-            if stops:
+            if stops and reasoning:
+                result.dropped.append("stop (not supported by reasoning models)")
+            elif stops:
                 if len(stops) > OPENAI_MAX_STOP_SEQUENCES:
                     result.dropped.append("stop (beyond the first 4 sequences)")
                     stops = stops[:OPENAI_MAX_STOP_SEQUENCES]
