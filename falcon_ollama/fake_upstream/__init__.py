@@ -2,8 +2,8 @@
 
 It speaks the OpenAI REST API's wire format (models, chat completions with streaming, tools, reasoning and
 structured output, legacy completions, embeddings), answers deterministically, records what it receives and
-can misbehave on purpose (scripted ``Fault``\\ s) so the proxy's error handling can be tested against real
-sockets rather than mocks.
+can misbehave on purpose (scripted faults, see ``Fault``) so the proxy's error handling can be tested
+against real sockets rather than mocks.
 
     async with FakeUpstream() as fake:           # or: with FakeUpstreamThread() as fake: (sync code)
         client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test")
@@ -15,6 +15,7 @@ from ._openai import (
     CONTROL_TOKEN,
     REASONING_PREFIXES,
     expected_embedding,
+    expected_logprobs,
     expected_reasoning,
     expected_text,
     is_reasoning_model,
@@ -46,6 +47,7 @@ __all__ = [
     "build_arg_parser_options",
     "config_from_args",
     "expected_embedding",
+    "expected_logprobs",
     "expected_reasoning",
     "expected_text",
     "is_reasoning_model",

@@ -1,7 +1,7 @@
-"""Command-line hooks: the lead's CLI adds these options to ``falcon-ollama fake-upstream``.
+"""Command-line hooks: ``falcon-ollama fake-upstream`` adds these options to its parser.
 
-``python -m falcon_ollama.fake_upstream`` runs the same thing standalone (handy for benchmarks that want the
-fake in its own process).
+``python -m falcon_ollama.fake_upstream`` runs the same server standalone (handy for benchmarks that want the
+fake in a process of its own, so its CPU time can be measured separately).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fake upstream")
     group.add_argument(
         "--tokens",
+        metavar="N",
         dest="fake_tokens",
         type=int,
         default=defaults.tokens,
@@ -32,6 +33,7 @@ def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--ttfb-ms",
+        metavar="MS",
         dest="fake_ttfb_ms",
         type=float,
         default=defaults.ttfb_ms,
@@ -39,6 +41,7 @@ def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--token-delay-ms",
+        metavar="MS",
         dest="fake_token_delay_ms",
         type=float,
         default=defaults.token_delay_ms,
@@ -46,6 +49,7 @@ def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--embedding-dim",
+        metavar="N",
         dest="fake_embedding_dim",
         type=int,
         default=defaults.embedding_dim,
@@ -53,6 +57,7 @@ def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--api-key",
+        metavar="KEY",
         dest="fake_api_key",
         default=None,
         help="require this bearer key (default: accept any request)",

@@ -190,7 +190,9 @@ class Connection(asyncio.Protocol):
         self._headers[key] = text if previous is None else f"{previous}, {text}"
 
     def on_headers_complete(self) -> None:
-        if self._headers.get("expect", "").lower() == "100-continue":
+        # Only when idle: an interim response must not land in the middle of an earlier answer.
+        expect = self._headers.get("expect")
+        if expect is not None and expect.lower() == "100-continue" and not self._busy:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import random
 import re
-import string
+import struct
 import sys
 import time
 import zlib
@@ -27,6 +27,7 @@ from ._validate import (
     ToolPlan,
     bad_json,
     check_limit,
+    check_logprobs,
     check_messages,
     check_response_format,
     check_sampling,
@@ -50,7 +51,6 @@ CONTROL_TOKEN = "c\u0001\t "
 # Marks a request body that was not valid JSON (distinct from a valid JSON ``null``).
 INVALID_JSON: Any = object()
 
-_ALNUM = string.ascii_letters + string.digits
 _WORD_RE = re.compile(r"[a-z]+")
 # Realistic listing metadata for the default models: (created, owned_by).
 _MODEL_META: dict[str, tuple[int, str]] = {
@@ -165,6 +165,23 @@ def _instance(schema: Any, root: dict[str, Any], all_properties: bool, depth: in
     return "Paris"
 
 
+def expected_logprobs(n: int, top: int = 0) -> list[dict[str, Any]]:
+    """The ``logprobs.content`` entries for a plain reply of ``n`` tokens with ``top`` alternatives each."""
+    return [_logprob(f"w{i} ", i, top) for i in range(n)]
+
+
+def _logprob(token: str, index: int, top: int) -> dict[str, Any]:
+    """A deterministic logprob entry: the chosen token first, then ``alt1``... with lower logprobs."""
+    value = -0.125 * (index % 8 + 1)
+    entry: dict[str, Any] = {"token": token, "logprob": value, "bytes": list(token.encode())}
+    alternatives = [{"token": token, "logprob": value, "bytes": list(token.encode())}]
+    alternatives.extend(
+        {"token": f"alt{k}", "logprob": value - k, "bytes": list(f"alt{k}".encode())} for k in range(1, top)
+    )
+    entry["top_logprobs"] = alternatives[:top]
+    return entry
+
+
 def expected_embedding(value: str | list[int], dim: int) -> list[float]:
     """The vector the fake returns for one input (a string or a token list), as float32-rounded floats."""
     return _vector(_embedding_key(value), dim).tolist()
@@ -178,12 +195,8 @@ def _embedding_key(value: str | list[int]) -> bytes:
 
 def _vector(key: bytes, dim: int) -> array[float]:
     """Deterministic, non-normalised: components have magnitudes in [1, 10) and random signs."""
-    words = array("I")
-    if words.itemsize != 4:  # pragma: no cover - every mainstream platform has a 4-byte unsigned int
-        words = array("L")
-    words.frombytes(hashlib.shake_128(key).digest(words.itemsize * dim))
-    if sys.byteorder == "big":  # pragma: no cover
-        words.byteswap()
+    # Standard-size little-endian words, so the vectors are the same on every platform.
+    words = struct.unpack(f"<{dim}I", hashlib.shake_128(key).digest(4 * dim))
     scale = 9.0 / 16777216.0
     return array("f", [(1.0 + (w & 0xFFFFFF) * scale) * (-1.0 if w & 0x80000000 else 1.0) for w in words])
 
@@ -299,6 +312,9 @@ class OpenAIResponder:
         limit = check_limit(data, reasoning)
         if isinstance(limit, FullAnswer):
             return limit
+        top = check_logprobs(data, reasoning)
+        if isinstance(top, FullAnswer):
+            return top
         tools = check_tools(data)
         if isinstance(tools, FullAnswer):
             return tools
@@ -320,8 +336,10 @@ class OpenAIResponder:
         usage = _chat_usage(conversation.prompt_tokens, completion, len(thoughts))
         if stream:
             include_usage = bool(options and options.get("include_usage") is True and cfg.send_usage)
-            return self._chat_stream(model, thoughts, pieces, calls, finish, usage if include_usage else None)
-        return self._chat_full(model, thoughts, pieces, calls, finish, usage)
+            return self._chat_stream(
+                model, thoughts, pieces, calls, finish, usage if include_usage else None, top
+            )
+        return self._chat_full(model, thoughts, pieces, calls, finish, usage, top)
 
     def _plan_calls(
         self, plan: ToolPlan, conversation: Conversation, parallel: Any
@@ -365,6 +383,7 @@ class OpenAIResponder:
         calls: list[tuple[str, str, list[str]]],
         finish: str,
         usage: dict[str, Any],
+        top: int | None,
     ) -> FullAnswer:
         message: dict[str, Any] = {"role": "assistant", "content": None if calls else "".join(pieces)}
         if thoughts:
@@ -381,7 +400,16 @@ class OpenAIResponder:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None
+                    if top is None or calls
+                    else {"content": [_logprob(p, i, top) for i, p in enumerate(pieces)], "refusal": None},
+                    "finish_reason": finish,
+                }
+            ],
             "usage": usage,
             "service_tier": "default",
             "system_fingerprint": self.fingerprint,
@@ -396,6 +424,7 @@ class OpenAIResponder:
         calls: list[tuple[str, str, list[str]]],
         finish: str,
         usage: dict[str, Any] | None,
+        top: int | None,
     ) -> StreamAnswer:
         envelope = {
             "id": self.new_id("chatcmpl-", 29),
@@ -427,7 +456,18 @@ class OpenAIResponder:
         events = [head + dumps(first) + tail]
         events.extend(head + dumps({"reasoning_content": t}) + tail for t in thoughts)
         content_start = len(events)
-        events.extend(head + dumps({"content": p}) + tail for p in pieces)
+        if top is None:
+            events.extend(head + dumps({"content": p}) + tail for p in pieces)
+        else:
+            events.extend(
+                head
+                + dumps({"content": p})
+                + b',"logprobs":'
+                + dumps({"content": [_logprob(p, i, top)], "refusal": None})
+                + b',"finish_reason":null}]'
+                + end
+                for i, p in enumerate(pieces)
+            )
         content_end = len(events)
         for index, (_, _, frags) in enumerate(calls):
             if index > 0 or not merged_header:

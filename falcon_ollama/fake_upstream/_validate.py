@@ -441,6 +441,44 @@ def check_sampling(data: dict[str, Any], reasoning: bool, model: str) -> FullAns
     return None
 
 
+def check_logprobs(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | None:
+    """None when logprobs are off, else how many top_logprobs each token should carry."""
+    wanted = data.get("logprobs")
+    top = data.get("top_logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        return invalid_type("logprobs", "a boolean", wanted)
+    if top is not None:
+        if not is_int(top):
+            return invalid_type("top_logprobs", "an integer", top)
+        if not 0 <= top <= 20:
+            above = top > 20
+            side, bound = ("above maximum", "<= 20") if above else ("below minimum", ">= 0")
+            return error(
+                400,
+                f"Invalid 'top_logprobs': integer {side} value. Expected a value {bound}, but got {top} "
+                "instead.",
+                param="top_logprobs",
+                code="integer_above_max_value" if above else "integer_below_min_value",
+            )
+        if not wanted:
+            return error(
+                400,
+                "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is "
+                "used.",
+                param="top_logprobs",
+            )
+    if not wanted:
+        return None
+    if reasoning:
+        return error(
+            400,
+            "Unsupported parameter: 'logprobs' is not supported with this model.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
+    return top or 0
+
+
 def check_limit(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | None:
     limit: int | None = None
     for name in ("max_completion_tokens", "max_tokens"):

@@ -34,6 +34,7 @@ from falcon_ollama.fake_upstream import (
     build_arg_parser_options,
     config_from_args,
     expected_embedding,
+    expected_logprobs,
     expected_reasoning,
     expected_text,
     mask_key,
@@ -414,6 +415,21 @@ def test_sdk_stream_with_include_usage(sdk: openai.OpenAI) -> None:
     assert len({c.id for c in chunks}) == 1 and all(c.object == "chat.completion.chunk" for c in chunks)
 
 
+async def test_async_sdk_stream_and_embeddings(fake: FakeUpstream) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=fake.base_url, api_key="sk-test", max_retries=0, timeout=TIMEOUT
+    ) as sdk_client:
+        stream = await sdk_client.chat.completions.create(
+            model="gpt-4.1-mini", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+        embedded = await sdk_client.embeddings.create(model="text-embedding-3-small", input="hello")
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected_text(8)
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == prompt_tokens_for(USER) + 8
+    assert embedded.data[0].embedding == pytest.approx(expected_embedding("hello", 8), rel=1e-6)
+    assert [r.completed for r in fake.requests] == [True, True]
+
+
 async def test_stream_wire_format(client: httpx.AsyncClient) -> None:
     response = await client.post("/chat/completions", json=chat_body(stream=True))
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
@@ -470,6 +486,28 @@ async def test_stream_respects_ttfb_and_token_delay(fake: FakeUpstream, client: 
         c["choices"][0]["delta"].get("content") or "" for c in chunks_of(response.text)
     ) == expected_text(5)
     assert fake.requests[-1].completed
+
+
+def test_sdk_logprobs(sdk: openai.OpenAI) -> None:
+    completion = sdk.chat.completions.create(model="gpt-4o", messages=USER, logprobs=True, top_logprobs=2)
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    assert [entry.model_dump() for entry in logprobs.content] == expected_logprobs(8, 2)
+    assert [entry.token for entry in logprobs.content] == [f"w{i} " for i in range(8)]
+    assert all(len(entry.top_logprobs) == 2 and entry.logprob < 0 for entry in logprobs.content)
+    chunks = list(sdk.chat.completions.create(model="gpt-4o", messages=USER, logprobs=True, stream=True))
+    streamed = [
+        e.model_dump() for c in chunks if c.choices[0].logprobs for e in c.choices[0].logprobs.content or []
+    ]
+    assert streamed == expected_logprobs(8)
+    plain = sdk.chat.completions.create(model="gpt-4o", messages=USER)
+    assert plain.choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="o4-mini", messages=USER, logprobs=True)
+    assert (caught.value.param, caught.value.code) == ("logprobs", "unsupported_parameter")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="gpt-4o", messages=USER, logprobs=True, top_logprobs=21)
+    assert caught.value.code == "integer_above_max_value"
 
 
 # -- tools ----------------------------------------------------------------------------------------------
