@@ -28,6 +28,7 @@ from falcon_ollama.resources.discovery import (
     process_start_time,
 )
 from falcon_ollama.resources.embed import EmbedDeps, EmbeddingsResource, EmbedResource
+from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
@@ -97,6 +98,10 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     started_at = process_start_time()
     max_body = settings.max_body_bytes
     app.add_route("/", RootResource())
+    app.add_route("/health", HealthResource())
+    # Ready while the model list was refreshed within two TTLs (plus the failure back-off): the catalog
+    # keeps serving a stale list through short outages, readiness reports a long one.
+    app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
     app.add_route("/api/version", VersionResource(settings.reported_version))
     app.add_route("/api/tags", TagsResource(catalog, started_at))
     app.add_route("/api/show", ShowResource(catalog, started_at, max_body))

@@ -130,6 +130,11 @@ class Catalog:
         """Warm the cache at start-up without blocking it (an unreachable upstream must not stop a worker)."""
         self._start_refresh()
 
+    def refresh_if_stale(self) -> None:
+        """Start a background refresh if the list is past its TTL (readiness probes keep it fresh when idle)."""
+        if self._clock() >= self._fresh_until:
+            self._start_refresh()
+
     async def close(self) -> None:
         if self._refresh is not None and not self._refresh.done():
             self._refresh.cancel()

@@ -7,7 +7,10 @@ if [ ! -x .venv/bin/python ] || [ -n "${CI:-}" ]; then
   scripts/setup_dev.sh
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff"; ruff check . && ruff format --check .
-echo "== mypy"; mypy
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy
 echo "== pytest"
 pytest --cov=falcon_ollama --cov-report=term --cov-fail-under=90 -p no:cacheprovider "$@"
