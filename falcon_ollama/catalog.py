@@ -131,7 +131,7 @@ class Catalog:
         self._start_refresh()
 
     def refresh_if_stale(self) -> None:
-        """Start a background refresh if the list is past its TTL (readiness probes keep it fresh when idle)."""
+        """Refresh in the background if the list is past its TTL (keeps an idle worker ready)."""
         if self._clock() >= self._fresh_until:
             self._start_refresh()
 
