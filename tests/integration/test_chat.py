@@ -493,3 +493,27 @@ def test_hundred_concurrent_streams_complete_intact(start_proxy: Callable[..., P
 
         results = asyncio.run(run())
         assert results == [expected_text(20)] * 100
+
+
+def test_stall_after_the_first_byte_ends_with_an_error_line(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    proxy = start_proxy(fake, idle_timeout=0.3)
+    fake.script(Fault(kind="stall_after", after_events=3, seconds=5.0, path="/v1/chat"))
+    started = time.monotonic()
+    chunks = ndjson(
+        httpx.post(proxy.url + "/api/chat", json={"model": "gpt-4o", "messages": USER}, timeout=10)
+    )
+    assert time.monotonic() - started < 4
+    assert chunks[-1] == {"error": "the upstream sent nothing for 0.3 s"}
+    assert not any(c.get("done") for c in chunks)
+
+
+def test_total_timeout_ends_a_slow_stream(start_proxy: Callable[..., ProxyThread]) -> None:
+    with FakeUpstreamThread(FakeConfig(tokens=200, token_delay_ms=20)) as fake:
+        proxy = start_proxy(fake, total_timeout=0.5)
+        chunks = ndjson(
+            httpx.post(proxy.url + "/api/chat", json={"model": "gpt-4o", "messages": USER}, timeout=10)
+        )
+        assert chunks[-1] == {"error": "the upstream answer took longer than the total timeout"}
+        assert 3 < len(chunks) < 100

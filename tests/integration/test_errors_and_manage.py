@@ -173,9 +173,9 @@ def test_dns_failure_is_502(fake: FakeUpstreamThread, start_proxy: Callable[...,
 
 def test_upstream_timeout_is_504(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:
     fake.script(Fault(kind="stall", seconds=3.0))
-    proxy = start_proxy(fake, idle_timeout=0.5)
+    proxy = start_proxy(fake, first_byte_timeout=0.5)
     message = assert_ollama_error(httpx.get(proxy.url + "/api/tags", timeout=10), 504)
-    assert "timed out" in message
+    assert "did not answer within 0.5 s" in message
 
 
 def test_stale_model_list_survives_an_upstream_outage(

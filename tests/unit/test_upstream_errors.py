@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import orjson
 import pytest
 
-from falcon_ollama.upstream import map_status_error, map_transport_error
+from falcon_ollama.upstream import (
+    RetryPolicy,
+    map_status_error,
+    map_transport_error,
+    parse_retry_after,
+    resolve_proxy,
+)
 
 
 def openai_error(message: str, code: str | None = None, type_: str = "invalid_request_error") -> bytes:
@@ -112,19 +119,90 @@ def test_long_messages_are_bounded() -> None:
     assert len(err.message) <= 400
 
 
+def _connector_error(err: OSError) -> aiohttp.ClientConnectorError:
+    key = aiohttp.client_reqrep.ConnectionKey("upstream", 443, True, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, err)
+
+
 @pytest.mark.parametrize(
-    ("exc", "status", "fragment"),
+    ("exc", "status", "fragment", "retryable"),
     [
-        (httpx.ConnectError("[Errno 111] Connection refused"), 502, "could not connect to the upstream"),
-        (httpx.ConnectTimeout("timed out"), 504, "timed out connecting"),
-        (httpx.ReadTimeout("timed out"), 504, "timed out waiting"),
-        (httpx.PoolTimeout("busy"), 504, "timed out connecting"),
-        (httpx.RemoteProtocolError("peer closed"), 502, "closed the connection"),
-        (httpx.ReadError("reset"), 502, "closed the connection"),
-        (httpx.UnsupportedProtocol("ftp"), 502, "upstream request failed"),
+        (_connector_error(ConnectionRefusedError(111, "Connection refused")), 502, "could not connect", True),
+        (aiohttp.ConnectionTimeoutError("timed out"), 504, "timed out connecting", True),
+        (aiohttp.SocketTimeoutError("timed out"), 504, "timed out waiting", False),
+        (TimeoutError(), 504, "timed out waiting", False),
+        (aiohttp.ServerDisconnectedError(), 502, "closed the connection", False),
+        (aiohttp.ClientPayloadError("half"), 502, "closed the connection", False),
+        (aiohttp.ClientOSError(104, "reset"), 502, "closed the connection", False),
+        (ConnectionResetError(), 502, "closed the connection", False),
+        (aiohttp.InvalidURL("x"), 502, "upstream request failed", False),
     ],
 )
-def test_transport_mapping(exc: httpx.HTTPError, status: int, fragment: str) -> None:
+def test_transport_mapping(exc: BaseException, status: int, fragment: str, retryable: bool) -> None:
     err = map_transport_error(exc)
     assert err.status == status
     assert fragment in err.message
+    assert err.retryable is retryable
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({}, "https://api.openai.com/v1/", None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "https://api.openai.com/v1/", "http://proxy:3128"),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://vllm.local:8000/v1/", None),
+        ({"HTTP_PROXY": "http://p:1"}, "http://vllm.local:8000/v1/", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "api.openai.com"}, "https://api.openai.com/v1/", None),
+        ({"ALL_PROXY": "http://p:2"}, "https://api.openai.com/v1/", "http://p:2"),
+    ],
+)
+def test_proxy_is_resolved_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: str | None
+) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy",
+                 "all_proxy", "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert resolve_proxy(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({"retry-after": "Thu, 01 Jan 2099 00:00:10 GMT"}, None),
+        ({"retry-after": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_parsing(headers: dict[str, str], seconds: float | None) -> None:
+    value = parse_retry_after(httpx.Headers(headers), now=lambda: 4070908800.0)
+    assert value == (10.0 if "2099" in headers.get("retry-after", "") else seconds)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "status", "retry_after", "expected"),
+    [
+        (0, 500, None, (0.0, 0.5)),
+        (1, 503, None, (0.0, 1.0)),
+        (2, 500, None, None),  # max_retries reached
+        (0, 429, 3.0, (3.0, 3.0)),
+        (0, 429, 60.0, None),  # longer than max_wait: give it back to the client
+        (0, 400, None, None),  # not retryable
+    ],
+)
+def test_retry_policy(
+    attempt: int, status: int, retry_after: float | None, expected: tuple[float, float] | None
+) -> None:
+    policy = RetryPolicy(max_retries=2, base_delay=0.5, max_wait=20.0)
+    error = map_status_error(status, b"", httpx.Headers(), "m")
+    error.retry_after = retry_after
+    delay = policy.delay(attempt, error, rand=lambda: 1.0)
+    if expected is None:
+        assert delay is None
+    else:
+        assert delay is not None and expected[0] <= delay <= expected[1]
