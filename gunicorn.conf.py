@@ -11,9 +11,19 @@ import subprocess
 import sys
 
 from falcon_ollama.cli import OFFLINE_BANNER, load_settings_or_exit
-from falcon_ollama.gunicorn_support import default_workers, free_loopback_port, wait_for_port
+from falcon_ollama.gunicorn_support import (
+    default_workers,
+    free_loopback_port,
+    prepare_metrics_dir,
+    wait_for_port,
+)
 
 _settings = load_settings_or_exit()
+
+# Prometheus multiprocess mode: every worker writes its samples to files in this directory and one scrape
+# of /metrics on any worker covers them all. It must be in the environment before a worker imports
+# prometheus_client, and is emptied at start so a restart does not resurrect old samples.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = prepare_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 # Bind where Ollama would: OLLAMA_HOST ("host:port", ":port", bare host; default 127.0.0.1:11434).
 bind = [_settings.bind.gunicorn_bind]
@@ -81,6 +91,13 @@ def on_starting(server):
     url = f"http://127.0.0.1:{port}/v1"
     os.environ["OPENAI_BASE_URL"] = url  # inherited by every worker forked after this
     print(OFFLINE_BANNER.format(url=url), file=sys.stderr, flush=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (in-flight requests) must stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server):

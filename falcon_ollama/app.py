@@ -18,6 +18,8 @@ import falcon.asgi
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.logs import WarnOnce
+from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
+from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.discovery import (
     PsResource,
@@ -80,7 +82,8 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
 
 def create_app(settings: Settings) -> FalconOllamaApp:
     """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
-    upstream = Upstream(settings)
+    metrics = Metrics(multiprocess_dir_from_env())
+    upstream = Upstream(settings, metrics=metrics)
     catalog = Catalog(
         settings.catalog,
         upstream,
@@ -89,7 +92,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     )
     services = Services(settings, upstream, catalog, RunningModels())
 
-    app = FalconOllamaApp(middleware=[_Lifespan(services)], cors_enable=False)
+    app = FalconOllamaApp(middleware=[_Lifespan(services), RequestTracking(metrics)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     max_body = settings.max_body_bytes
     app.add_route("/", RootResource())
     app.add_route("/health", HealthResource())
+    app.add_route("/metrics", MetricsResource(metrics))
     # Ready while the model list was refreshed within two TTLs (plus the failure back-off): the catalog
     # keeps serving a stale list through short outages, readiness reports a long one.
     app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
@@ -109,7 +113,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     completion = CompletionDeps(
         catalog=catalog,
         running=services.running,
-        relay=Relay(upstream),
+        relay=Relay(upstream, log_bodies=settings.log_bodies),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
         max_body_bytes=max_body,
         keep_alive_default=settings.keep_alive_default,
@@ -149,7 +153,7 @@ def app_from_env() -> FalconOllamaApp:
     from falcon_ollama.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.log_file)
     return create_app(settings)
 
 

@@ -76,7 +76,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from falcon_ollama.logs import configure_logging
 
     settings = load_settings_or_exit(args.env_file)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, settings.log_file)
     fake_thread = None
     if settings.offline:
         from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 
 
@@ -46,3 +48,17 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s") from None
             time.sleep(0.05)
+
+
+def prepare_metrics_dir(configured: str | None) -> str:
+    """The Prometheus multiprocess directory: the configured one emptied, or a new private one."""
+    if not configured:
+        return tempfile.mkdtemp(prefix="falcon-ollama-metrics-")
+    os.makedirs(configured, exist_ok=True)
+    for name in os.listdir(configured):
+        path = os.path.join(configured, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    return configured

@@ -1,22 +1,85 @@
-"""Logging set-up: one place decides the format and level for the CLI, uvicorn and gunicorn workers."""
+"""Logging: JSON lines on stdout by default (plain text for development), optionally also to a file.
+
+One place decides the format and level for the CLI, uvicorn and gunicorn workers. Fields given to a log
+call through ``extra={"fields": {...}}`` become top-level keys of the JSON line (the per-request summary
+uses this). Nothing here ever logs a request body unless ``FALCON_OLLAMA_LOG_BODIES`` asks for it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
+
+import orjson
+
+_SECRET_KEYS = frozenset({"api_key", "apikey", "authorization", "key", "token", "password", "secret"})
 
 
-def configure_logging(level: str) -> None:
-    """Plain ``time level logger: message`` lines on stderr at ``level`` (idempotent)."""
+class JsonFormatter(logging.Formatter):
+    """One compact JSON object per record: time, level, logger, message, and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            payload.update(fields)
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(payload, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: message key=value ...`` for reading in a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields:
+            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        return text
+
+
+def configure_logging(level: str, fmt: str = "json", file: str | None = None) -> None:
+    """Install our handler(s) on the root logger (idempotent: a second call replaces them)."""
     root = logging.getLogger()
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    if not any(getattr(h, "_falcon_ollama", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for handler in [h for h in root.handlers if getattr(h, "_falcon_ollama", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if file:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
         handler._falcon_ollama = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    numeric = getattr(logging, level.upper(), logging.INFO)
     root.setLevel(numeric)
     logging.getLogger("falcon_ollama").setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON-like value with secret-looking fields masked (for opt-in body logging)."""
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k.lower() in _SECRET_KEYS else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 class WarnOnce:

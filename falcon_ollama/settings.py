@@ -14,6 +14,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from falcon_ollama.access import (
+    DEFAULT_AUTH_EXEMPT_PATHS,
+    ApiKeys,
+    parse_api_keys,
+    parse_exempt_paths,
+    parse_origins,
+    read_api_keys_file,
+)
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -136,6 +144,11 @@ class Settings:
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
     stream_usage: bool = True
+    # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
+    api_keys: ApiKeys = field(default_factory=ApiKeys)
+    auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
+    ollama_origins: tuple[str, ...] = ()
+    check_host: bool = True
     embed_batch_size: int = 2048
     embed_batch_tokens: int = 250_000
     embed_concurrency: int = 4
@@ -145,6 +158,9 @@ class Settings:
     keep_alive_default: float = 300.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "json"
+    log_file: str | None = None
+    log_bodies: bool = False
     catalog_path: str | None = None
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
 
@@ -191,6 +207,11 @@ class Settings:
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", 0.5, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", 20.0, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", True, _parse_bool),
+            api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
+            + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
+            auth_exempt_paths=r.get("FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths),
+            ollama_origins=r.get("OLLAMA_ORIGINS", (), parse_origins),
+            check_host=r.get("FALCON_OLLAMA_CHECK_HOST", True, _parse_bool),
             embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", 2048, _positive_int),
             embed_batch_tokens=r.get("FALCON_OLLAMA_EMBED_BATCH_TOKENS", 250_000, _positive_int),
             embed_concurrency=r.get("FALCON_OLLAMA_EMBED_CONCURRENCY", 4, _positive_int),
@@ -200,6 +221,9 @@ class Settings:
             keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", 300.0, _keep_alive_seconds),
             max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", 64 * 1024 * 1024, _positive_int),
             log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", "info", _log_level),
+            log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", "json", _log_format),
+            log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),
+            log_bodies=r.get("FALCON_OLLAMA_LOG_BODIES", False, _parse_bool),
             catalog_path=catalog_path,
             catalog=catalog,
         )
@@ -296,6 +320,20 @@ def _log_level(text: str) -> str:
     if lowered not in ("debug", "info", "warning", "error", "critical"):
         raise ValueError(f"expected one of debug, info, warning, error, critical, got {text!r}")
     return lowered
+
+
+def _log_format(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in ("json", "text"):
+        raise ValueError(f"expected json or text, got {text!r}")
+    return lowered
+
+
+def _writable_file(text: str) -> str:
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ValueError(f"cannot write a log file in {directory!r}")
+    return text
 
 
 def _keep_alive_seconds(text: str) -> float:

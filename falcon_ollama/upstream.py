@@ -28,6 +28,7 @@ import orjson
 
 from falcon_ollama import __version__
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.metrics import Metrics
 from falcon_ollama.settings import Settings
 
 log = logging.getLogger("falcon_ollama.upstream")
@@ -174,8 +175,11 @@ class Upstream:
     throughput collapse at high concurrency. One session, connector and TLS context per worker; the proxy
     (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``) is resolved once at start-up, not per request."""
 
-    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, settings: Settings, retry: RetryPolicy | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._retry = retry or RetryPolicy(
             settings.max_retries, settings.retry_base_delay, settings.max_retry_wait
         )
@@ -231,13 +235,17 @@ class Upstream:
             raise RuntimeError("Upstream.start() was not called")
         return self._session
 
-    async def get(self, path: str, *, model: str | None = None) -> UpstreamResponse:
+    async def get(
+        self, path: str, *, model: str | None = None, request_id: str | None = None
+    ) -> UpstreamResponse:
         """GET ``path`` (relative to the base URL); non-2xx -> OllamaError."""
-        return await self._with_retries(lambda: self._send_once("GET", path, None, model))
+        return await self._with_retries(lambda: self._send_once("GET", path, None, model, request_id))
 
-    async def post_json(self, path: str, body: bytes, *, model: str | None = None) -> UpstreamResponse:
+    async def post_json(
+        self, path: str, body: bytes, *, model: str | None = None, request_id: str | None = None
+    ) -> UpstreamResponse:
         """POST a JSON body and read the whole answer; non-2xx -> OllamaError."""
-        return await self._with_retries(lambda: self._send_once("POST", path, body, model))
+        return await self._with_retries(lambda: self._send_once("POST", path, body, model, request_id))
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
         tries = 0
@@ -245,28 +253,41 @@ class Upstream:
             try:
                 return await attempt()
             except UpstreamError as exc:
+                if self._metrics is not None:
+                    self._metrics.upstream_errors.labels(str(exc.upstream_status or 0)).inc()
                 delay = self._retry.delay(tries, exc)
                 if delay is None:
                     raise
                 tries += 1
                 self.retries += 1
+                if self._metrics is not None:
+                    self._metrics.retries.inc()
                 log.info("upstream %s; retry %d in %.2f s", exc.upstream_status or exc.message, tries, delay)
                 await asyncio.sleep(delay)
 
-    async def _request(self, method: str, path: str, body: bytes | None) -> aiohttp.ClientResponse:
+    async def _request(
+        self, method: str, path: str, body: bytes | None, request_id: str | None
+    ) -> aiohttp.ClientResponse:
         """Send and wait for the response head, within the first-byte timeout."""
         session = self._require_session()
         timeout = min(self._settings.first_byte_timeout, self._settings.total_timeout)
+        headers = self._json_headers if body is not None else self._headers
+        if request_id is not None:
+            headers = {**headers, "x-request-id": request_id}
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                return await session.request(
+                response = await session.request(
                     method,
                     self._base_url + path.lstrip("/"),
                     data=body,
-                    headers=self._json_headers if body is not None else self._headers,
+                    headers=headers,
                     proxy=self._proxy,
                     allow_redirects=False,
                 )
+            if self._metrics is not None:
+                self._metrics.upstream_latency.labels(path).observe(time.perf_counter() - started)
+            return response
         except TimeoutError:
             raise UpstreamError(504, f"the upstream did not answer within {timeout:g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -286,9 +307,9 @@ class Upstream:
             response.release()
 
     async def _send_once(
-        self, method: str, path: str, body: bytes | None, model: str | None
+        self, method: str, path: str, body: bytes | None, model: str | None, request_id: str | None
     ) -> UpstreamResponse:
-        response = await self._request(method, path, body)
+        response = await self._request(method, path, body, request_id)
         if response.status >= 300:
             raise map_status_error(response.status, await self._error_body(response), response.headers, model)
         content = await self._read_all(response)
@@ -300,15 +321,19 @@ class Upstream:
         except UpstreamError:
             return b""
 
-    async def open_stream(self, path: str, body: bytes, *, model: str | None = None) -> UpstreamStream:
+    async def open_stream(
+        self, path: str, body: bytes, *, model: str | None = None, request_id: str | None = None
+    ) -> UpstreamStream:
         """POST a JSON body and return the open streamed answer once its head arrived with a 2xx status.
 
         Failures before that point are retried (nothing has reached the client yet); after it, never."""
-        return await self._with_retries(lambda: self._open_stream_once(path, body, model))
+        return await self._with_retries(lambda: self._open_stream_once(path, body, model, request_id))
 
-    async def _open_stream_once(self, path: str, body: bytes, model: str | None) -> UpstreamStream:
+    async def _open_stream_once(
+        self, path: str, body: bytes, model: str | None, request_id: str | None
+    ) -> UpstreamStream:
         started = asyncio.get_running_loop().time()
-        response = await self._request("POST", path, body)
+        response = await self._request("POST", path, body, request_id)
         if response.status >= 300:
             raise map_status_error(response.status, await self._error_body(response), response.headers, model)
         return UpstreamStream(response, self._settings.idle_timeout, started + self._settings.total_timeout)

@@ -17,6 +17,7 @@ from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
+from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
@@ -107,6 +108,12 @@ class _Embedder:
         return vectors, total
 
 
+def _note_model(req: falcon.asgi.Request, entry: ModelEntry) -> None:
+    info = info_of(req)
+    if info is not None:
+        info.model = entry.name
+
+
 def _estimate_tokens(inputs: list[str]) -> int:
     return sum(len(text) + 3 for text in inputs) // 4
 
@@ -125,6 +132,7 @@ class EmbedResource(_Embedder):
         dimensions = parse_dimensions(body.get("dimensions"))
         keep_alive = self._keep_alive(body.get("keep_alive"))
         entry = await self._deps.catalog.resolve(name)
+        _note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not inputs:
             empty: EmbedResponse = {"model": name, "embeddings": []}
@@ -155,6 +163,7 @@ class EmbeddingsResource(_Embedder):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
         keep_alive = self._keep_alive(body.get("keep_alive"))
         entry = await self._deps.catalog.resolve(name)
+        _note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not prompt:
             empty: EmbeddingsResponse = {"embedding": []}

@@ -22,6 +22,7 @@ import orjson
 
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.requestlog import RequestInfo, info_of
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
@@ -117,16 +118,20 @@ class ForwardResource:
         except OllamaError as exc:
             _send_error(resp, exc)
             return
+        info = info_of(req)
+        request_id = info.id if info is not None else None
         watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         try:
             if not stream:
-                answer = await self._upstream.post_json(self._path, body, model=model)
+                answer = await self._upstream.post_json(self._path, body, model=model, request_id=request_id)
                 watcher.stop()
                 resp.status = answer.status
                 resp.content_type = answer.headers.get("content-type", JSON)
                 resp.data = answer.body
                 return
-            upstream_stream = await self._upstream.open_stream(self._path, body, model=model)
+            upstream_stream = await self._upstream.open_stream(
+                self._path, body, model=model, request_id=request_id
+            )
         except asyncio.CancelledError:
             if watcher.absorb_cancel():
                 resp.status = 499
@@ -141,7 +146,7 @@ class ForwardResource:
             raise
         watcher.on_disconnect(upstream_stream.aclose)
         resp.content_type = upstream_stream.headers.get("content-type", "text/event-stream")
-        resp.stream = self._relay(upstream_stream, watcher)
+        resp.stream = self._relay(upstream_stream, watcher, info)
 
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
         raw = await read_body(req, self._max_body)
@@ -155,12 +160,21 @@ class ForwardResource:
         if not isinstance(model, str) or not model:
             raise OllamaError(400, "you must provide a model parameter")
         entry = await self._catalog.resolve(model)
+        info = info_of(req)
+        if info is not None:
+            info.model = entry.name
         body["model"] = entry.upstream_id
         return orjson.dumps(body), model, body.get("stream") is True
 
-    async def _relay(self, stream: UpstreamStream, watcher: DisconnectWatcher) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None
+    ) -> AsyncIterator[bytes]:
+        first = True
         try:
             async for chunk in stream.chunks():
+                if first and info is not None:
+                    info.first_chunk()
+                    first = False
                 yield chunk
         except OllamaError as exc:
             if not watcher.disconnected:
@@ -170,3 +184,5 @@ class ForwardResource:
             watcher.stop()
             with contextlib.suppress(Exception):
                 await stream.aclose()
+            if info is not None:
+                info.finish()

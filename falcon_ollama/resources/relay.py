@@ -23,11 +23,13 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.logs import redact
+from falcon_ollama.requestlog import RequestInfo, info_of
 from falcon_ollama.resources.common import send_json
 from falcon_ollama.sse import SSEDecoder, SSEError
 from falcon_ollama.translate.chat_request import ChatPlan
 from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
-from falcon_ollama.upstream import Upstream, UpstreamStream
+from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 from falcon_ollama.wire import NDJSON_CONTENT_TYPE, error_body
 
 log = logging.getLogger("falcon_ollama.relay")
@@ -83,8 +85,9 @@ class DisconnectWatcher:
 class Relay:
     """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, *, log_bodies: bool = False) -> None:
         self._upstream = upstream
+        self._log_bodies = log_bodies
 
     async def respond(
         self,
@@ -98,26 +101,38 @@ class Relay:
         started = time.monotonic_ns()
         body = orjson.dumps(plan.body)
         kind = "completions" if plan.path == "completions" else kind
+        info = info_of(req)
+        request_id = info.id if info is not None else None
+        if self._log_bodies:
+            fields = {"request_id": request_id, "upstream_body": redact(plan.body)}
+            log.info("upstream request body (FALCON_OLLAMA_LOG_BODIES)", extra={"fields": fields})
         watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         try:
             if not plan.stream:
-                answer = await self._upstream.post_json(plan.path, body, model=model)
+                answer = await self._upstream.post_json(plan.path, body, model=model, request_id=request_id)
                 watcher.stop()
-                send_json(
-                    resp,
-                    completion_to_ollama(
-                        answer.body,
-                        model=model,
-                        kind=kind,
-                        emit_thinking=plan.emit_thinking,
-                        logprobs=plan.logprobs,
-                        started_ns=started,
-                        prompt_chars=plan.prompt_chars,
-                        history=plan.history,
-                    ),
+                out = completion_to_ollama(
+                    answer.body,
+                    model=model,
+                    kind=kind,
+                    emit_thinking=plan.emit_thinking,
+                    logprobs=plan.logprobs,
+                    started_ns=started,
+                    prompt_chars=plan.prompt_chars,
+                    history=plan.history,
                 )
+                if info is not None:
+                    info.upstream_status = answer.status
+                    info.prompt_tokens = out.get("prompt_eval_count")
+                    info.completion_tokens = out.get("eval_count")
+                send_json(resp, out)
                 return
-            stream = await self._upstream.open_stream(plan.path, body, model=model)
+            stream = await self._upstream.open_stream(plan.path, body, model=model, request_id=request_id)
+        except UpstreamError as exc:
+            watcher.stop()
+            if info is not None:
+                info.upstream_status = exc.upstream_status
+            raise
         except asyncio.CancelledError:
             if watcher.absorb_cancel():
                 log.info("client disconnected before the upstream answered; request abandoned")
@@ -137,21 +152,33 @@ class Relay:
             prompt_chars=plan.prompt_chars,
             history=plan.history,
         )
+        if info is not None:
+            info.upstream_status = stream.status
         resp.content_type = NDJSON_CONTENT_TYPE
-        resp.stream = self._relay(stream, translator, watcher)
+        resp.stream = self._relay(stream, translator, watcher, info)
 
     async def _relay(
-        self, stream: UpstreamStream, translator: StreamTranslator, watcher: DisconnectWatcher
+        self,
+        stream: UpstreamStream,
+        translator: StreamTranslator,
+        watcher: DisconnectWatcher,
+        info: RequestInfo | None,
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
+        first = True
         try:
             async for chunk in stream.chunks():
                 lines = [translator.feed(payload) for payload in decoder.feed(chunk)]
                 out = b"".join(lines)
                 if out:
+                    if first and info is not None:
+                        info.first_chunk()
+                        first = False
                     yield out
             lines = [translator.feed(payload) for payload in decoder.flush()]
             yield b"".join(lines) + translator.finish()
+            if info is not None:
+                info.prompt_tokens, info.completion_tokens = translator.counts()
         except (OllamaError, SSEError) as exc:
             if watcher.disconnected:
                 log.info("client disconnected mid-stream; upstream request cancelled")
@@ -165,3 +192,5 @@ class Relay:
             watcher.stop()
             with contextlib.suppress(Exception):
                 await stream.aclose()
+            if info is not None:
+                info.finish()

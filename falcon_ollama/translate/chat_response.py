@@ -258,10 +258,14 @@ class StreamTranslator:
         final.update(self.metrics())
         return lines + orjson.dumps(final, option=orjson.OPT_APPEND_NEWLINE)
 
+    def counts(self) -> tuple[int, int]:
+        """(prompt tokens, completion tokens): the upstream's usage, else derived counts."""
+        return _counts(self._usage, self._prompt_chars, self._deltas)
+
     def metrics(self) -> dict[str, int]:
         now = self._clock_ns()
         first = self._first_ns if self._first_ns is not None else now
-        prompt_count, eval_count = _counts(self._usage, self._prompt_chars, self._deltas)
+        prompt_count, eval_count = self.counts()
         return {
             "total_duration": now - self._started_ns,
             "prompt_eval_count": prompt_count,

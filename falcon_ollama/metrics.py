@@ -1,0 +1,103 @@
+"""Prometheus metrics, one ``Metrics`` per app (no module-level registry, so tests can build many apps).
+
+Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by gunicorn.conf.py (cleaned at start, dead workers
+marked): every worker writes its samples to memory-mapped files there and one scrape of ``/metrics`` on any
+worker aggregates them all. Without it (``falcon-ollama serve``, tests) the metrics live in this process.
+
+Label values are bounded: ``route`` is the route template, ``model`` is a model the catalog knows (anything
+else is ``unknown``), ``status`` an HTTP status, so a client cannot blow up the series count.
+"""
+
+from __future__ import annotations
+
+import os
+
+import falcon
+import falcon.asgi
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """The service's metrics; ``multiprocess_dir`` set means gunicorn's shared-file mode."""
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        registry = CollectorRegistry(auto_describe=True)
+        self._registry = registry
+        self.requests = Counter(
+            "falcon_ollama_requests", "Requests handled", ["route", "model", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "falcon_ollama_request_duration_seconds",
+            "Time from request to the last byte of the answer",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.first_chunk = Histogram(
+            "falcon_ollama_time_to_first_chunk_seconds",
+            "Time from request to the first streamed chunk written to the client",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_latency = Histogram(
+            "falcon_ollama_upstream_response_seconds",
+            "Time until the upstream's response head (or whole answer when not streamed)",
+            ["path"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "falcon_ollama_upstream_errors",
+            "Upstream failures by upstream status (0: no answer)",
+            ["status"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "falcon_ollama_upstream_retries", "Upstream requests retried", registry=registry
+        )
+        self.in_flight = Gauge(
+            "falcon_ollama_in_flight_requests",
+            "Requests being handled (streams count until their last byte)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.tokens = Counter(
+            "falcon_ollama_tokens", "Tokens reported by the upstream", ["model", "kind"], registry=registry
+        )
+        self.rejected = Counter(
+            "falcon_ollama_rejected_requests",
+            "Requests refused before any work",
+            ["reason"],
+            registry=registry,
+        )
+
+    def render(self) -> bytes:
+        """The exposition text: every worker's samples in multiprocess mode, else this process's."""
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            prom_multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self._registry)
+
+
+def multiprocess_dir_from_env() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` when it names an existing directory (prometheus_client's contract)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return path if path and os.path.isdir(path) else None
+
+
+class MetricsResource:
+    """``GET /metrics``: Prometheus text format."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = CONTENT_TYPE
+        resp.data = self._metrics.render()

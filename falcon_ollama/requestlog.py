@@ -1,0 +1,139 @@
+"""Per-request bookkeeping: the request id, one summary log line and the request metrics.
+
+``RequestTracking`` (Falcon middleware) gives every request a ``RequestInfo`` on ``req.context.info``: an id
+(the client's ``X-Request-ID`` when it is sane, else a new one), returned in ``X-Request-ID`` and sent
+upstream. Resources fill in the model and the relay the tokens, upstream status and time to first chunk.
+The summary line and the metrics are written by :meth:`RequestInfo.finish`: for a plain response when the
+response is complete, for a stream when its last byte was written (the stream's owner calls it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from falcon_ollama.metrics import Metrics
+
+log = logging.getLogger("falcon_ollama.request")
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_NOT_LOGGED = frozenset({"/health", "/ready", "/metrics"})
+
+
+class RequestInfo:
+    """What is known about one request, filled in as it goes."""
+
+    __slots__ = (
+        "_done",
+        "_metrics",
+        "completion_tokens",
+        "first_chunk_ns",
+        "id",
+        "method",
+        "model",
+        "path",
+        "prompt_tokens",
+        "route",
+        "started_ns",
+        "status",
+        "upstream_status",
+    )
+
+    def __init__(self, request_id: str, method: str, path: str, route: str, metrics: Metrics) -> None:
+        self.id = request_id
+        self.method = method
+        self.path = path
+        self.route = route
+        self.started_ns = time.monotonic_ns()
+        self.model: str | None = None
+        self.status = 200
+        self.upstream_status: int | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.first_chunk_ns: int | None = None
+        self._metrics = metrics
+        self._done = False
+
+    def first_chunk(self) -> None:
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time.monotonic_ns()
+
+    def finish(self) -> None:
+        """Write the summary line and the metrics, once."""
+        if self._done:
+            return
+        self._done = True
+        now = time.monotonic_ns()
+        total = (now - self.started_ns) / 1e9
+        metrics = self._metrics
+        model = self.model or "unknown"
+        metrics.in_flight.dec()
+        metrics.requests.labels(self.route, model, str(self.status)).inc()
+        metrics.latency.labels(self.route).observe(total)
+        fields: dict[str, Any] = {
+            "request_id": self.id,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "total_ms": round(total * 1000, 2),
+        }
+        if self.model:
+            fields["model"] = self.model
+        if self.first_chunk_ns is not None:
+            ttfc = (self.first_chunk_ns - self.started_ns) / 1e9
+            metrics.first_chunk.labels(self.route).observe(ttfc)
+            fields["first_chunk_ms"] = round(ttfc * 1000, 2)
+        if self.upstream_status is not None:
+            fields["upstream_status"] = self.upstream_status
+        if self.prompt_tokens is not None:
+            fields["prompt_tokens"] = self.prompt_tokens
+            metrics.tokens.labels(model, "prompt").inc(self.prompt_tokens)
+        if self.completion_tokens is not None:
+            fields["completion_tokens"] = self.completion_tokens
+            metrics.tokens.labels(model, "completion").inc(self.completion_tokens)
+        if self.route not in _NOT_LOGGED:
+            log.info("%s %s %d", self.method, self.path, self.status, extra={"fields": fields})
+
+
+class RequestTracking:
+    """Falcon middleware: creates the RequestInfo, sets ``X-Request-ID``, finishes plain responses."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        given = req.get_header("X-Request-ID")
+        request_id = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        req.context.info = RequestInfo(request_id, req.method, req.path, req.path, self._metrics)
+        self._metrics.in_flight.inc()
+        resp.set_header("X-Request-ID", request_id)
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, params: dict[str, Any]
+    ) -> None:
+        if req.uri_template:
+            req.context.info.route = req.uri_template
+
+    async def process_response(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        info: RequestInfo | None = getattr(req.context, "info", None)
+        if info is None:
+            return
+        info.status = resp.status_code
+        if info.route == info.path and resource is None:
+            info.route = "unmatched"  # unknown paths share one label value
+        if resp.stream is None:
+            info.finish()
+        # else: the stream's owner calls info.finish() after its last byte
+
+
+def info_of(req: falcon.asgi.Request) -> RequestInfo | None:
+    info: RequestInfo | None = getattr(req.context, "info", None)
+    return info
