@@ -1,4 +1,4 @@
-"""Request ids, the per-request summary line, JSON logs and Prometheus metrics (also across gunicorn workers)."""
+"""Request ids, the per-request summary line, JSON logs and Prometheus metrics (gunicorn workers too)."""
 
 from __future__ import annotations
 
