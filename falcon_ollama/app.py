@@ -15,6 +15,8 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from falcon_ollama.access import AccessControl
+from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.logs import WarnOnce
@@ -84,6 +86,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
     metrics = Metrics(multiprocess_dir_from_env())
     upstream = Upstream(settings, metrics=metrics)
+    admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
     catalog = Catalog(
         settings.catalog,
         upstream,
@@ -92,7 +95,13 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     )
     services = Services(settings, upstream, catalog, RunningModels())
 
-    app = FalconOllamaApp(middleware=[_Lifespan(services), RequestTracking(metrics)], cors_enable=False)
+    # AccessControl last: when it refuses a request the others' process_request has already run.
+    middleware: list[Any] = [
+        _Lifespan(services),
+        RequestTracking(metrics),
+        AccessControl.from_settings(settings),
+    ]
+    app = FalconOllamaApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
@@ -113,7 +122,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     completion = CompletionDeps(
         catalog=catalog,
         running=services.running,
-        relay=Relay(upstream, log_bodies=settings.log_bodies),
+        relay=Relay(upstream, admission, log_bodies=settings.log_bodies),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
         max_body_bytes=max_body,
         keep_alive_default=settings.keep_alive_default,
@@ -130,6 +139,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         batch_size=settings.embed_batch_size,
         batch_tokens=settings.embed_batch_tokens,
         concurrency=settings.embed_concurrency,
+        admission=admission,
     )
     app.add_route("/api/embed", EmbedResource(embed))
     app.add_route("/api/embeddings", EmbeddingsResource(embed))
@@ -137,7 +147,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/v1/models", ModelsResource(catalog, started_at))
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "completions", "embeddings"):
-        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, max_body))
+        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, max_body))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))

@@ -139,7 +139,9 @@ class Settings:
     first_byte_timeout: float = 600.0
     idle_timeout: float = 300.0
     total_timeout: float = 1800.0
-    max_connections: int = 512
+    max_connections: int = 1024
+    max_in_flight: int = 1024
+    max_queue: int = 512
     max_retries: int = 2
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
@@ -202,14 +204,18 @@ class Settings:
             first_byte_timeout=r.get("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", 600.0, _positive_float),
             idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", 300.0, _positive_float),
             total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", 1800.0, _positive_float),
-            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", 512, _positive_int),
+            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", 1024, _positive_int),
+            max_in_flight=r.get("FALCON_OLLAMA_MAX_IN_FLIGHT", 1024, _positive_int),
+            max_queue=r.get("FALCON_OLLAMA_MAX_QUEUE", 512, _non_negative_int),
             max_retries=r.get("FALCON_OLLAMA_MAX_RETRIES", 2, _non_negative_int),
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", 0.5, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", 20.0, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", True, _parse_bool),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
-            auth_exempt_paths=r.get("FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths),
+            auth_exempt_paths=r.get(
+                "FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths
+            ),
             ollama_origins=r.get("OLLAMA_ORIGINS", (), parse_origins),
             check_host=r.get("FALCON_OLLAMA_CHECK_HOST", True, _parse_bool),
             embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", 2048, _positive_int),

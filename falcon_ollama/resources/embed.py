@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import falcon
 import falcon.asgi
 
+from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
@@ -47,6 +48,7 @@ class EmbedDeps:
     batch_size: int
     batch_tokens: int
     concurrency: int
+    admission: Admission
 
 
 class _Embedder:
@@ -140,7 +142,11 @@ class EmbedResource(_Embedder):
             return
         if truncate:
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
-        vectors, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate)
+        slot = await self._deps.admission.acquire()
+        try:
+            vectors, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate)
+        finally:
+            slot.release()
         payload: EmbedResponse = {
             "model": name,
             "embeddings": [l2_normalize(v) for v in vectors],
@@ -170,6 +176,10 @@ class EmbeddingsResource(_Embedder):
             send_json(resp, empty)
             return
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
-        vectors, _ = await self._embed_batch(entry, name, text, None, truncate=True)
+        slot = await self._deps.admission.acquire()
+        try:
+            vectors, _ = await self._embed_batch(entry, name, text, None, truncate=True)
+        finally:
+            slot.release()
         payload: EmbeddingsResponse = {"embedding": vectors[0]}
         send_json(resp, payload)

@@ -20,6 +20,7 @@ import falcon
 import falcon.asgi
 import orjson
 
+from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.requestlog import RequestInfo, info_of
@@ -106,8 +107,11 @@ class ModelResource:
 class ForwardResource:
     """``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: forwarded to the upstream."""
 
-    def __init__(self, path: str, catalog: Catalog, upstream: Upstream, max_body_bytes: int) -> None:
+    def __init__(
+        self, path: str, catalog: Catalog, upstream: Upstream, admission: Admission, max_body_bytes: int
+    ) -> None:
         self._path = path
+        self._admission = admission
         self._catalog = catalog
         self._upstream = upstream
         self._max_body = max_body_bytes
@@ -121,9 +125,12 @@ class ForwardResource:
         info = info_of(req)
         request_id = info.id if info is not None else None
         watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        slot: Slot | None = None
         try:
+            slot = await self._admission.acquire()
             if not stream:
                 answer = await self._upstream.post_json(self._path, body, model=model, request_id=request_id)
+                slot.release()
                 watcher.stop()
                 resp.status = answer.status
                 resp.content_type = answer.headers.get("content-type", JSON)
@@ -133,20 +140,26 @@ class ForwardResource:
                 self._path, body, model=model, request_id=request_id
             )
         except asyncio.CancelledError:
+            if slot is not None:
+                slot.release()
             if watcher.absorb_cancel():
                 resp.status = 499
                 return
             raise
         except OllamaError as exc:
+            if slot is not None:
+                slot.release()
             watcher.stop()
             _send_error(resp, exc)
             return
         except BaseException:
+            if slot is not None:
+                slot.release()
             watcher.stop()
             raise
         watcher.on_disconnect(upstream_stream.aclose)
         resp.content_type = upstream_stream.headers.get("content-type", "text/event-stream")
-        resp.stream = self._relay(upstream_stream, watcher, info)
+        resp.stream = self._relay(upstream_stream, watcher, info, slot)
 
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
         raw = await read_body(req, self._max_body)
@@ -167,7 +180,7 @@ class ForwardResource:
         return orjson.dumps(body), model, body.get("stream") is True
 
     async def _relay(
-        self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None
+        self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None, slot: Slot
     ) -> AsyncIterator[bytes]:
         first = True
         try:
@@ -184,5 +197,6 @@ class ForwardResource:
             watcher.stop()
             with contextlib.suppress(Exception):
                 await stream.aclose()
+            slot.release()
             if info is not None:
                 info.finish()

@@ -22,6 +22,7 @@ from typing import Any
 import falcon.asgi
 import orjson
 
+from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.logs import redact
 from falcon_ollama.requestlog import RequestInfo, info_of
@@ -85,8 +86,9 @@ class DisconnectWatcher:
 class Relay:
     """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
 
-    def __init__(self, upstream: Upstream, *, log_bodies: bool = False) -> None:
+    def __init__(self, upstream: Upstream, admission: Admission, *, log_bodies: bool = False) -> None:
         self._upstream = upstream
+        self._admission = admission
         self._log_bodies = log_bodies
 
     async def respond(
@@ -107,9 +109,12 @@ class Relay:
             fields = {"request_id": request_id, "upstream_body": redact(plan.body)}
             log.info("upstream request body (FALCON_OLLAMA_LOG_BODIES)", extra={"fields": fields})
         watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        slot: Slot | None = None
         try:
+            slot = await self._admission.acquire()
             if not plan.stream:
                 answer = await self._upstream.post_json(plan.path, body, model=model, request_id=request_id)
+                slot.release()
                 watcher.stop()
                 out = completion_to_ollama(
                     answer.body,
@@ -128,19 +133,20 @@ class Relay:
                 send_json(resp, out)
                 return
             stream = await self._upstream.open_stream(plan.path, body, model=model, request_id=request_id)
-        except UpstreamError as exc:
-            watcher.stop()
-            if info is not None:
-                info.upstream_status = exc.upstream_status
-            raise
         except asyncio.CancelledError:
+            if slot is not None:
+                slot.release()
             if watcher.absorb_cancel():
                 log.info("client disconnected before the upstream answered; request abandoned")
                 resp.status = 499
                 return
             raise
-        except BaseException:
+        except BaseException as exc:
+            if slot is not None:
+                slot.release()
             watcher.stop()
+            if isinstance(exc, UpstreamError) and info is not None:
+                info.upstream_status = exc.upstream_status
             raise
         watcher.on_disconnect(stream.aclose)
         translator = StreamTranslator(
@@ -155,7 +161,7 @@ class Relay:
         if info is not None:
             info.upstream_status = stream.status
         resp.content_type = NDJSON_CONTENT_TYPE
-        resp.stream = self._relay(stream, translator, watcher, info)
+        resp.stream = self._relay(stream, translator, watcher, info, slot)
 
     async def _relay(
         self,
@@ -163,6 +169,7 @@ class Relay:
         translator: StreamTranslator,
         watcher: DisconnectWatcher,
         info: RequestInfo | None,
+        slot: Slot,
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
         first = True
@@ -192,5 +199,6 @@ class Relay:
             watcher.stop()
             with contextlib.suppress(Exception):
                 await stream.aclose()
+            slot.release()
             if info is not None:
                 info.finish()

@@ -12,6 +12,9 @@ from tests.servers import ProxyThread, free_port
 
 
 def test_health_is_ok_without_calling_the_upstream(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    deadline = time.monotonic() + 10  # let the start-up model-list refresh land first
+    while httpx.get(proxy.url + "/ready").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
     before = len(fake.requests)
     resp = httpx.get(proxy.url + "/health")
     assert (resp.status_code, resp.json()) == (200, {"status": "ok"})
