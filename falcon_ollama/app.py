@@ -19,6 +19,7 @@ from falcon_ollama.access import AccessControl
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
 from falcon_ollama.requestlog import RequestTracking
@@ -108,7 +109,14 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_error_handler(OllamaError, _handle_ollama_error)
 
     started_at = process_start_time()
-    max_body = settings.max_body_bytes
+    limits = Limits(
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        max_messages=settings.max_messages,
+        max_images=settings.max_images,
+        max_image_bytes=settings.max_image_bytes,
+        max_text_chars=settings.max_text_chars,
+    )
     app.add_route("/", RootResource())
     app.add_route("/health", HealthResource())
     app.add_route("/metrics", MetricsResource(metrics))
@@ -117,14 +125,14 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
     app.add_route("/api/version", VersionResource(settings.reported_version))
     app.add_route("/api/tags", TagsResource(catalog, started_at))
-    app.add_route("/api/show", ShowResource(catalog, started_at, max_body))
+    app.add_route("/api/show", ShowResource(catalog, started_at, limits))
     app.add_route("/api/ps", PsResource(services.running))
     completion = CompletionDeps(
         catalog=catalog,
         running=services.running,
         relay=Relay(upstream, admission, log_bodies=settings.log_bodies),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
-        max_body_bytes=max_body,
+        limits=limits,
         keep_alive_default=settings.keep_alive_default,
         stream_usage=settings.stream_usage,
     )
@@ -134,7 +142,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         catalog=catalog,
         running=services.running,
         upstream=upstream,
-        max_body_bytes=max_body,
+        limits=limits,
         keep_alive_default=settings.keep_alive_default,
         batch_size=settings.embed_batch_size,
         batch_tokens=settings.embed_batch_tokens,
@@ -143,11 +151,11 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     )
     app.add_route("/api/embed", EmbedResource(embed))
     app.add_route("/api/embeddings", EmbeddingsResource(embed))
-    app.add_route("/api/pull", PullResource(catalog, max_body))
+    app.add_route("/api/pull", PullResource(catalog, limits))
     app.add_route("/v1/models", ModelsResource(catalog, started_at))
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "completions", "embeddings"):
-        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, max_body))
+        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, limits))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))

@@ -159,6 +159,11 @@ class Settings:
     reported_version: str = DEFAULT_REPORTED_VERSION
     keep_alive_default: float = 300.0
     max_body_bytes: int = 64 * 1024 * 1024
+    max_json_depth: int = 64
+    max_messages: int = 10_000
+    max_images: int = 100
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_text_chars: int = 8_000_000
     log_level: str = "info"
     log_format: str = "json"
     log_file: str | None = None
@@ -226,6 +231,11 @@ class Settings:
             reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),
             keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", 300.0, _keep_alive_seconds),
             max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", 64 * 1024 * 1024, _positive_int),
+            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", 64, _positive_int),
+            max_messages=r.get("FALCON_OLLAMA_MAX_MESSAGES", 10_000, _positive_int),
+            max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", 100, _non_negative_int),
+            max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, _positive_int),
+            max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", 8_000_000, _positive_int),
             log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", "info", _log_level),
             log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", "json", _log_format),
             log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),

@@ -13,6 +13,7 @@ import falcon.asgi
 
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
@@ -30,7 +31,7 @@ class CompletionDeps:
     running: RunningModels
     relay: Relay
     warn_once: WarnOnce
-    max_body_bytes: int
+    limits: Limits
     keep_alive_default: float
     stream_usage: bool
 
@@ -43,7 +44,7 @@ class _Completion:
         self._running = deps.running
         self._relay = deps.relay
         self._warn_once = deps.warn_once
-        self._max_body = deps.max_body_bytes
+        self._limits = deps.limits
         self._keep_alive_default = deps.keep_alive_default
         self._stream_usage = deps.stream_usage
 
@@ -83,7 +84,7 @@ class ChatResource(_Completion):
     """``POST /api/chat``."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._max_body)
+        body = await read_json_object(req, self._limits)
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")
@@ -95,7 +96,7 @@ class ChatResource(_Completion):
                 raise OllamaError(400, "invalid value for 'messages': expected an array")
             self._load_reply(resp, entry, name, parse_common(body).keep_alive, chat=True)
             return
-        plan = chat_to_openai(body, entry, name, include_usage=self._stream_usage)
+        plan = chat_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
         self._warn_dropped(plan)
         self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
         await self._relay.respond(req, resp, plan, model=name, kind="chat")
@@ -105,7 +106,7 @@ class GenerateResource(_Completion):
     """``POST /api/generate``."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._max_body)
+        body = await read_json_object(req, self._limits)
         name = model_field(body)
         if not name:
             raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here
@@ -120,7 +121,7 @@ class GenerateResource(_Completion):
                 raise OllamaError(400, "raw mode does not support template, system, or context")
             self._load_reply(resp, entry, name, common.keep_alive, chat=False)
             return
-        plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage)
+        plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
         self._warn_dropped(plan)
         self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
         await self._relay.respond(req, resp, plan, model=name, kind="generate")

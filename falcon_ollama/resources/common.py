@@ -13,6 +13,7 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limits import Limits, check_content_type, check_structure
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 
@@ -31,9 +32,10 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def read_json_object(req: falcon.asgi.Request, max_bytes: int) -> dict[str, Any]:
-    """Parse the body as a JSON object; 400 with a clear message for anything else."""
-    body = await read_body(req, max_bytes)
+async def read_json_object(req: falcon.asgi.Request, limits: Limits) -> dict[str, Any]:
+    """The body as a JSON object within ``limits``; 400 (413 for size) with a clear message otherwise."""
+    check_content_type(req.content_type)
+    body = await read_body(req, limits.max_body_bytes)
     if not body.strip():
         raise OllamaError(400, "missing request body")
     try:
@@ -42,6 +44,7 @@ async def read_json_object(req: falcon.asgi.Request, max_bytes: int) -> dict[str
         raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
     if not isinstance(data, dict):
         raise OllamaError(400, f"request body must be a JSON object, not {_json_type(data)}")
+    check_structure(data, body, limits)
     return data
 
 

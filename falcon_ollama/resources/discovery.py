@@ -13,6 +13,7 @@ import falcon.asgi
 
 from falcon_ollama.catalog import Catalog, ollama_name
 from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import PsResponse, TagsResponse, VersionResponse
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
@@ -59,13 +60,13 @@ class TagsResource:
 class ShowResource:
     """``POST /api/show``: capabilities, context length and details: what clients read to use a model."""
 
-    def __init__(self, catalog: Catalog, started_at: float, max_body_bytes: int) -> None:
+    def __init__(self, catalog: Catalog, started_at: float, limits: Limits) -> None:
         self._catalog = catalog
         self._started_at = started_at
-        self._max_body = max_body_bytes
+        self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._max_body)
+        body = await read_json_object(req, self._limits)
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")

@@ -17,6 +17,7 @@ from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
@@ -43,7 +44,7 @@ class EmbedDeps:
     catalog: Catalog
     running: RunningModels
     upstream: Upstream
-    max_body_bytes: int
+    limits: Limits
     keep_alive_default: float
     batch_size: int
     batch_tokens: int
@@ -125,11 +126,14 @@ class EmbedResource(_Embedder):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         started = time.monotonic_ns()
-        body = await read_json_object(req, self._deps.max_body_bytes)
+        body = await read_json_object(req, self._deps.limits)
         name = model_field(body)
         if not name:
             raise model_not_found(name)
         inputs = parse_embed_input(body.get("input"))
+        limit = self._deps.limits.max_text_chars
+        if sum(len(text) for text in inputs) > limit:
+            raise OllamaError(413, f"'input' is too long (limit {limit} characters in all)")
         truncate = parse_truncate(body.get("truncate"))
         dimensions = parse_dimensions(body.get("dimensions"))
         keep_alive = self._keep_alive(body.get("keep_alive"))
@@ -160,7 +164,7 @@ class EmbeddingsResource(_Embedder):
     """``POST /api/embeddings`` (legacy, ``ollama.Client.embeddings``): one prompt, one raw vector."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._deps.max_body_bytes)
+        body = await read_json_object(req, self._deps.limits)
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")

@@ -13,6 +13,7 @@ import falcon.asgi
 
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import ProgressResponse
 from falcon_ollama.resources.common import model_field, optional_bool, read_json_object, send_json
 from falcon_ollama.translate.models import digest
@@ -22,12 +23,12 @@ from falcon_ollama.wire import NDJSON_CONTENT_TYPE, ndjson_line
 class PullResource:
     """``POST /api/pull``: success for a model the upstream serves, 404 for any other."""
 
-    def __init__(self, catalog: Catalog, max_body_bytes: int) -> None:
+    def __init__(self, catalog: Catalog, limits: Limits) -> None:
         self._catalog = catalog
-        self._max_body = max_body_bytes
+        self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._max_body)
+        body = await read_json_object(req, self._limits)
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")

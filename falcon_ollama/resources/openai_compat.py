@@ -23,6 +23,7 @@ import orjson
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limits import Limits, check_content_type, check_structure
 from falcon_ollama.requestlog import RequestInfo, info_of
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher
@@ -108,13 +109,13 @@ class ForwardResource:
     """``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: forwarded to the upstream."""
 
     def __init__(
-        self, path: str, catalog: Catalog, upstream: Upstream, admission: Admission, max_body_bytes: int
+        self, path: str, catalog: Catalog, upstream: Upstream, admission: Admission, limits: Limits
     ) -> None:
         self._path = path
         self._admission = admission
         self._catalog = catalog
         self._upstream = upstream
-        self._max_body = max_body_bytes
+        self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
@@ -162,13 +163,15 @@ class ForwardResource:
         resp.stream = self._relay(upstream_stream, watcher, info, slot)
 
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
-        raw = await read_body(req, self._max_body)
+        check_content_type(req.content_type)
+        raw = await read_body(req, self._limits.max_body_bytes)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
         if not isinstance(body, dict):
             raise OllamaError(400, "request body must be a JSON object")
+        check_structure(body, raw, self._limits)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise OllamaError(400, "you must provide a model parameter")

@@ -16,11 +16,13 @@ import orjson
 from falcon_ollama.catalog import ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limits import Limits, check_images, check_text
 from falcon_ollama.translate.context import decode_context
 from falcon_ollama.translate.images import image_data_uri
 from falcon_ollama.translate.options import map_options
 
 THINK_LEVELS = ("high", "medium", "low", "max")
+DEFAULT_LIMITS = Limits()
 JSON_INSTRUCTION = "Respond with a JSON object."
 
 
@@ -75,12 +77,17 @@ def parse_common(body: dict[str, Any]) -> Common:
 
 
 def chat_to_openai(
-    body: dict[str, Any], entry: ModelEntry, requested: str, *, include_usage: bool
+    body: dict[str, Any],
+    entry: ModelEntry,
+    requested: str,
+    *,
+    include_usage: bool,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ChatPlan:
     """Build the upstream request for ``/api/chat`` (messages already known to be non-empty)."""
     common = parse_common(body)
     _check_chat_capabilities(entry, requested, common, body)
-    messages, prompt_chars = _messages(body.get("messages"))
+    messages, prompt_chars = _messages(body.get("messages"), limits)
     plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
     tools = _tools(body.get("tools"))
     if tools:
@@ -91,11 +98,17 @@ def chat_to_openai(
 
 
 def generate_to_openai(
-    body: dict[str, Any], entry: ModelEntry, requested: str, *, include_usage: bool
+    body: dict[str, Any],
+    entry: ModelEntry,
+    requested: str,
+    *,
+    include_usage: bool,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ChatPlan:
     """Build the upstream request for ``/api/generate`` (prompt already known to be non-empty)."""
     common = parse_common(body)
     prompt = _str_field(body, "prompt")
+    check_text(prompt, "prompt", limits)
     system = _str_field(body, "system")
     suffix = _str_field(body, "suffix")
     template = _str_field(body, "template")
@@ -131,7 +144,7 @@ def generate_to_openai(
     user: dict[str, Any] = {"role": "user", "content": prompt}
     images = body.get("images")
     if images:
-        user["content"] = _with_images(prompt, images)
+        user["content"] = _with_images(prompt, images, limits, 0)
     messages.append(user)
     prompt_chars = sum(len(m["content"]) for m in history) + len(prompt)
     plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
@@ -274,9 +287,10 @@ def _str_field(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _with_images(text: str, images: object) -> list[dict[str, Any]]:
+def _with_images(text: str, images: object, limits: Limits, already: int) -> list[dict[str, Any]]:
     if not isinstance(images, list):
         raise OllamaError(400, "invalid value for 'images': expected an array of base64 strings")
+    check_images(images, limits, already)
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     parts.extend(
         {"type": "image_url", "image_url": {"url": image_data_uri(image, i)}}
@@ -291,12 +305,15 @@ def synthesized_call_id(message_index: int, call_index: int, name: str) -> str:
     return f"call_{digest}"
 
 
-def _messages(raw: object) -> tuple[list[dict[str, Any]], int]:
+def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
     """Ollama messages -> OpenAI messages; returns them and the number of text characters (for estimates)."""
     if not isinstance(raw, list):
         raise OllamaError(400, "invalid value for 'messages': expected an array")
+    if len(raw) > limits.max_messages:
+        raise OllamaError(413, f"too many messages (limit {limits.max_messages})")
     out: list[dict[str, Any]] = []
     chars = 0
+    image_count = 0
     # Tool calls the assistant made that no tool message has answered yet: (id, name), in order.
     pending: list[tuple[str, str]] = []
     for i, message in enumerate(raw):
@@ -312,13 +329,16 @@ def _messages(raw: object) -> tuple[list[dict[str, Any]], int]:
         elif not isinstance(content, str):
             raise OllamaError(400, f"invalid value for 'messages[{i}].content': expected a string")
         chars += len(content)
+        if chars > limits.max_text_chars:
+            raise OllamaError(413, f"messages are too long (limit {limits.max_text_chars} characters in all)")
         if role == "tool":
             out.append(_tool_message(message, content, pending, i))
             continue
         converted: dict[str, Any] = {"role": role, "content": content}
         images = message.get("images")
         if images:
-            converted["content"] = _with_images(content, images)
+            converted["content"] = _with_images(content, images, limits, image_count)
+            image_count += len(images) if isinstance(images, list) else 0
         if role == "assistant":
             calls = _assistant_tool_calls(message.get("tool_calls"), i)
             if calls:

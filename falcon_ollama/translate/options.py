@@ -106,6 +106,8 @@ def _int_option(key: str, value: Any) -> int:
         raise OllamaError(400, f'option "{key}" must be of type integer')
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise OllamaError(400, f'option "{key}" must be of type integer')
+    if not -(2**63) <= value < 2**63:  # Go's int: a bigger number does not decode
+        raise OllamaError(400, f'option "{key}" must be of type integer')
     return int(value)
 
 

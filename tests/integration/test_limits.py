@@ -1,0 +1,100 @@
+"""Input limits and hostile bodies: each refused with an Ollama-shaped error, never a 500 or a crash."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from falcon_ollama.fake_upstream import FakeUpstreamThread
+from tests.servers import ProxyThread
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
+
+
+def post(
+    proxy: ProxyThread, path: str, content: bytes, content_type: str = "application/json"
+) -> httpx.Response:
+    return httpx.post(proxy.url + path, content=content, headers={"content-type": content_type})
+
+
+def assert_error(resp: httpx.Response, status: int, fragment: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    assert fragment in resp.json()["error"]
+
+
+@pytest.fixture
+def small(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> ProxyThread:
+    return start_proxy(
+        fake, max_json_depth=8, max_messages=3, max_images=2, max_image_bytes=1000, max_text_chars=50
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/chat", "/api/generate", "/api/embed", "/api/show", "/v1/chat/completions"]
+)
+def test_deep_nesting_is_400(small: ProxyThread, path: str) -> None:
+    deep = b'{"model": "gpt-4o", "x": ' + b"[" * 20 + b"]" * 20 + b"}"
+    resp = post(small, path, deep)
+    assert resp.status_code == 400 and "nested too deeply" in resp.text
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/embed", "/api/show"])
+def test_duplicate_keys_are_400(small: ProxyThread, path: str) -> None:
+    assert_error(post(small, path, b'{"model": "gpt-4o", "model": "o4-mini"}'), 400, "duplicate key 'model'")
+
+
+def test_escaped_quote_colon_inside_strings_is_not_a_duplicate(small: ProxyThread) -> None:
+    body = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "say \\":\\" twice"}]}'
+    assert post(small, "/api/chat", body).status_code == 200
+
+
+def test_too_many_messages_images_and_text(small: ProxyThread) -> None:
+    many = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}] * 4}
+    assert_error(httpx.post(small.url + "/api/chat", json=many), 413, "too many messages")
+    images = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x", "images": [PNG, PNG, PNG]}]}
+    assert_error(httpx.post(small.url + "/api/chat", json=images), 413, "too many images")
+    big_image = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000).decode()
+    one = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x", "images": [big_image]}]}
+    assert_error(httpx.post(small.url + "/api/chat", json=one), 413, "image 0 is too large")
+    text = {"model": "gpt-4o", "messages": [{"role": "user", "content": "y" * 51}]}
+    assert_error(httpx.post(small.url + "/api/chat", json=text), 413, "too long")
+    prompt = {"model": "gpt-4o", "prompt": "y" * 51}
+    assert_error(httpx.post(small.url + "/api/generate", json=prompt), 413, "too long")
+    embed = {"model": "text-embedding-3-small", "input": ["y" * 30, "y" * 30]}
+    assert_error(httpx.post(small.url + "/api/embed", json=embed), 413, "too long")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "invalid JSON"),
+        (b'{"model": "gpt-4o"\x00}', "invalid JSON"),
+        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "options": {"seed": 99999999999999999999999999}}',
+         'option "seed" must be of type integer'),
+        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "options": {"temperature": 1e999}}',
+         "invalid JSON"),
+    ],
+)  # fmt: skip
+def test_hostile_bytes_and_numbers_are_400(proxy: ProxyThread, content: bytes, fragment: str) -> None:
+    assert_error(post(proxy, "/api/chat", content), 400, fragment)
+
+
+def test_nul_inside_a_string_is_fine(proxy: ProxyThread) -> None:
+    body = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "a\\u0000b"}], "stream": false}'
+    assert post(proxy, "/api/chat", body).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/xml", "text/html"])
+def test_wrong_content_types_are_400(proxy: ProxyThread, content_type: str) -> None:
+    assert_error(
+        post(proxy, "/api/show", b'{"model": "gpt-4o"}', content_type), 400, "unsupported content type"
+    )
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", ""])
+def test_curl_style_content_types_are_accepted(proxy: ProxyThread, content_type: str) -> None:
+    assert post(proxy, "/api/show", b'{"model": "gpt-4o"}', content_type).status_code == 200
