@@ -68,17 +68,18 @@ def test_too_many_messages_images_and_text(small: ProxyThread) -> None:
     assert_error(httpx.post(small.url + "/api/embed", json=embed), 413, "too long")
 
 
+CHAT = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], '
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
         (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "invalid JSON"),
         (b'{"model": "gpt-4o"\x00}', "invalid JSON"),
-        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "options": {"seed": 99999999999999999999999999}}',
-         'option "seed" must be of type integer'),
-        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "options": {"temperature": 1e999}}',
-         "invalid JSON"),
+        (CHAT + b'"options": {"seed": 99999999999999999999999999}}', 'option "seed" must be of type integer'),
+        (CHAT + b'"options": {"temperature": 1e999}}', "invalid JSON"),
     ],
-)  # fmt: skip
+)
 def test_hostile_bytes_and_numbers_are_400(proxy: ProxyThread, content: bytes, fragment: str) -> None:
     assert_error(post(proxy, "/api/chat", content), 400, fragment)
 
