@@ -52,6 +52,13 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--env-file", default=None, help="read settings from this file (default: .env)")
     serve.set_defaults(func=_cmd_serve)
 
+    check = sub.add_parser(
+        "check", help="validate the configuration, reach the upstream, list the models it would serve"
+    )
+    check.add_argument("--env-file", default=None, help="read settings from this file (default: .env)")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(func=_cmd_check)
+
     fake = sub.add_parser("fake-upstream", help="run the bundled fake OpenAI-compatible upstream")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=18000)
@@ -99,6 +106,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if fake_thread is not None:
             fake_thread.__exit__(None, None, None)
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from falcon_ollama.check import run_check
+
+    return run_check(args.env_file, as_json=args.json)
 
 
 def _cmd_fake_upstream(args: argparse.Namespace) -> int:

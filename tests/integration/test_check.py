@@ -1,0 +1,82 @@
+"""``falcon-ollama check`` reports a working and a broken configuration correctly (exit 0 / 1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+
+from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
+from tests.servers import REPO, free_port
+
+BASE = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("OPENAI_", "FALCON_OLLAMA_", "OLLAMA_")) and "PROXY" not in k.upper()
+}
+BASE["FALCON_OLLAMA_ENV_FILE"] = "/nonexistent/no.env"
+
+
+def check(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "falcon_ollama", "check", *extra],
+        cwd=REPO,
+        env={**BASE, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_working_configuration_lists_models_with_aliases(fake: FakeUpstreamThread) -> None:
+    env = {
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-x",
+        "FALCON_OLLAMA_CATALOG": "conf/models.toml",
+    }
+    result = check(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+    assert "llama3.2:latest" in result.stdout and "-> gpt-4o-mini" in result.stdout
+    assert "whisper" not in result.stdout
+    data = orjson.loads(check(env, "--json").stdout)
+    assert data["ok"] is True
+    alias = next(m for m in data["models"] if m["name"] == "nomic-embed-text:latest")
+    assert alias == {"name": "nomic-embed-text:latest", "upstream": "text-embedding-3-small", "alias": True,
+                     "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
+
+
+def test_bad_key_is_named() -> None:
+    with FakeUpstreamThread(FakeConfig(api_key="sk-right")) as fake:
+        result = check({"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-wrong-123"})
+    assert result.returncode == 1
+    assert "rejected the API key" in result.stdout and "OPENAI_API_KEY" in result.stdout
+    assert "sk-wrong-123" not in result.stdout + result.stderr
+
+
+def test_unreachable_upstream_is_named() -> None:
+    result = check({"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout and "OPENAI_BASE_URL" in result.stdout
+
+
+def test_empty_catalog_is_named(fake: FakeUpstreamThread, tmp_path: object) -> None:
+    catalog = REPO / "tests" / "fixtures" / "empty_listing.toml"
+    env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-x", "FALCON_OLLAMA_CATALOG": str(catalog)}
+    result = check(env)
+    assert result.returncode == 1
+    assert "lists no model" in result.stdout
+
+
+def test_bad_setting_is_named() -> None:
+    result = check({"FALCON_OLLAMA_CONNECT_TIMEOUT": "soon"})
+    assert result.returncode == 1
+    assert "FALCON_OLLAMA_CONNECT_TIMEOUT" in result.stdout
+
+
+def test_offline_is_explained() -> None:
+    result = check({})
+    assert result.returncode == 0
+    assert "bundled fake upstream" in result.stdout
