@@ -60,6 +60,10 @@ max_requests_jitter = int(os.environ.get("FALCON_OLLAMA_MAX_REQUESTS_JITTER", "5
 # The heartbeat file lives on tmpfs when there is one: a disk-backed /tmp can stall workers under I/O load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
+# gunicorn >= 27 opens a control socket under $HOME; containers run with a read-only, foreign HOME and we
+# need no runtime control beyond signals, so it stays off (older gunicorn ignores the setting).
+control_socket_disable = True
+
 loglevel = _settings.log_level
 accesslog = None  # our own request summary lines are the access log
 errorlog = "-"

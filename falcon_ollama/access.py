@@ -2,9 +2,10 @@
 
 A real Ollama has no keys, but it does guard its loopback port against web pages: gin-contrib/cors with
 ``OLLAMA_ORIGINS`` plus a fixed default list (a foreign page's request gets 403), and
-``allowedHostsMiddleware``, which refuses a non-local ``Host`` header while bound to loopback, so a DNS-rebinding
-page cannot reach the API under its own name. We do the same, in the same order (CORS, then Host), and add
-optional Bearer keys for deployments that expose the proxy, since it spends someone's upstream credit.
+``allowedHostsMiddleware``, which refuses a non-local ``Host`` header while bound to loopback, so a
+DNS-rebinding page cannot reach the API under its own name. We do the same, in the same order (CORS,
+then Host), and add optional Bearer keys for deployments that expose the proxy, since it spends someone's
+upstream credit.
 
 Everything is decided once at start-up; :class:`AccessControl` is a single Falcon middleware whose hot path,
 with nothing configured, is a missing ``Origin`` header, one cached Host lookup and an empty-keys check. The
@@ -113,8 +114,9 @@ _LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal")
 _JSON: Final = "application/json; charset=utf-8"
 _MISSING: Final = "unauthorized: missing API key (send Authorization: Bearer <key>)"
 _INVALID: Final = "unauthorized: invalid API key"
+_KEY_CODE: Final = "invalid_api_key"  # OpenAI's code for a missing or wrong key on /v1
 _HOST_FORBIDDEN: Final = orjson.dumps(
-    {"error": "forbidden: Host header is not a local name (DNS-rebinding protection, FALCON_OLLAMA_CHECK_HOST)"}
+    {"error": "forbidden: the Host header is not a local name (DNS-rebinding protection)"}
 )
 
 
@@ -214,7 +216,8 @@ def parse_origins(text: str) -> tuple[str, ...]:
         if origin.count("*") > 1:
             raise ValueError(f"{origin!r}: only one '*' is allowed")
         if "*" not in origin and not origin.startswith(_ORIGIN_SCHEMES):
-            raise ValueError(f"{origin!r}: an origin must contain '*' or start with {', '.join(_ORIGIN_SCHEMES)}")
+            schemes = ", ".join(_ORIGIN_SCHEMES)
+            raise ValueError(f"{origin!r}: an origin must contain '*' or start with one of {schemes}")
         origins.append(origin)
     return tuple(origins)
 
@@ -233,7 +236,7 @@ def parse_exempt_paths(text: str) -> frozenset[str]:
 
 
 class OriginPolicy:
-    """Which browser origins may call us: gin-contrib/cors matching over ``OLLAMA_ORIGINS`` + Ollama's defaults.
+    """Which browser origins may call us: gin-contrib/cors matching, ``OLLAMA_ORIGINS`` + Ollama's defaults.
 
     An exact entry matches the ``Origin`` header as sent; an entry with ``*`` matches by prefix and suffix
     around it (``http://localhost:*`` is any port); the entry ``*`` alone allows every origin."""
@@ -320,7 +323,7 @@ class AccessControl:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessControl:
-        """The Host check only applies when bound to loopback, as in Ollama: elsewhere any name may be right."""
+        """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
         return cls(
             api_keys=settings.api_keys,
             exempt_paths=settings.auth_exempt_paths,
@@ -382,7 +385,7 @@ class AccessControl:
         resp.content_type = _JSON
         resp.set_header("WWW-Authenticate", challenge)
         if req.path.startswith("/v1/"):
-            error = {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
+            error = {"message": message, "type": "invalid_request_error", "param": None, "code": _KEY_CODE}
             resp.data = orjson.dumps({"error": error})
         else:
             resp.data = orjson.dumps({"error": message})
