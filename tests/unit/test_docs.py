@@ -1,10 +1,91 @@
-"""Every setting the code reads is documented in .env.example and the README's table."""
+"""Every setting the code reads is documented in .env.example, the README's table and docs/configuration.md;
+the documented defaults are the code's; docs/troubleshooting.md quotes the error texts the code writes."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
 import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import aiohttp
+import orjson
+import pytest
+from gunicorn.config import validate_pos_int
+
+from falcon_ollama import access, catalog, check, cli, limits, upstream
+from falcon_ollama.admission import BUSY_MESSAGE
+from falcon_ollama.catalog_config import CatalogConfig
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.gunicorn_support import default_workers
+from falcon_ollama.logs import WarnOnce
+from falcon_ollama.resources import chat as chat_resources
+from falcon_ollama.resources import common, health, manage, relay
+from falcon_ollama.resources.common import read_body
+from falcon_ollama.resources.embed import CONTEXT_EXCEEDED
+from falcon_ollama.resources.manage import NotManagedResource
+from falcon_ollama.settings import Settings
+from falcon_ollama.translate import chat_request, chat_response, images, options
 from tests.servers import REPO
+
+CONFIGURATION = REPO / "docs" / "configuration.md"
+TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
+
+# Standard variables we honour that no `.get("NAME")` in our code shows: urllib reads the proxy variables
+# (upstream.resolve_proxy), OpenSSL the certificate ones (ssl.create_default_context in Upstream.start).
+STANDARD_VARIABLES = frozenset(
+    {"HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
+
+# Every variable Settings reads -> the Settings attribute it sets.
+SETTINGS_ATTRIBUTES = {
+    "OLLAMA_HOST": "bind",
+    "OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_BASE_URL": "openai_base_url",
+    "OPENAI_ORGANIZATION": "openai_organization",
+    "OPENAI_PROJECT": "openai_project",
+    "FALCON_OLLAMA_CONNECT_TIMEOUT": "connect_timeout",
+    "FALCON_OLLAMA_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
+    "FALCON_OLLAMA_IDLE_TIMEOUT": "idle_timeout",
+    "FALCON_OLLAMA_TOTAL_TIMEOUT": "total_timeout",
+    "FALCON_OLLAMA_MAX_CONNECTIONS": "max_connections",
+    "FALCON_OLLAMA_MAX_IN_FLIGHT": "max_in_flight",
+    "FALCON_OLLAMA_MAX_QUEUE": "max_queue",
+    "FALCON_OLLAMA_MAX_RETRIES": "max_retries",
+    "FALCON_OLLAMA_RETRY_BASE_DELAY": "retry_base_delay",
+    "FALCON_OLLAMA_MAX_RETRY_WAIT": "max_retry_wait",
+    "FALCON_OLLAMA_STREAM_USAGE": "stream_usage",
+    "FALCON_OLLAMA_API_KEYS": "api_keys",
+    "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
+    "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
+    "OLLAMA_ORIGINS": "ollama_origins",
+    "FALCON_OLLAMA_CHECK_HOST": "check_host",
+    "FALCON_OLLAMA_EMBED_BATCH_SIZE": "embed_batch_size",
+    "FALCON_OLLAMA_EMBED_BATCH_TOKENS": "embed_batch_tokens",
+    "FALCON_OLLAMA_EMBED_CONCURRENCY": "embed_concurrency",
+    "FALCON_OLLAMA_MODELS_TTL": "models_ttl",
+    "FALCON_OLLAMA_ALLOW_UNLISTED_MODELS": "allow_unlisted_models",
+    "FALCON_OLLAMA_REPORTED_VERSION": "reported_version",
+    "OLLAMA_KEEP_ALIVE": "keep_alive_default",
+    "FALCON_OLLAMA_MAX_BODY_BYTES": "max_body_bytes",
+    "FALCON_OLLAMA_MAX_JSON_DEPTH": "max_json_depth",
+    "FALCON_OLLAMA_MAX_MESSAGES": "max_messages",
+    "FALCON_OLLAMA_MAX_IMAGES": "max_images",
+    "FALCON_OLLAMA_MAX_IMAGE_BYTES": "max_image_bytes",
+    "FALCON_OLLAMA_MAX_TEXT_CHARS": "max_text_chars",
+    "FALCON_OLLAMA_LOG_LEVEL": "log_level",
+    "FALCON_OLLAMA_LOG_FORMAT": "log_format",
+    "FALCON_OLLAMA_LOG_FILE": "log_file",
+    "FALCON_OLLAMA_LOG_BODIES": "log_bodies",
+    "FALCON_OLLAMA_CATALOG": "catalog_path",
+}
+# Examples naming files that exist only on a deployed machine; every other example must be accepted.
+EXAMPLES_NEEDING_FILES = frozenset(
+    {"FALCON_OLLAMA_API_KEYS_FILE", "FALCON_OLLAMA_CATALOG", "FALCON_OLLAMA_LOG_FILE"}
+)
 
 
 def variables_read_by_the_code() -> set[str]:
@@ -33,3 +114,308 @@ def test_every_setting_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     missing = sorted(n for n in variables_read_by_the_code() if n not in readme)
     assert not missing, f"not documented in README.md: {missing}"
+
+
+# --- docs/configuration.md ---------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^#{2,6} (.+)$", re.MULTILINE)
+
+
+def configuration_sections() -> dict[str, str]:
+    """Each variable that has a heading of its own in configuration.md -> the text up to the next heading."""
+    text = CONFIGURATION.read_text()
+    headings = list(_HEADING.finditer(text))
+    sections: dict[str, str] = {}
+    for index, heading in enumerate(headings):
+        end = headings[index + 1].start() if index + 1 < len(headings) else len(text)
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", heading.group(1)):
+            sections[name] = text[heading.end() : end]
+    return sections
+
+
+def _field(name: str, label: str) -> str:
+    section = configuration_sections()[name]
+    match = re.search(rf"^- \*\*{re.escape(label)}\*\*: (.+)$", section, re.MULTILINE)
+    assert match, f"configuration.md: the section of {name} has no '- **{label}**:' line"
+    return match.group(1)
+
+
+def documented_default(name: str) -> str | None:
+    """The ``- **Default**:`` value: the first backticked text, or None when it starts with ``unset``."""
+    text = _field(name, "Default")
+    if text.startswith("unset"):
+        return None
+    match = re.match(r"`([^`]*)`", text)
+    assert match, f"configuration.md: the default of {name} is neither `value` nor 'unset ...': {text!r}"
+    return match.group(1)
+
+
+def test_every_setting_has_a_section_in_configuration_md() -> None:
+    documented = set(configuration_sections())
+    missing = sorted((variables_read_by_the_code() | STANDARD_VARIABLES) - documented)
+    assert not missing, f"no '#### `NAME`' section in docs/configuration.md: {missing}"
+
+
+def test_every_configuration_section_gives_type_default_example_and_rule() -> None:
+    for name in configuration_sections():
+        for label in ("Type", "Default", "Example", "Start-up fails when"):
+            _field(name, label)
+
+
+def test_every_setting_is_mapped_to_its_settings_attribute() -> None:
+    settings_source = (REPO / "falcon_ollama" / "settings.py").read_text()
+    read = set(re.findall(r'r\.get\(\s*"([A-Z][A-Z0-9_]+)"', settings_source)) | {"OLLAMA_HOST"}
+    assert read == set(SETTINGS_ATTRIBUTES), "update SETTINGS_ATTRIBUTES in this test"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS_ATTRIBUTES))
+def test_documented_default_is_the_settings_default(name: str) -> None:
+    attribute = SETTINGS_ATTRIBUTES[name]
+    expected = getattr(Settings(), attribute)
+    documented = documented_default(name)
+    if documented is None:
+        assert not expected, f"configuration.md says {name} is unset by default, the code has {expected!r}"
+        return
+    # Parse the documented value with the code's own parser: "5m" and 300.0 are the same default.
+    parsed = getattr(Settings.from_mapping({name: documented}), attribute)
+    assert parsed == expected, (
+        f"configuration.md: {name} defaults to {documented!r}, the code to {expected!r}"
+    )
+
+
+def test_documented_gunicorn_defaults_are_gunicorn_conf_defaults() -> None:
+    conf = (REPO / "gunicorn.conf.py").read_text()
+    with_default = dict(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)", "([^"]*)"\)', conf))
+    assert len(with_default) >= 5
+    for name, value in with_default.items():
+        assert documented_default(name) == value, name
+    for name in re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"\)', conf):
+        assert documented_default(name) is None, name
+    settings_source = (REPO / "falcon_ollama" / "settings.py").read_text()
+    assert 'env.get("FALCON_OLLAMA_ENV_FILE") or ".env"' in settings_source
+    assert documented_default("FALCON_OLLAMA_ENV_FILE") == ".env"
+
+
+@pytest.mark.parametrize("name", sorted(set(SETTINGS_ATTRIBUTES) - EXAMPLES_NEEDING_FILES))
+def test_documented_example_is_accepted(name: str) -> None:
+    match = re.fullmatch(r"`([A-Z][A-Z0-9_]+)=([^`]*)`", _field(name, "Example"))
+    assert match and match.group(1) == name, f"configuration.md: the example of {name} is not `{name}=...`"
+    Settings.from_mapping({name: match.group(2)})  # raises SettingsError if the example is wrong
+
+
+# --- docs/troubleshooting.md -------------------------------------------------------------------------
+
+
+def troubleshooting() -> str:
+    return TROUBLESHOOTING.read_text()
+
+
+def _from_source(module: Any, fragment: str) -> str:
+    """A message the code builds inline: check that the code still contains it before the docs are asked."""
+    source = Path(module.__file__).read_text()
+    assert fragment in source, f"{module.__name__} no longer contains {fragment!r}: update this test"
+    return fragment
+
+
+def _rendered(module: Any, template: str, **values: Any) -> str:
+    """An f-string of the code (checked to be there), filled in with default values."""
+    return _from_source(module, template).format(**values)
+
+
+def _raised(function: Any, *args: Any) -> str:
+    with pytest.raises(OllamaError) as caught:
+        function(*args)
+    return caught.value.message
+
+
+def _connector_error(err: OSError) -> aiohttp.ClientConnectorError:
+    return aiohttp.ClientConnectorError(_CONNECTION_KEY, err)
+
+
+_CONNECTION_KEY = aiohttp.client_reqrep.ConnectionKey("upstream", 443, True, True, None, None, None)
+
+
+def error_texts_from_the_code() -> list[str]:
+    """The client- and operator-facing texts troubleshooting.md must quote, each taken from the code."""
+    defaults = Settings()
+    limit = limits.Limits(
+        max_body_bytes=defaults.max_body_bytes,
+        max_json_depth=defaults.max_json_depth,
+        max_messages=defaults.max_messages,
+        max_images=defaults.max_images,
+        max_image_bytes=defaults.max_image_bytes,
+        max_text_chars=defaults.max_text_chars,
+    )
+    overloaded = orjson.dumps(
+        {"error": {"message": "The engine is currently overloaded, please try again later"}}
+    )
+    nested: dict[str, Any] = {}
+    for _ in range(defaults.max_json_depth):
+        nested = {"x": nested}
+    too_large = SimpleNamespace(content_length=defaults.max_body_bytes + 1)
+    refused = _connector_error(ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 8000)"))
+    dns = _connector_error(OSError(-2, "Name or service not known"))
+    tls = aiohttp.ClientSSLError(_CONNECTION_KEY, OSError(1, "certificate verify failed"))
+
+    def mapped(status: int, model: str | None = "gpt-4o", body: bytes = b"") -> str:
+        return upstream.map_status_error(status, body, {}, model).message
+
+    return [
+        # admission, access control
+        BUSY_MESSAGE,
+        access._MISSING,
+        access._INVALID,
+        orjson.loads(access._HOST_FORBIDDEN)["error"],
+        # upstream status mapping
+        mapped(404, "llama3.2"),
+        mapped(401),
+        mapped(429),
+        mapped(413),
+        mapped(504),
+        mapped(422),
+        mapped(404, None),  # the model list (no model) answered 404: a base URL without /v1
+        mapped(503, body=overloaded),
+        # upstream transport failures
+        upstream.map_transport_error(refused).message,
+        upstream.map_transport_error(dns).message,
+        upstream.map_transport_error(tls).message.split(": ", 1)[0],
+        upstream.map_transport_error(aiohttp.ConnectionTimeoutError("t")).message,
+        upstream.map_transport_error(aiohttp.SocketTimeoutError("t")).message,
+        upstream.map_transport_error(aiohttp.ServerDisconnectedError()).message,
+        # timeouts and broken streams
+        _rendered(
+            upstream, "the upstream did not answer within {timeout:g} s", timeout=defaults.first_byte_timeout
+        ),
+        _rendered(
+            upstream,
+            "the upstream sent nothing for {self._idle:g} s",
+            self=SimpleNamespace(_idle=defaults.idle_timeout),
+        ),
+        _from_source(upstream, "the upstream answer took longer than the total timeout"),
+        chat_response.StreamIncomplete().message,
+        _from_source(chat_response, "the upstream sent a malformed stream event (invalid JSON)"),
+        chat_response.upstream_error_message({}),
+        _from_source(chat_response, "the upstream sent an answer without choices"),
+        _from_source(upstream, "upstream returned an invalid model list (no 'data' array)"),
+        _from_source(relay, "the upstream stream is invalid: "),
+        _from_source(relay, "stream failed after the first byte: "),
+        # input limits
+        _raised(asyncio.run, read_body(too_large, defaults.max_body_bytes)),
+        _raised(chat_request._messages, [{"role": "user"}] * (defaults.max_messages + 1), limit),
+        _raised(limits.check_images, [""] * (defaults.max_images + 1), limit),
+        _raised(limits.check_images, ["A" * (defaults.max_image_bytes * 4 // 3 + 4)], limit),
+        _raised(limits.check_text, "x" * (defaults.max_text_chars + 1), "prompt", limit),
+        _raised(limits.check_structure, {"a": nested}, b"", limit),
+        _raised(limits._reject_duplicates, [("model", 1), ("model", 2)]),
+        _raised(limits.check_content_type, "application/xml"),
+        _raised(images.image_data_uri, "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=", 0),
+        _from_source(common, "missing request body"),
+        # what the translation refuses, adds or drops
+        _raised(lambda: options.map_options({"top_k": "x"}, reasoning=False)),
+        *sorted(options.UNMAPPABLE),
+        chat_request.JSON_INSTRUCTION,
+        CONTEXT_EXCEEDED,
+        # model list, readiness, model management
+        _from_source(catalog, "model list refresh failed: "),
+        _from_source(health, "the model list has not been loaded yet"),
+        _from_source(health, "no recent answer from the upstream"),
+        _from_source(manage, "pull model manifest: file does not exist"),
+        NotManagedResource("/api/push", ("POST",))._message,
+        # falcon-ollama check
+        check._explain(upstream.map_status_error(401, b"", {}, None), defaults).replace(
+            defaults.openai_base_url, "<url>"
+        ),
+    ]
+
+
+def test_troubleshooting_quotes_the_error_texts_of_the_code() -> None:
+    text = troubleshooting()
+    texts = error_texts_from_the_code()
+    assert len(texts) >= 40
+    missing = [t for t in texts if t not in text]
+    assert not missing, f"docs/troubleshooting.md does not quote: {missing}"
+
+
+def test_troubleshooting_quotes_the_offline_banner() -> None:
+    text = troubleshooting()
+    for line in cli.OFFLINE_BANNER.splitlines():
+        assert line.split("{url}")[0] in text, line
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OLLAMA_HOST", "0.0.0.0:99999"),
+        ("OPENAI_BASE_URL", "api.openai.com/v1"),
+        ("FALCON_OLLAMA_CONNECT_TIMEOUT", "10s"),
+        ("FALCON_OLLAMA_IDLE_TIMEOUT", "0"),
+        ("FALCON_OLLAMA_MAX_QUEUE", "-3"),
+        ("FALCON_OLLAMA_MAX_IN_FLIGHT", "0"),
+        ("FALCON_OLLAMA_STREAM_USAGE", "maybe"),
+        ("FALCON_OLLAMA_REPORTED_VERSION", "0.33.0-rc2"),
+        ("OLLAMA_KEEP_ALIVE", "5 min"),
+        ("FALCON_OLLAMA_LOG_LEVEL", "trace"),
+        ("FALCON_OLLAMA_API_KEYS", "short"),
+        ("FALCON_OLLAMA_AUTH_EXEMPT_PATHS", "health"),
+        ("OLLAMA_ORIGINS", "example.com"),
+    ],
+)
+def test_troubleshooting_quotes_start_up_errors(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.load_settings_or_exit(str(tmp_path / "absent.env"))
+    assert exited.value.code == cli.EXIT_CONFIG_ERROR
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"falcon-ollama: configuration error: {name}: ")
+    assert line in troubleshooting()
+
+
+def test_troubleshooting_quotes_env_file_and_gunicorn_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = troubleshooting()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("# comment\n" * 6 + "not a setting\n")
+    with pytest.raises(SystemExit):
+        cli.load_settings_or_exit(".env")
+    assert capsys.readouterr().err.strip() in text
+
+    with pytest.raises(SystemExit) as exited:
+        default_workers("0")
+    assert exited.value.code == cli.EXIT_CONFIG_ERROR
+    assert capsys.readouterr().out.strip() in text
+
+    with pytest.raises(ValueError) as not_a_number:
+        int("auto")  # what gunicorn itself does with WEB_CONCURRENCY, before gunicorn.conf.py runs
+    assert f"ValueError: {not_a_number.value}" in text
+    with pytest.raises(ValueError) as negative:
+        validate_pos_int(-1)  # gunicorn's check of keepalive, timeouts and max_requests
+    assert f"Error: {negative.value}" in text
+
+
+def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    text = troubleshooting()
+    completion = chat_resources._Completion.__new__(chat_resources._Completion)
+    completion._warn_once = WarnOnce(logging.getLogger("test_docs.options"))
+    plan = chat_request.ChatPlan("chat/completions", {}, False, False, False, 0, dropped=["num_ctx"])
+    config = CatalogConfig(aliases={"llama3.2": "gpt-4o-mini"})
+    models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0)
+    with caplog.at_level(logging.WARNING):
+        completion._warn_dropped(plan)
+        models._install([{"id": "gpt-4o"}])
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2
+    for message in warnings:
+        assert message in text
+
+
+def test_troubleshooting_quotes_the_check_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    out = io.StringIO()
+    assert check.run_check(str(tmp_path / "absent.env"), out=out) == check.EXIT_OK
+    note = out.getvalue().split("note: ", 1)[1].splitlines()[0]
+    assert note in troubleshooting()
+    assert note in CONFIGURATION.read_text()
