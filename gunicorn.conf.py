@@ -14,6 +14,7 @@ from falcon_ollama.cli import OFFLINE_BANNER, load_settings_or_exit
 from falcon_ollama.gunicorn_support import (
     default_workers,
     free_loopback_port,
+    int_setting,
     prepare_metrics_dir,
     wait_for_port,
 )
@@ -44,18 +45,18 @@ preload_app = False
 
 # Keep idle client connections open longer than a typical load balancer's idle timeout (60 s), so the LB
 # never sends a request on a connection we are closing.
-keepalive = int(os.environ.get("FALCON_OLLAMA_KEEPALIVE", "75"))
+keepalive = int_setting("FALCON_OLLAMA_KEEPALIVE", 75, 1)
 
 # On SIGTERM, in-flight streamed answers may take minutes to finish: give them this long before workers die.
-graceful_timeout = int(os.environ.get("FALCON_OLLAMA_GRACEFUL_TIMEOUT", "120"))
+graceful_timeout = int_setting("FALCON_OLLAMA_GRACEFUL_TIMEOUT", 120, 1)
 
 # Worker heartbeat: async workers notify from their event loop, independent of request length.
-timeout = int(os.environ.get("FALCON_OLLAMA_WORKER_TIMEOUT", "60"))
+timeout = int_setting("FALCON_OLLAMA_WORKER_TIMEOUT", 60, 1)
 
 # Recycle workers now and then (bounded memory growth from fragmentation), staggered so they never all
 # restart at once.
-max_requests = int(os.environ.get("FALCON_OLLAMA_MAX_REQUESTS", "50000"))
-max_requests_jitter = int(os.environ.get("FALCON_OLLAMA_MAX_REQUESTS_JITTER", "5000"))
+max_requests = int_setting("FALCON_OLLAMA_MAX_REQUESTS", 50000, 0)
+max_requests_jitter = int_setting("FALCON_OLLAMA_MAX_REQUESTS_JITTER", 5000, 0)
 
 # The heartbeat file lives on tmpfs when there is one: a disk-backed /tmp can stall workers under I/O load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -19,7 +19,7 @@ from falcon_ollama.access import AccessControl
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.limits import Limits
+from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
 from falcon_ollama.requestlog import RequestTracking
@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     started_at = process_start_time()
     limits = Limits(
         max_body_bytes=settings.max_body_bytes,
-        max_json_depth=settings.max_json_depth,
+        max_json_depth=min(settings.max_json_depth, MAX_JSON_DEPTH),
         max_messages=settings.max_messages,
         max_images=settings.max_images,
         max_image_bytes=settings.max_image_bytes,

@@ -64,7 +64,7 @@ def _explain(exc: OllamaError, settings: Settings) -> str:
         return (
             f"the upstream at {where} is unreachable: {exc.message} (check OPENAI_BASE_URL, proxy, network)"
         )
-    if exc.status == 404:
+    if "404 Not Found" in exc.message:
         return f"{where} has no /models endpoint: is OPENAI_BASE_URL the API root (usually ending in /v1)?"
     return f"the upstream at {where} failed: {exc.message}"
 

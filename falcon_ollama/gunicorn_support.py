@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 
@@ -22,6 +23,7 @@ def default_workers(web_concurrency: str | None) -> int:
             print(
                 f"falcon-ollama: configuration error: WEB_CONCURRENCY: expected a positive integer, "
                 f"got {web_concurrency!r}",
+                file=sys.stderr,
                 flush=True,
             )
             raise SystemExit(EXIT_CONFIG_ERROR)
@@ -62,3 +64,24 @@ def prepare_metrics_dir(configured: str | None) -> str:
         else:
             os.unlink(path)
     return configured
+
+
+def int_setting(name: str, default: int, minimum: int = 0) -> int:
+    """An integer gunicorn setting from the environment, or one configuration-error line and exit 2."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        from falcon_ollama.cli import EXIT_CONFIG_ERROR
+
+        print(
+            f"falcon-ollama: configuration error: {name}: expected an integer >= {minimum}, got {raw!r}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(EXIT_CONFIG_ERROR)
+    return value

@@ -15,6 +15,10 @@ from typing import Any
 
 from falcon_ollama.errors import OllamaError
 
+# Deeper than this, orjson cannot serialize a document (its limit is 254 levels): a body we could parse but
+# not forward would be a 500, so no setting may allow it.
+MAX_JSON_DEPTH = 250
+
 # Content types that are certainly not a JSON body. Others are accepted: curl -d sends
 # application/x-www-form-urlencoded, and Ollama itself does not look at the header at all.
 _NOT_JSON = ("multipart/", "application/xml", "text/xml", "text/html", "image/", "audio/", "video/")
@@ -39,8 +43,13 @@ def check_content_type(content_type: str | None) -> None:
 def check_structure(value: Any, raw: bytes, limits: Limits) -> None:
     """Depth and duplicate keys of a parsed JSON document (``raw`` is its source text)."""
     keys = _count_keys(value, 1, limits.max_json_depth)
-    if keys and raw.count(b'":') != keys:
+    if keys and (raw.count(b'":') != keys or _space_before_colon(raw)):
         _check_duplicates_exactly(raw)
+
+
+def _space_before_colon(raw: bytes) -> bool:
+    """Whether some key may be written as ``"key" :`` (then the cheap ``":`` count proves nothing)."""
+    return b'" ' in raw or b'"\t' in raw or b'"\n' in raw or b'"\r' in raw
 
 
 def _count_keys(value: Any, depth: int, max_depth: int) -> int:

@@ -10,9 +10,9 @@ response is complete, for a stream when its last byte was written (the stream's 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import falcon
@@ -109,7 +109,7 @@ class RequestTracking:
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         given = req.get_header("X-Request-ID")
-        request_id = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _SANE_ID.match(given) else new_request_id()
         req.context.info = RequestInfo(request_id, req.method, req.path, req.path, self._metrics)
         self._metrics.in_flight.inc()
         resp.set_header("X-Request-ID", request_id)
@@ -132,6 +132,15 @@ class RequestTracking:
         if resp.stream is None:
             info.finish()
         # else: the stream's owner calls info.finish() after its last byte
+
+
+def new_request_id() -> str:
+    """A random version-4 UUID as 32 hex digits, exactly what ``uuid.uuid4().hex`` returns, for a third of
+    its cost (no UUID object)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def info_of(req: falcon.asgi.Request) -> RequestInfo | None:

@@ -29,7 +29,8 @@ class RunningModels:
         if keep_alive <= 0:
             self._expiry.pop(entry.name, None)
             return
-        window = _FOREVER_SECONDS if keep_alive == float("inf") else keep_alive
+        # Go saturates: a window longer than its largest duration (~292 years) is that duration.
+        window = min(keep_alive, _FOREVER_SECONDS)
         self._expiry[entry.name] = (entry, self._clock() + window)
 
     def unload(self, entry: ModelEntry) -> None:

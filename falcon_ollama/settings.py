@@ -182,8 +182,8 @@ class Settings:
     ) -> Settings:
         """Read the process environment (and ``.env``, or ``FALCON_OLLAMA_ENV_FILE``) and validate it."""
         env = dict(os.environ if environ is None else environ)
-        path = env_file or env.get("FALCON_OLLAMA_ENV_FILE") or ".env"
-        file_values = read_env_file(Path(path))
+        named = env_file or env.get("FALCON_OLLAMA_ENV_FILE")
+        file_values = read_env_file(Path(named or ".env"), required=bool(named))
         merged = {**file_values, **env}
         return cls.from_mapping(merged)
 
@@ -231,7 +231,7 @@ class Settings:
             reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),
             keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", 300.0, _keep_alive_seconds),
             max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", 64 * 1024 * 1024, _positive_int),
-            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", 64, _positive_int),
+            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", 64, _json_depth),
             max_messages=r.get("FALCON_OLLAMA_MAX_MESSAGES", 10_000, _positive_int),
             max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", 100, _non_negative_int),
             max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, _positive_int),
@@ -296,6 +296,15 @@ def _positive_int(text: str) -> int:
         raise ValueError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _json_depth(text: str) -> int:
+    from falcon_ollama.limits import MAX_JSON_DEPTH
+
+    value = _positive_int(text)
+    if value > MAX_JSON_DEPTH:
+        raise ValueError(f"at most {MAX_JSON_DEPTH} (JSON nested deeper cannot be forwarded), got {text!r}")
     return value
 
 
@@ -366,15 +375,20 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path, *, required: bool = False) -> dict[str, str]:
     """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional ``export`` and quotes.
 
-    A missing file is not an error (the file is optional); a malformed line is, with its line number.
+    The default ``.env`` is optional; a file named explicitly (``--env-file``, ``FALCON_OLLAMA_ENV_FILE``)
+    must exist. A malformed line is an error with its line number.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if required:
+            raise SettingsError(f"FALCON_OLLAMA_ENV_FILE: {path}: no such file") from None
         return {}
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
     values: dict[str, str] = {}
@@ -388,10 +402,20 @@ def read_env_file(path: Path) -> dict[str, str]:
         key = key.strip()
         if not sep or not key.replace("_", "").isalnum():
             raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        values[key] = _env_value(value.strip(), path, number)
     return values
+
+
+def _env_value(value: str, path: Path, number: int) -> str:
+    """A value: quoted (anything after the closing quote must be a comment), or bare up to `` #``."""
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        if end < 0:
+            raise SettingsError(f"{path}:{number}: unterminated quote")
+        rest = value[end + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise SettingsError(f"{path}:{number}: unexpected text after the closing quote")
+        return value[1:end]
+    if " #" in value:
+        return value.split(" #", 1)[0].rstrip()
+    return value

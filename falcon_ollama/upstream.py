@@ -397,6 +397,11 @@ def _map_status(status: int, body: bytes, headers: Mapping[str, str], model: str
     is dropped: OpenAI's echoes part of the key); 408/5xx/other -> 502 or 504 with a short clean message.
     """
     message, code = _error_message_and_code(body)
+    if status == 404 and model is None:  # not about a model: the URL itself is wrong
+        return OllamaError(
+            502,
+            "the upstream answered 404 Not Found: is OPENAI_BASE_URL the API root (usually ending in /v1)?",
+        )
     if code == "model_not_found" or (status == 404 and model is not None):
         return OllamaError(404, f"model '{model}' not found" if model is not None else "not found")
     if status in (401, 403):

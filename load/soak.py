@@ -163,7 +163,7 @@ def main() -> int:
             "OPENAI_API_KEY": "sk-soak",
             "WEB_CONCURRENCY": str(args.workers),
             "FALCON_OLLAMA_CATALOG": str(REPO / "conf" / "models.toml"),
-            "FALCON_OLLAMA_ENV_FILE": "/nonexistent/no.env",
+            "FALCON_OLLAMA_ENV_FILE": os.devnull,
             "FALCON_OLLAMA_LOG_LEVEL": "warning",
         }
     )

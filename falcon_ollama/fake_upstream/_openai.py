@@ -51,6 +51,9 @@ CONTROL_TOKEN = "c\u0001\t "
 # Marks a request body that was not valid JSON (distinct from a valid JSON ``null``).
 INVALID_JSON: Any = object()
 
+# The largest embedding the fake builds (OpenAI's largest model has 3072 dimensions).
+MAX_DIMENSIONS = 8192
+
 _WORD_RE = re.compile(r"[a-z]+")
 # Realistic listing metadata for the default models: (created, owned_by).
 _MODEL_META: dict[str, tuple[int, str]] = {
@@ -590,6 +593,12 @@ class OpenAIResponder:
                     f"{dimensions} instead.",
                     param="dimensions",
                     code="integer_below_min_value",
+                )
+            if dimensions > MAX_DIMENSIONS:  # like OpenAI, which refuses more than the model's length
+                return error(
+                    400,
+                    f"This model does not support specifying dimensions greater than {MAX_DIMENSIONS}.",
+                    param="dimensions",
                 )
             dim = dimensions
         items: list[dict[str, Any]] = []

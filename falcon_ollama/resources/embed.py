@@ -65,13 +65,18 @@ class _Embedder:
             raise OllamaError(400, str(exc)) from None
 
     async def _embed_batch(
-        self, entry: ModelEntry, requested: str, inputs: list[str], dimensions: int | None, truncate: bool
+        self,
+        entry: ModelEntry,
+        requested: str,
+        inputs: list[str],
+        dimensions: int | None,
+        truncate: bool,
+        request_id: str | None,
     ) -> tuple[list[list[float]], int | None]:
         upstream = self._deps.upstream
+        body = embeddings_request(entry.upstream_id, inputs, dimensions)
         try:
-            answer = await upstream.post_json(
-                "embeddings", embeddings_request(entry.upstream_id, inputs, dimensions), model=requested
-            )
+            answer = await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
         except OllamaError as exc:
             if exc.status != 400 or not is_context_length_error(exc.message):
                 raise
@@ -80,19 +85,30 @@ class _Embedder:
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
             answer = await upstream.post_json(
-                "embeddings", embeddings_request(entry.upstream_id, shorter, dimensions), model=requested
+                "embeddings",
+                embeddings_request(entry.upstream_id, shorter, dimensions),
+                model=requested,
+                request_id=request_id,
             )
         return parse_embeddings_response(answer.body, len(inputs))
 
     async def _embed_all(
-        self, entry: ModelEntry, requested: str, inputs: list[str], dimensions: int | None, truncate: bool
+        self,
+        entry: ModelEntry,
+        requested: str,
+        inputs: list[str],
+        dimensions: int | None,
+        truncate: bool,
+        request_id: str | None,
     ) -> tuple[list[list[float]], int]:
         batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
         limit = asyncio.Semaphore(self._deps.concurrency)
 
         async def run(batch: Batch) -> tuple[list[list[float]], int | None]:
             async with limit:
-                return await self._embed_batch(entry, requested, batch.inputs, dimensions, truncate)
+                return await self._embed_batch(
+                    entry, requested, batch.inputs, dimensions, truncate, request_id
+                )
 
         if len(batches) == 1:
             vectors, tokens = await run(batches[0])
@@ -115,6 +131,11 @@ def _note_model(req: falcon.asgi.Request, entry: ModelEntry) -> None:
     info = info_of(req)
     if info is not None:
         info.model = entry.name
+
+
+def _request_id(req: falcon.asgi.Request) -> str | None:
+    info = info_of(req)
+    return info.id if info is not None else None
 
 
 def _estimate_tokens(inputs: list[str]) -> int:
@@ -148,7 +169,9 @@ class EmbedResource(_Embedder):
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
         slot = await self._deps.admission.acquire()
         try:
-            vectors, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate)
+            vectors, tokens = await self._embed_all(
+                entry, name, inputs, dimensions, truncate, _request_id(req)
+            )
         finally:
             slot.release()
         payload: EmbedResponse = {
@@ -182,7 +205,7 @@ class EmbeddingsResource(_Embedder):
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
         slot = await self._deps.admission.acquire()
         try:
-            vectors, _ = await self._embed_batch(entry, name, text, None, truncate=True)
+            vectors, _ = await self._embed_batch(entry, name, text, None, True, _request_id(req))
         finally:
             slot.release()
         payload: EmbeddingsResponse = {"embedding": vectors[0]}

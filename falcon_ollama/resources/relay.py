@@ -172,11 +172,16 @@ class Relay:
         slot: Slot,
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
+        decode, translate = decoder.feed, translator.feed
         first = True
         try:
             async for chunk in stream.chunks():
-                lines = [translator.feed(payload) for payload in decoder.feed(chunk)]
-                out = b"".join(lines)
+                payloads = decode(chunk)
+                # Usually one event per read (tokens arrive one by one): no list or join for it.
+                if len(payloads) == 1:
+                    out = translate(payloads[0])
+                else:
+                    out = b"".join([translate(payload) for payload in payloads])
                 if out:
                     if first and info is not None:
                         info.first_chunk()

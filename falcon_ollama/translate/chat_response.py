@@ -24,6 +24,11 @@ from falcon_ollama.wire import now_rfc3339
 Kind = Literal["chat", "generate", "completions"]
 
 DONE = b"[DONE]"
+# The fast path for content deltas (StreamTranslator._learn): how many events may be tried as its template,
+# and the string that proves a template.
+_LEARN_ATTEMPTS = 3
+_PROBE = "\x00falcon-ollama probe\x00"
+_PROBE_JSON = orjson.dumps(_PROBE)
 # finish_reason -> done_reason. Ollama reports tool calls as "stop"; it has nothing for content filtering.
 _DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "function_call": "stop"}
 
@@ -156,6 +161,9 @@ class StreamTranslator:
         self._saw_done = False
         self._tool_calls = ToolCallAssembler()
         self._text: list[str] | None = [] if history is not None else None
+        # Bytes before and after the content string of this stream's plain content deltas (see _learn).
+        self._template: tuple[bytes, bytes] | None = None
+        self._learn_left = 0 if kind == "completions" else _LEARN_ATTEMPTS
 
     @property
     def complete(self) -> bool:
@@ -164,6 +172,18 @@ class StreamTranslator:
 
     def feed(self, payload: bytes) -> bytes:
         """One SSE data payload -> the NDJSON line(s) to send now (``b""`` when there is nothing)."""
+        template = self._template
+        if template is not None:
+            # Fast path for the common event, a content delta shaped like one already seen (see _learn):
+            # the same bytes around a different JSON string. Only that string is parsed.
+            prefix, suffix = template
+            if payload.startswith(prefix) and payload.endswith(suffix):
+                try:
+                    content = orjson.loads(payload[len(prefix) : len(payload) - len(suffix)])
+                except orjson.JSONDecodeError:
+                    content = None
+                if isinstance(content, str):
+                    return self._emit(content, None, None)
         if payload == DONE:
             self._saw_done = True
             return b""
@@ -199,11 +219,47 @@ class StreamTranslator:
         content = delta.get("content")
         thinking = delta.get("reasoning_content") or delta.get("reasoning")
         logprobs = choice.get("logprobs") if self._logprobs else None
+        if (
+            self._learn_left
+            and finish is None
+            and logprobs is None
+            and not isinstance(usage, dict)
+            and not calls
+            and not thinking
+            and isinstance(content, str)
+            and content
+        ):
+            self._learn(payload, content)
         return self._emit(
             content if isinstance(content, str) else None,
             thinking if isinstance(thinking, str) and self._emit_thinking else None,
             logprobs,
         )
+
+    def _learn(self, payload: bytes, content: str) -> None:
+        """Remember the bytes around the content string of a plain content delta (``feed``'s fast path).
+
+        ``payload`` decoded to an event whose only effect is emitting ``content``: no error, no usage
+        object, no finish reason, no logprobs wanted, no tool calls or reasoning in the delta. Upstreams
+        repeat every other byte of such events within a stream (id, model, fingerprint...), so the next ones
+        differ only inside the content string. The template is kept only when it is proven: the same bytes
+        around a probe string must decode to this very event with only the content replaced, so a payload
+        that matches it is, by construction, the same kind of event. Tried on at most a few events."""
+        self._learn_left -= 1
+        encoded = orjson.dumps(content)
+        at = payload.find(encoded)
+        if at < 0 or payload.find(encoded, at + 1) >= 0:
+            return  # escaped differently by the upstream, or not unique: no template
+        prefix, suffix = payload[:at], payload[at + len(encoded) :]
+        try:
+            probe = orjson.loads(prefix + _PROBE_JSON + suffix)
+        except orjson.JSONDecodeError:
+            return
+        expected = orjson.loads(payload)
+        expected["choices"][0]["delta"]["content"] = _PROBE
+        if probe == expected:
+            self._template = (prefix, suffix)
+            self._learn_left = 0
 
     def _emit(self, content: str | None, thinking: str | None, logprobs: object) -> bytes:
         if not content and not thinking:
@@ -224,9 +280,10 @@ class StreamTranslator:
             if self._text is not None and content:
                 self._text.append(content)
         chunk["done"] = False
-        entries = _logprob_entries(logprobs)
-        if entries:
-            chunk["logprobs"] = entries
+        if logprobs is not None:
+            entries = _logprob_entries(logprobs)
+            if entries:
+                chunk["logprobs"] = entries
         return orjson.dumps(chunk, option=orjson.OPT_APPEND_NEWLINE)
 
     def finish(self) -> bytes:

@@ -399,7 +399,7 @@ def interpolation_default(value: str) -> str:
 
 
 def graceful_timeout_default() -> int:
-    match = re.search(r'"FALCON_OLLAMA_GRACEFUL_TIMEOUT",\s*"(\d+)"', (REPO / "gunicorn.conf.py").read_text())
+    match = re.search(r'"FALCON_OLLAMA_GRACEFUL_TIMEOUT",\s*"?(\d+)', (REPO / "gunicorn.conf.py").read_text())
     assert match, "gunicorn.conf.py no longer reads FALCON_OLLAMA_GRACEFUL_TIMEOUT with a default"
     return int(match[1])
 
@@ -753,7 +753,7 @@ def image_process_env(port: int, tmp_path: Path, overrides: dict[str, Any] | Non
         HOME="/nonexistent",
         OLLAMA_HOST=f"127.0.0.1:{port}",
         # The image has no .env (.dockerignore); a developer's checkout may.
-        FALCON_OLLAMA_ENV_FILE=str(tmp_path / "no.env"),
+        FALCON_OLLAMA_ENV_FILE=os.devnull,
         # Where gunicorn.conf.py makes the Prometheus directory when none is set (the image: /tmp).
         TMPDIR=str(tmp_path),
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,6 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator
 
-from falcon_ollama.durations import DurationError, parse_keep_alive
 from tests.servers import REPO
 
 SPEC_PATH = REPO / "docs" / "openapi.yaml"
@@ -182,30 +180,11 @@ class ErrorLogs(logging.Handler):
 
 
 # --- known app bugs: inputs that still answer 500 (each has an xfail test in test_fuzz_app.py) ------------
-
-# A finite keep_alive above Go's maximum duration (~292 years) is kept as is; /api/ps then formats the expiry
-# past year 9999 (not RFC 3339) and, beyond ~1e16 s, raises (OverflowError/OSError) -> /api/ps 500 for
-# every later request of that worker, until the entry expires.
-BUG_HUGE_KEEP_ALIVE = "huge-keep-alive"
-_MAX_KEEP_ALIVE = (2**63 - 1) / 1e9
-_KEEP_ALIVE_ROUTES = ("/api/chat", "/api/generate", "/api/embed", "/api/embeddings")
+# None at the moment: fixed bugs keep their regression tests in test_fuzz_app.py.
 
 
 def known_bug(path: str, body: bytes) -> str | None:
     """The known bug this request would hit (with default settings), or None. ``body`` is the raw body."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    if path in _KEEP_ALIVE_ROUTES and data.get("keep_alive") is not None:
-        try:
-            seconds = parse_keep_alive(data["keep_alive"])
-        except DurationError:
-            return None
-        if math.isfinite(seconds) and seconds > _MAX_KEEP_ALIVE:
-            return BUG_HUGE_KEEP_ALIVE
     return None
 
 

@@ -16,7 +16,7 @@ BASE = {
     for k, v in os.environ.items()
     if not k.startswith(("OPENAI_", "FALCON_OLLAMA_", "OLLAMA_")) and "PROXY" not in k.upper()
 }
-BASE["FALCON_OLLAMA_ENV_FILE"] = "/nonexistent/no.env"
+BASE["FALCON_OLLAMA_ENV_FILE"] = os.devnull
 
 
 def check(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
@@ -80,3 +80,10 @@ def test_offline_is_explained() -> None:
     result = check({})
     assert result.returncode == 0
     assert "bundled fake upstream" in result.stdout
+
+
+def test_base_url_without_v1_is_named(fake: FakeUpstreamThread) -> None:
+    root = fake.base_url.removesuffix("/v1")
+    result = check({"OPENAI_BASE_URL": root, "OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 1
+    assert "has no /models endpoint" in result.stdout

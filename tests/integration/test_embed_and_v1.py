@@ -256,3 +256,16 @@ def test_v1_disconnect_cancels_the_upstream(start_proxy: Callable[..., ProxyThre
             upstream = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
         assert upstream.disconnected_at is not None
         assert upstream.disconnected_at - closed_at < 1.0
+
+
+def test_embed_sends_the_request_id_upstream(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    body = {"model": "nomic-embed-text", "input": ["a"]}
+    resp = httpx.post(proxy.url + "/api/embed", json=body, headers={"X-Request-ID": "embed-42"})
+    assert resp.headers["x-request-id"] == "embed-42"
+    assert embedding_requests(fake)[-1].headers["x-request-id"] == "embed-42"  # type: ignore[attr-defined]
+
+
+def test_fake_refuses_absurd_dimensions_like_openai(proxy: ProxyThread) -> None:
+    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": 2**31}
+    resp = httpx.post(proxy.url + "/api/embed", json=body)
+    assert resp.status_code == 400 and "dimensions" in resp.json()["error"]

@@ -25,7 +25,7 @@ def gunicorn_env(fake: FakeUpstreamThread, workers: int = 2) -> dict[str, str]:
             "OPENAI_BASE_URL": fake.base_url,
             "OPENAI_API_KEY": "sk-lifecycle",
             "WEB_CONCURRENCY": str(workers),
-            "FALCON_OLLAMA_ENV_FILE": "/nonexistent/no.env",
+            "FALCON_OLLAMA_ENV_FILE": os.devnull,
             "FALCON_OLLAMA_CATALOG": str(REPO / "conf" / "models.toml"),
             "FALCON_OLLAMA_GRACEFUL_TIMEOUT": "30",
         }
@@ -79,37 +79,48 @@ def test_sigterm_drains_in_flight_streams_then_exits_0() -> None:
         assert results == [(expected_text(40), True)] * 10
 
 
+def wait_for_two_workers(master: int, without: int | None = None) -> set[int]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pids = worker_pids(master)
+        if len(pids) == 2 and without not in pids:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not get back to 2 workers: {worker_pids(master)}")
+
+
 def test_killed_worker_is_replaced_and_the_other_keeps_serving() -> None:
+    """The kernel may hand every connection to one worker (one shared listening socket); the scenario is
+    repeated until streams were seen on both the killed worker (cut) and the survivor (intact)."""
     with (
         FakeUpstreamThread(FakeConfig(tokens=30, token_delay_ms=40, record=False)) as fake,
         GunicornProcess(gunicorn_env(fake)) as server,
     ):
         assert server.proc is not None
-        deadline = time.monotonic() + 20
-        while len(worker_pids(server.proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        before = worker_pids(server.proc.pid)
-        assert len(before) == 2
-        victim = min(before)
+        master = server.proc.pid
+        seen_both = False
+        for _attempt in range(4):
+            victim = min(wait_for_two_workers(master))
 
-        async def run() -> list[tuple[str, bool]]:
-            streams = [asyncio.create_task(stream_chat(server.url)) for _ in range(8)]
-            await asyncio.sleep(0.4)
-            os.kill(victim, signal.SIGKILL)
-            return list(await asyncio.gather(*streams))
+            async def run(victim: int = victim) -> list[tuple[str, bool]]:
+                streams = []
+                for _ in range(12):  # spaced out, so both workers tend to accept some
+                    streams.append(asyncio.create_task(stream_chat(server.url)))
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)
+                os.kill(victim, signal.SIGKILL)
+                return list(await asyncio.gather(*streams))
 
-        results = asyncio.run(run())
-        # Streams on the killed worker break; none is corrupted, and the other worker's complete intact.
-        intact = [text for text, done in results if done]
-        assert intact and all(text == expected_text(30) for text in intact)
-        assert all(expected_text(30).startswith(text) for text, _ in results)
-        deadline = time.monotonic() + 20
-        while (len(worker_pids(server.proc.pid)) < 2 or victim in worker_pids(server.proc.pid)) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-        after = worker_pids(server.proc.pid)
-        assert len(after) == 2 and victim not in after
-        for _ in range(20):  # the replacement serves at once, with the survivor
-            with httpx.Client(timeout=10) as client:
-                assert client.get(server.url + "/api/tags").status_code == 200
+            results = asyncio.run(run())
+            # Never a corrupted answer: each stream is complete and right, or a cut prefix of the right one.
+            assert all(expected_text(30).startswith(text) for text, _ in results)
+            assert all(text == expected_text(30) for text, done in results if done)
+            after = wait_for_two_workers(master, without=victim)
+            assert victim not in after
+            for _ in range(20):  # the replacement serves at once, with the survivor
+                with httpx.Client(timeout=10) as client:
+                    assert client.get(server.url + "/api/tags").status_code == 200
+            if any(done for _, done in results) and not all(done for _, done in results):
+                seen_both = True
+                break
+        assert seen_both, "never saw streams on both workers: the survivor's streams were not observed"

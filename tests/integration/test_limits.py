@@ -99,3 +99,14 @@ def test_wrong_content_types_are_400(proxy: ProxyThread, content_type: str) -> N
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", ""])
 def test_curl_style_content_types_are_accepted(proxy: ProxyThread, content_type: str) -> None:
     assert post(proxy, "/api/show", b'{"model": "gpt-4o"}', content_type).status_code == 200
+
+
+def test_duplicate_keys_with_mixed_spacing_are_400(small: ProxyThread) -> None:
+    assert_error(post(small, "/api/show", b'{"model" :"gpt-4o","model":"o4-mini"}'), 400, "duplicate key")
+
+
+def test_depth_setting_is_capped_where_forwarding_stays_possible() -> None:
+    from falcon_ollama.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="FALCON_OLLAMA_MAX_JSON_DEPTH: at most 250"):
+        Settings.from_mapping({"FALCON_OLLAMA_MAX_JSON_DEPTH": "1000"})

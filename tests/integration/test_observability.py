@@ -118,7 +118,7 @@ def test_metrics_cover_every_gunicorn_worker(fake: FakeUpstreamThread) -> None:
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_API_KEY": "sk-metrics",
         "WEB_CONCURRENCY": "2",
-        "FALCON_OLLAMA_ENV_FILE": "/nonexistent/no.env",
+        "FALCON_OLLAMA_ENV_FILE": os.devnull,
         "FALCON_OLLAMA_CATALOG": str(REPO / "conf" / "models.toml"),
     }
     env = {k: v for k, v in {**os.environ, **env}.items() if k != "PROMETHEUS_MULTIPROC_DIR"}

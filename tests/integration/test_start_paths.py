@@ -19,7 +19,7 @@ CLEAN_ENV = {
     for k, v in os.environ.items()
     if not k.startswith(("OPENAI_", "FALCON_OLLAMA_", "OLLAMA_")) and k != "WEB_CONCURRENCY"
 }
-NO_ENV_FILE = {"FALCON_OLLAMA_ENV_FILE": "/nonexistent/.env"}
+NO_ENV_FILE = {"FALCON_OLLAMA_ENV_FILE": os.devnull}
 
 
 def test_gunicorn_serves_the_app_against_an_upstream(fake: FakeUpstreamThread) -> None:

@@ -30,7 +30,7 @@ KEY_B = "inbound-key-BBBBBBBBBBBBBBBB"
 
 
 def settings_from(env: dict[str, str], tmp_path: Path) -> Settings:
-    return Settings.from_env(env, env_file=tmp_path / "no-such.env")
+    return Settings.from_env(env, env_file=os.devnull)
 
 
 # --- origins -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -95,6 +96,7 @@ def variables_read_by_the_code() -> set[str]:
         names |= set(re.findall(r'r\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
         names |= set(re.findall(r'environ\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
         names |= set(re.findall(r'env\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
+        names |= set(re.findall(r'int_setting\(\s*"([A-Z][A-Z0-9_]+)"', text))
     return names
 
 
@@ -186,13 +188,15 @@ def test_documented_default_is_the_settings_default(name: str) -> None:
 def test_documented_gunicorn_defaults_are_gunicorn_conf_defaults() -> None:
     conf = (REPO / "gunicorn.conf.py").read_text()
     with_default = dict(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)", "([^"]*)"\)', conf))
+    with_default |= dict(re.findall(r'int_setting\("([A-Z][A-Z0-9_]+)", (\d+)', conf))
     assert len(with_default) >= 5
     for name, value in with_default.items():
         assert documented_default(name) == value, name
     for name in re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"\)', conf):
         assert documented_default(name) is None, name
     settings_source = (REPO / "falcon_ollama" / "settings.py").read_text()
-    assert 'env.get("FALCON_OLLAMA_ENV_FILE") or ".env"' in settings_source
+    assert 'named = env_file or env.get("FALCON_OLLAMA_ENV_FILE")' in settings_source
+    assert 'Path(named or ".env")' in settings_source
     assert documented_default("FALCON_OLLAMA_ENV_FILE") == ".env"
 
 
@@ -365,7 +369,7 @@ def test_troubleshooting_quotes_start_up_errors(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as exited:
-        cli.load_settings_or_exit(str(tmp_path / "absent.env"))
+        cli.load_settings_or_exit(os.devnull)
     assert exited.value.code == cli.EXIT_CONFIG_ERROR
     line = capsys.readouterr().err.strip()
     assert line.startswith(f"falcon-ollama: configuration error: {name}: ")
@@ -415,7 +419,7 @@ def test_troubleshooting_quotes_the_check_command(monkeypatch: pytest.MonkeyPatc
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     out = io.StringIO()
-    assert check.run_check(str(tmp_path / "absent.env"), out=out) == check.EXIT_OK
+    assert check.run_check(os.devnull, out=out) == check.EXIT_OK
     note = out.getvalue().split("note: ", 1)[1].splitlines()[0]
     assert note in troubleshooting()
     assert note in CONFIGURATION.read_text()

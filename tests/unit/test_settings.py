@@ -9,6 +9,12 @@ import pytest
 from falcon_ollama.settings import BindAddress, Settings, SettingsError, parse_ollama_host, read_env_file
 
 
+def empty_env(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.env"
+    path.touch()
+    return path
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -46,8 +52,9 @@ def test_bind_strings_for_servers() -> None:
     assert not BindAddress("0.0.0.0", 1).is_loopback
 
 
-def test_defaults_without_environment(tmp_path: Path) -> None:
-    s = Settings.from_env({}, env_file=tmp_path / "missing.env")
+def test_defaults_without_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here: the default file is optional
+    s = Settings.from_env({})
     assert s.openai_base_url == "https://api.openai.com/v1"
     assert s.offline
     assert s.bind == BindAddress("127.0.0.1", 11434)
@@ -55,7 +62,7 @@ def test_defaults_without_environment(tmp_path: Path) -> None:
 
 
 def test_key_or_base_url_leaves_offline_mode(tmp_path: Path) -> None:
-    none = tmp_path / "none.env"
+    none = empty_env(tmp_path)
     assert not Settings.from_env({"OPENAI_API_KEY": "sk-x"}, env_file=none).offline
     local = Settings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1/"}, env_file=none)
     assert not local.offline
@@ -79,7 +86,7 @@ def test_key_or_base_url_leaves_offline_mode(tmp_path: Path) -> None:
 )
 def test_invalid_values_name_the_variable(name: str, value: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
-        Settings.from_env({name: value}, env_file=tmp_path / "none.env")
+        Settings.from_env({name: value}, env_file=empty_env(tmp_path))
     assert str(info.value).startswith(f"{name}: ")
     assert "\n" not in str(info.value)
 
@@ -109,7 +116,7 @@ def test_malformed_env_file_line_is_reported(tmp_path: Path) -> None:
 
 
 def test_redacted_never_shows_the_key(tmp_path: Path) -> None:
-    s = Settings.from_env({"OPENAI_API_KEY": "sk-secret-value-123"}, env_file=tmp_path / "n")
+    s = Settings.from_env({"OPENAI_API_KEY": "sk-secret-value-123"}, env_file=empty_env(tmp_path))
     text = repr(s.redacted())
     assert "sk-secret-value-123" not in text
     assert "(set)" in text
@@ -118,5 +125,38 @@ def test_redacted_never_shows_the_key(tmp_path: Path) -> None:
 def test_catalog_file_is_loaded(tmp_path: Path) -> None:
     cat = tmp_path / "models.toml"
     cat.write_text('[aliases]\n"llama3.2" = "gpt-4o-mini"\n')
-    s = Settings.from_env({"FALCON_OLLAMA_CATALOG": str(cat)}, env_file=tmp_path / "n")
+    s = Settings.from_env({"FALCON_OLLAMA_CATALOG": str(cat)}, env_file=empty_env(tmp_path))
     assert s.catalog.aliases == {"llama3.2": "gpt-4o-mini"}
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ('KEY="quoted value" # a comment', "quoted value"),
+        ("KEY='single' #c", "single"),
+        ("KEY=bare # comment", "bare"),
+        ("KEY=with#hash", "with#hash"),
+        ('KEY="has # inside"', "has # inside"),
+    ],
+)
+def test_env_file_values(tmp_path: Path, line: str, value: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(line + "\n")
+    assert read_env_file(env) == {"KEY": value}
+
+
+@pytest.mark.parametrize(("content", "message"), [(b'KEY="open\n', "unterminated quote"),
+                                                  (b'KEY="a" b\n', "after the closing quote"),
+                                                  (b"KEY=\xff\xfe\n", "not UTF-8")])  # fmt: skip
+def test_env_file_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(content)
+    with pytest.raises(SettingsError, match=message):
+        read_env_file(env)
+
+
+def test_named_env_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"FALCON_OLLAMA_ENV_FILE: .*no such file"):
+        Settings.from_env({}, env_file=tmp_path / "missing.env")
+    with pytest.raises(SettingsError, match="no such file"):
+        Settings.from_env({"FALCON_OLLAMA_ENV_FILE": str(tmp_path / "missing.env")})

@@ -98,6 +98,11 @@ def test_status_mapping(
     assert err.message == want_message
 
 
+def test_404_without_a_model_points_at_the_base_url() -> None:
+    err = map_status_error(404, b"Not Found", httpx.Headers(), None)
+    assert err.status == 502 and "OPENAI_BASE_URL" in err.message
+
+
 def test_rate_limit_keeps_retry_after() -> None:
     err = map_status_error(429, openai_error("slow down"), httpx.Headers({"Retry-After": "12"}), "m")
     assert err.headers == {"Retry-After": "12"}
