@@ -736,12 +736,16 @@ def test_every_variable_set_is_documented() -> None:
 
 
 def to_host(value: str, tmp_path: Path) -> str:
-    """A path inside the container -> its stand-in here: the venv, this checkout, a temporary /tmp."""
-    return (
-        value.replace(f"{VENV_IN_IMAGE}/bin", str(Path(sys.executable).parent))
-        .replace("/app/", f"{REPO}/")
-        .replace("/tmp/", f"{tmp_path}/")
-    )
+    """A path inside the container -> its stand-in here: the venv, this checkout, a temporary /tmp.
+
+    One pass, so a checkout that itself lives under /tmp is not rewritten a second time."""
+    stand_ins = {
+        f"{VENV_IN_IMAGE}/bin": str(Path(sys.executable).parent),
+        "/app/": f"{REPO}/",
+        "/tmp/": f"{tmp_path}/",
+    }
+    pattern = "|".join(re.escape(key) for key in stand_ins)
+    return re.sub(pattern, lambda match: stand_ins[match.group(0)], value)
 
 
 def image_process_env(port: int, tmp_path: Path, overrides: dict[str, Any] | None = None) -> dict[str, str]:
