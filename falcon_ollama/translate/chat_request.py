@@ -334,6 +334,7 @@ def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
         if role == "tool":
             out.append(_tool_message(message, content, pending, i))
             continue
+        _close_unanswered(pending, out)
         converted: dict[str, Any] = {"role": role, "content": content}
         images = message.get("images")
         if images:
@@ -346,7 +347,15 @@ def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
                 pending = [(c["id"], c["function"]["name"]) for c in calls]
             # thinking in history is dropped: the OpenAI API has no input field for it
         out.append(converted)
+    _close_unanswered(pending, out)
     return out, chars
+
+
+def _close_unanswered(pending: list[tuple[str, str]], out: list[dict[str, Any]]) -> None:
+    """Ollama accepts a history where a tool call got no result (an interrupted tool use); the OpenAI API
+    refuses it. Each unanswered call is closed with an empty result where its result would have been."""
+    out.extend({"role": "tool", "tool_call_id": call_id, "content": ""} for call_id, _ in pending)
+    pending.clear()
 
 
 def _assistant_tool_calls(raw: object, message_index: int) -> list[dict[str, Any]]:

@@ -517,3 +517,24 @@ def test_total_timeout_ends_a_slow_stream(start_proxy: Callable[..., ProxyThread
         )
         assert chunks[-1] == {"error": "the upstream answer took longer than the total timeout"}
         assert 3 < len(chunks) < 100
+
+
+@pytest.mark.parametrize("trailing", [True, False])
+def test_tool_calls_without_results_are_closed_for_the_upstream(
+    proxy: ProxyThread, fake: FakeUpstreamThread, trailing: bool
+) -> None:
+    """Ollama accepts an interrupted tool use in history; OpenAI (and the fake) need every call answered."""
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+    ]
+    if not trailing:
+        messages.append({"role": "user", "content": "never mind, say hello"})
+    body = {"model": "gpt-4o", "messages": messages, "tools": [WEATHER_TOOL], "stream": False}
+    resp = httpx.post(proxy.url + "/api/chat", json=body)
+    assert resp.status_code == 200, resp.text
+    sent = last_upstream_body(fake)["messages"]
+    call_id = sent[1]["tool_calls"][0]["id"]
+    assert sent[2] == {"role": "tool", "tool_call_id": call_id, "content": ""}
+    assert len(sent) == (3 if trailing else 4)

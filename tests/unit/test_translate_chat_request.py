@@ -335,6 +335,7 @@ def test_plain_chat_plan_exact() -> None:
                 USER,
                 {"role": "assistant", "content": "", "tool_calls": [openai_call("a", "f", "{}")]},
                 {"role": "tool", "tool_call_id": "elsewhere", "content": "x"},
+                {"role": "tool", "tool_call_id": "a", "content": ""},  # the unanswered call, closed
             ],
             id="unknown-tool-call-id-kept-as-sent",
         ),
@@ -373,6 +374,7 @@ def test_plain_chat_plan_exact() -> None:
             [
                 USER,
                 {"role": "assistant", "content": "", "tool_calls": [openai_call("a", "f", "{}")]},
+                {"role": "tool", "tool_call_id": "a", "content": ""},  # never answered: closed
                 {"role": "assistant", "content": "", "tool_calls": [openai_call("b", "f", "{}")]},
                 {"role": "tool", "tool_call_id": "b", "content": "r"},
             ],
