@@ -98,6 +98,16 @@ def on_starting(server):
     print(OFFLINE_BANNER.format(url=url), file=sys.stderr, flush=True)
 
 
+def post_worker_init(worker):
+    """Freeze what the worker built at start-up out of the garbage collector's reach: the app, the catalog
+    and the imported modules are never freed, and scanning them on every collection cost measurable CPU
+    (docs/performance.md: -10% CPU per request, p99 66.9 -> 25.8 ms at 100 clients)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges (in-flight requests) must stop counting."""
     from prometheus_client import multiprocess

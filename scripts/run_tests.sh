@@ -14,3 +14,6 @@ echo "== mypy"
 mypy
 echo "== pytest"
 pytest --cov=falcon_ollama --cov-report=term --cov-fail-under=90 -p no:cacheprovider "$@"
+echo "== benchmarks (report kept in reports/benchmarks.json)"
+pytest benchmarks/ --benchmark-only --benchmark-json=reports/benchmarks.json -p no:cacheprovider \
+  --benchmark-columns=min,median,iqr,rounds --benchmark-sort=name

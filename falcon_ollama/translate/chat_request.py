@@ -334,7 +334,8 @@ def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
         if role == "tool":
             out.append(_tool_message(message, content, pending, i))
             continue
-        _close_unanswered(pending, out)
+        if pending:  # usually empty: no call per message (benchmarks/test_hot_paths.py)
+            _close_unanswered(pending, out)
         converted: dict[str, Any] = {"role": role, "content": content}
         images = message.get("images")
         if images:

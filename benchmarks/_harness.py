@@ -1,0 +1,514 @@
+"""Shared pieces of the benchmark suite and the overhead script (not a test module).
+
+* realistic payloads: Ollama requests, OpenAI stream events and completions;
+* an in-process driver for the ASGI app with a stub upstream (no sockets: the app's own CPU per request);
+* servers as processes: the bundled fake upstream and the proxy under ``gunicorn -c gunicorn.conf.py``;
+* a blocking keep-alive HTTP/1.1 client for sequential, low-noise latency measurements;
+* CPU time of other processes from ``/proc`` (``schedstat``: nanosecond resolution, all threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+CATALOG = REPO / "conf" / "models.toml"
+MODEL = "llama3.2"  # an alias in conf/models.toml
+UPSTREAM_MODEL = "gpt-4o-mini"  # what it resolves to
+TOKENS = 50
+
+# -- payloads ---------------------------------------------------------------------------------------------
+
+_WORDS = [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."]
+_BASE = {
+    "id": "chatcmpl-AZq3bW8pXk1T0fRj9Yc2Lm4NvE7sH",
+    "object": "chat.completion.chunk",
+    "created": 1732600000,
+    "model": "gpt-4o-mini-2024-07-18",
+    "service_tier": "default",
+    "system_fingerprint": "fp_0705bf87c0",
+}
+
+
+def ollama_chat(stream: bool, *, messages: int = 2) -> dict[str, Any]:
+    """A typical /api/chat body: a system prompt, a user turn (and more history when asked), options."""
+    history: list[dict[str, Any]] = [{"role": "system", "content": "You are a helpful assistant."}]
+    for i in range(messages - 1):
+        role = "user" if i % 2 == 0 else "assistant"
+        history.append({"role": role, "content": f"Message {i}: tell me about the quick brown fox."})
+    return {
+        "model": MODEL,
+        "messages": history,
+        "stream": stream,
+        "options": {"temperature": 0.7, "num_predict": 256},
+        "keep_alive": "5m",
+    }
+
+
+def _chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return {**_BASE, "choices": [choice], "usage": None}
+
+
+def stream_events(tokens: int = TOKENS) -> list[bytes]:
+    """One OpenAI stream as the upstream frames it (``include_usage``), one ``data: ...\\n\\n`` per event:
+    a role chunk, ``tokens`` content chunks, a finish chunk, a usage chunk and ``[DONE]``."""
+    bodies: list[object] = [_chunk({"role": "assistant", "content": "", "refusal": None})]
+    bodies += [_chunk({"content": _WORDS[i % len(_WORDS)]}) for i in range(tokens)]
+    bodies.append(_chunk({}, "stop"))
+    usage = {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}
+    bodies.append({**_BASE, "choices": [], "usage": usage})
+    payloads = [orjson.dumps(body) for body in bodies] + [b"[DONE]"]
+    return [b"data: " + p + b"\n\n" for p in payloads]
+
+
+def completion(tokens: int) -> bytes:
+    """A non-streamed OpenAI chat completion whose answer has about ``tokens`` tokens (~4 bytes each)."""
+    content = "".join(_WORDS[i % len(_WORDS)] for i in range(tokens))
+    body = {
+        "id": "chatcmpl-AZq3bW8pXk1T0fRj9Yc2Lm4NvE7sH",
+        "object": "chat.completion",
+        "created": 1732600000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": tokens,
+            "total_tokens": 12 + tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_0705bf87c0",
+    }
+    return orjson.dumps(body)
+
+
+def settings(base_url: str = "http://127.0.0.1:9/v1", **overrides: Any) -> Any:
+    from falcon_ollama.catalog_config import load_catalog_file
+    from falcon_ollama.settings import Settings
+
+    base = Settings(
+        openai_base_url=base_url,
+        openai_base_url_set=True,
+        openai_api_key="sk-bench-0123456789",
+        catalog=load_catalog_file(CATALOG),
+        catalog_path=str(CATALOG),
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def model_entry() -> Any:
+    """The catalog entry ``MODEL`` resolves to (what the chat resource hands the translator)."""
+    from falcon_ollama.catalog import ModelEntry
+
+    facts = settings().catalog.facts_for(UPSTREAM_MODEL)
+    return ModelEntry(f"{MODEL}:latest", UPSTREAM_MODEL, facts, None, alias_of=UPSTREAM_MODEL)
+
+
+def upstream_body(stream: bool) -> bytes:
+    """The exact upstream body the proxy sends for ``ollama_chat(stream)``: the direct path sends it too."""
+    from falcon_ollama.translate.chat_request import chat_to_openai
+
+    plan = chat_to_openai(ollama_chat(stream), model_entry(), MODEL, include_usage=True)
+    return orjson.dumps(plan.body)
+
+
+# -- in-process ASGI driver -------------------------------------------------------------------------------
+
+
+class NoopMetric:
+    """Stands in for every prometheus metric: ``labels()`` returns itself, updates do nothing."""
+
+    def labels(self, *values: object) -> NoopMetric:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
+def noop_metrics(metrics: Any) -> None:
+    """Make every metric of a ``Metrics`` instance a no-op (the "without metrics" side of a comparison)."""
+    for name, value in list(vars(metrics).items()):
+        if hasattr(value, "labels") or hasattr(value, "inc"):
+            setattr(metrics, name, NoopMetric())
+
+
+@contextlib.contextmanager
+def multiprocess_metrics() -> Iterator[None]:
+    """Metrics created inside use prometheus_client's shared-file values, as under gunicorn."""
+    from prometheus_client import values
+
+    saved_class, saved_env = values.ValueClass, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    with tempfile.TemporaryDirectory(prefix="bench-prom-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        values.ValueClass = values.MultiProcessValue()
+        try:
+            yield
+        finally:
+            values.ValueClass = saved_class
+            if saved_env is None:
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            else:
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_env
+
+
+@contextlib.contextmanager
+def production_logging() -> Iterator[None]:
+    """JSON summary lines at INFO, formatted and written (to /dev/null), as a worker logs them."""
+    from falcon_ollama.logs import JsonFormatter
+
+    logger = logging.getLogger("falcon_ollama")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    with open(os.devnull, "w") as sink:
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(JsonFormatter())
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        try:
+            yield
+        finally:
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+            logger.handlers = saved[2]
+
+
+class _StubStream:
+    status = 200
+    headers: dict[str, str] = {}
+
+    def __init__(self, events: list[bytes]) -> None:
+        self._events = events
+
+    async def chunks(self) -> Any:
+        for event in self._events:
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+
+class InProcessApp:
+    """The real app (middleware, resources, translation, metrics, logging) with the upstream replaced by a
+    stub that answers at once: one request costs only what the app itself spends on it."""
+
+    def __init__(self, *, metrics: bool = True, tokens: int = TOKENS) -> None:
+        from falcon_ollama.app import create_app
+        from falcon_ollama.upstream import UpstreamResponse
+
+        self.app = create_app(settings())
+        upstream: Any = self.app.services.upstream
+        answer = UpstreamResponse(200, {}, completion(tokens))
+        events = stream_events(tokens)
+
+        from falcon_ollama.fake_upstream import FakeConfig
+
+        listing = [
+            {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
+            for name in FakeConfig().models
+        ]
+
+        async def list_models() -> list[dict[str, Any]]:
+            return listing
+
+        async def post_json(path: str, body: bytes, **kwargs: Any) -> Any:
+            return answer
+
+        async def open_stream(path: str, body: bytes, **kwargs: Any) -> Any:
+            return _StubStream(events)
+
+        upstream.list_models = list_models
+        upstream.post_json = post_json
+        upstream.open_stream = open_stream
+        if not metrics:
+            # Every collaborator holds the same Metrics instance: emptying it turns metrics off everywhere.
+            noop_metrics(upstream._metrics)
+        self.loop = asyncio.new_event_loop()
+        self.bodies = {s: orjson.dumps(ollama_chat(s)) for s in (False, True)}
+
+    def close(self) -> None:
+        self.loop.close()
+
+    async def request(self, stream: bool) -> int:
+        """One POST /api/chat through the ASGI app; returns the number of body bytes sent."""
+        body = self.bodies[stream]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": ("127.0.0.1", 11434),
+            "client": ("127.0.0.1", 50000),
+            "scheme": "http",
+            "method": "POST",
+            "root_path": "",
+            "path": "/api/chat",
+            "raw_path": b"/api/chat",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"127.0.0.1:11434"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        sent = False
+        never: asyncio.Future[None] = self.loop.create_future()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await never  # the disconnect watcher waits here until it is stopped
+            return {"type": "http.disconnect"}
+
+        size = 0
+        status = 0
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal size, status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            else:
+                size += len(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        if status != 200:
+            raise AssertionError(f"status {status}")
+        return size
+
+    def run(self, stream: bool, count: int = 1) -> int:
+        async def many() -> int:
+            total = 0
+            for _ in range(count):
+                total += await self.request(stream)
+            return total
+
+        return self.loop.run_until_complete(many())
+
+
+# -- processes --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited early with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+def start_fake(
+    port: int, *, tokens: int = TOKENS, token_delay_ms: float = 0.0, ttfb_ms: float = 0.0
+) -> subprocess.Popen[bytes]:
+    """The bundled fake upstream in benchmark mode (canned answers, nothing recorded, uvloop)."""
+    cmd = [sys.executable, "-m", "falcon_ollama.fake_upstream", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--canned", "--no-record", "--uvloop", "--tokens", str(tokens)]
+    cmd += ["--token-delay-ms", str(token_delay_ms), "--ttfb-ms", str(ttfb_ms)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, proc=proc)
+    return proc
+
+
+def proxy_env(port: int, upstream_port: int, workers: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        OLLAMA_HOST=f"127.0.0.1:{port}",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{upstream_port}/v1",
+        OPENAI_API_KEY="sk-bench-0123456789",
+        WEB_CONCURRENCY=str(workers),
+        FALCON_OLLAMA_CATALOG=str(CATALOG),
+        FALCON_OLLAMA_ENV_FILE=os.devnull,
+    )
+    env.update(extra)
+    return env
+
+
+def start_gunicorn(
+    port: int, upstream_port: int, workers: int, log_path: Path, **extra: str
+) -> subprocess.Popen[bytes]:
+    """The proxy exactly as production starts it: ``gunicorn -c gunicorn.conf.py`` in the repo.
+
+    Its logs (one JSON line per request) go to ``log_path``, as a container runtime would collect them."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=REPO,
+            env=proxy_env(port, upstream_port, workers, **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for_port(port, proc=proc)
+    deadline = time.monotonic() + 30
+    while len(children(proc.pid)) < workers or not _ready(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"gunicorn did not start; see {log_path}")
+        time.sleep(0.1)
+    return proc
+
+
+def _ready(port: int) -> bool:
+    try:
+        with RawClient(port) as client:
+            status, _ = client.request(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            return status == 200
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def cpu_ns(pids: list[int]) -> int:
+    """CPU time (user + system, every thread) of ``pids`` so far, in nanoseconds."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
+
+
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process, in KiB."""
+    rss = hwm = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} x {model}, Linux {os.uname().release}, Python {sys.version.split()[0]}"
+
+
+# -- a blocking keep-alive client --------------------------------------------------------------------------
+
+
+def post(path: str, body: bytes) -> bytes:
+    return (
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+    )
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection; just enough parsing for Content-Length and chunked answers.
+
+    It costs a few microseconds per request, the same on every path, so a difference of two paths measured
+    with it is the difference of the servers."""
+
+    def __init__(self, port: int) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", port))
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = b""
+        self.last_size = 0  # bytes of the last answer, head included
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _more(self) -> None:
+        data = self._sock.recv(262144)
+        if not data:
+            raise ConnectionError("connection closed by the server")
+        self._buf += data
+
+    def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one request, read the whole answer: (status, body bytes as sent, chunk framing included)."""
+        self._sock.sendall(raw)
+        while (end := self._buf.find(b"\r\n\r\n")) < 0:
+            self._more()
+        head = self._buf[:end].lower()
+        status = int(head[9:12])
+        start = end + 4
+        marker = b"content-length:"
+        at = head.find(marker)
+        if at >= 0:
+            line_end = head.find(b"\r\n", at)
+            length = int(head[at + len(marker) : line_end if line_end >= 0 else len(head)])
+            while len(self._buf) < start + length:
+                self._more()
+            body, self._buf = self._buf[start : start + length], self._buf[start + length :]
+            self.last_size = start + length
+            return status, body
+        # chunked: the answer ends with the zero-size chunk
+        while (stop_at := self._buf.find(b"\r\n0\r\n\r\n", start - 2)) < 0:
+            self._more()
+        body, self._buf = self._buf[start : stop_at + 7], self._buf[stop_at + 7 :]
+        self.last_size = stop_at + 7
+        return status, body
