@@ -40,6 +40,7 @@ class ModelEntry:
     facts: ModelFacts
     created: int | None  # unix seconds from the upstream listing, when it has one
     alias_of: str | None = None  # set when this entry is an alias
+    listed: bool = True  # False: an unknown name passed through (FALCON_OLLAMA_ALLOW_UNLISTED_MODELS)
 
 
 def ollama_name(model_id: str) -> str:
@@ -121,9 +122,8 @@ class Catalog:
             upstream_id = name.strip()
             if upstream_id.lower().endswith(":latest"):
                 upstream_id = upstream_id[: -len(":latest")]
-            return ModelEntry(
-                ollama_name(upstream_id), upstream_id, self._config.facts_for(upstream_id), None
-            )
+            facts = self._config.facts_for(upstream_id)
+            return ModelEntry(ollama_name(upstream_id), upstream_id, facts, None, listed=False)
         raise model_not_found(name)
 
     def start_background_refresh(self) -> None:

@@ -4,8 +4,9 @@ Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by gunicorn.conf.py (cleaned
 marked): every worker writes its samples to memory-mapped files there and one scrape of ``/metrics`` on any
 worker aggregates them all. Without it (``falcon-ollama serve``, tests) the metrics live in this process.
 
-Label values are bounded: ``route`` is the route template, ``model`` is a model the catalog knows (anything
-else is ``unknown``), ``status`` an HTTP status, so a client cannot blow up the series count.
+Label values are bounded: ``route`` is the route template (``unmatched`` for unknown paths), ``model`` is a
+model the catalog lists (``unlisted`` for names passed through by FALCON_OLLAMA_ALLOW_UNLISTED_MODELS,
+``unknown`` before a model was resolved), ``status`` an HTTP status: a client cannot blow up the series count.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from falcon_ollama.catalog import ModelEntry
 from falcon_ollama.metrics import Metrics
 
 log = logging.getLogger("falcon_ollama.request")
@@ -32,11 +33,13 @@ class RequestInfo:
     __slots__ = (
         "_done",
         "_metrics",
+        "client",
         "completion_tokens",
         "first_chunk_ns",
         "id",
         "method",
         "model",
+        "model_label",
         "path",
         "prompt_tokens",
         "route",
@@ -45,13 +48,17 @@ class RequestInfo:
         "upstream_status",
     )
 
-    def __init__(self, request_id: str, method: str, path: str, route: str, metrics: Metrics) -> None:
+    def __init__(
+        self, request_id: str, method: str, path: str, route: str, metrics: Metrics, client: str | None = None
+    ) -> None:
         self.id = request_id
+        self.client = client
         self.method = method
         self.path = path
         self.route = route
         self.started_ns = time.monotonic_ns()
         self.model: str | None = None
+        self.model_label = "unknown"  # metrics label: a catalog name, "unlisted" or "unknown" (bounded)
         self.status = 200
         self.upstream_status: int | None = None
         self.prompt_tokens: int | None = None
@@ -72,7 +79,7 @@ class RequestInfo:
         now = time.monotonic_ns()
         total = (now - self.started_ns) / 1e9
         metrics = self._metrics
-        model = self.model or "unknown"
+        model = self.model_label
         metrics.in_flight.dec()
         metrics.requests.labels(self.route, model, str(self.status)).inc()
         metrics.latency.labels(self.route).observe(total)
@@ -83,6 +90,8 @@ class RequestInfo:
             "status": self.status,
             "total_ms": round(total * 1000, 2),
         }
+        if self.client:
+            fields["client"] = self.client
         if self.model:
             fields["model"] = self.model
         if self.first_chunk_ns is not None:
@@ -110,7 +119,9 @@ class RequestTracking:
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         given = req.get_header("X-Request-ID")
         request_id = given if given and _SANE_ID.match(given) else new_request_id()
-        req.context.info = RequestInfo(request_id, req.method, req.path, req.path, self._metrics)
+        req.context.info = RequestInfo(
+            request_id, req.method, req.path, req.path, self._metrics, req.remote_addr
+        )
         self._metrics.in_flight.inc()
         resp.set_header("X-Request-ID", request_id)
 
@@ -146,3 +157,12 @@ def new_request_id() -> str:
 def info_of(req: falcon.asgi.Request) -> RequestInfo | None:
     info: RequestInfo | None = getattr(req.context, "info", None)
     return info
+
+
+def note_model(req: falcon.asgi.Request, entry: ModelEntry) -> None:
+    """Record the resolved model: its name in the log line, a bounded label in the metrics (a name the
+    catalog does not list, passed through by FALCON_OLLAMA_ALLOW_UNLISTED_MODELS, counts as "unlisted")."""
+    info: RequestInfo | None = getattr(req.context, "info", None)
+    if info is not None:
+        info.model = entry.name
+        info.model_label = entry.name if entry.listed else "unlisted"

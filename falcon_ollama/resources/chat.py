@@ -15,7 +15,7 @@ from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
-from falcon_ollama.requestlog import info_of
+from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.resources.relay import Relay
 from falcon_ollama.running import RunningModels
@@ -89,7 +89,7 @@ class ChatResource(_Completion):
         if not name:
             raise OllamaError(400, "model is required")
         entry = await self._catalog.resolve(name)
-        _note_model(req, entry)
+        note_model(req, entry)
         messages = body.get("messages")
         if not messages:
             if messages is not None and not isinstance(messages, list):
@@ -111,7 +111,7 @@ class GenerateResource(_Completion):
         if not name:
             raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here
         entry = await self._catalog.resolve(name)
-        _note_model(req, entry)
+        note_model(req, entry)
         prompt = body.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
@@ -125,12 +125,6 @@ class GenerateResource(_Completion):
         self._warn_dropped(plan)
         self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
         await self._relay.respond(req, resp, plan, model=name, kind="generate")
-
-
-def _note_model(req: falcon.asgi.Request, entry: ModelEntry) -> None:
-    info = info_of(req)
-    if info is not None:
-        info.model = entry.name
 
 
 def _keep_alive(body: dict[str, object], default: float) -> float:

@@ -19,7 +19,7 @@ from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
-from falcon_ollama.requestlog import info_of
+from falcon_ollama.requestlog import info_of, note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
@@ -127,12 +127,6 @@ class _Embedder:
         return vectors, total
 
 
-def _note_model(req: falcon.asgi.Request, entry: ModelEntry) -> None:
-    info = info_of(req)
-    if info is not None:
-        info.model = entry.name
-
-
 def _request_id(req: falcon.asgi.Request) -> str | None:
     info = info_of(req)
     return info.id if info is not None else None
@@ -159,7 +153,7 @@ class EmbedResource(_Embedder):
         dimensions = parse_dimensions(body.get("dimensions"))
         keep_alive = self._keep_alive(body.get("keep_alive"))
         entry = await self._deps.catalog.resolve(name)
-        _note_model(req, entry)
+        note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not inputs:
             empty: EmbedResponse = {"model": name, "embeddings": []}
@@ -196,7 +190,7 @@ class EmbeddingsResource(_Embedder):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
         keep_alive = self._keep_alive(body.get("keep_alive"))
         entry = await self._deps.catalog.resolve(name)
-        _note_model(req, entry)
+        note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not prompt:
             empty: EmbeddingsResponse = {"embedding": []}

@@ -24,7 +24,7 @@ from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits, check_content_type, check_structure
-from falcon_ollama.requestlog import RequestInfo, info_of
+from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
@@ -176,9 +176,7 @@ class ForwardResource:
         if not isinstance(model, str) or not model:
             raise OllamaError(400, "you must provide a model parameter")
         entry = await self._catalog.resolve(model)
-        info = info_of(req)
-        if info is not None:
-            info.model = entry.name
+        note_model(req, entry)
         body["model"] = entry.upstream_id
         return orjson.dumps(body), model, body.get("stream") is True
 

@@ -137,3 +137,23 @@ def test_metrics_cover_every_gunicorn_worker(fake: FakeUpstreamThread) -> None:
             assert match is not None
             assert float(match.group(1)) == 40.0  # every worker's count, whichever worker answers the scrape
     assert server.proc is not None and server.proc.returncode == 0
+
+
+def test_summary_names_the_client(proxy: ProxyThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="falcon_ollama.request")
+    httpx.get(proxy.url + "/api/version")
+    (line,) = summaries(caplog)
+    assert line["client"] == "127.0.0.1"
+
+
+def test_unlisted_models_share_one_metrics_label(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    fake.config.answer_any_model = True
+    proxy = start_proxy(fake, allow_unlisted_models=True)
+    for i in range(3):
+        body = {"model": f"client-made-up-{i}", "messages": USER, "stream": False}
+        assert httpx.post(proxy.url + "/api/chat", json=body).status_code == 200
+    text = httpx.get(proxy.url + "/metrics").text
+    assert 'falcon_ollama_requests_total{model="unlisted",route="/api/chat",status="200"} 3.0' in text
+    assert "client-made-up" not in text
