@@ -23,6 +23,7 @@ from falcon_ollama.access import (
     read_api_keys_file,
 )
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
+from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_PORT = 11434
@@ -31,6 +32,8 @@ DEFAULT_OLLAMA_PORT = 11434
 DEFAULT_REPORTED_VERSION = "0.32.15"
 
 T = TypeVar("T")
+
+_LIMITS = Limits()  # the input limits' defaults live on Limits
 
 
 class SettingsError(ValueError):
@@ -158,12 +161,12 @@ class Settings:
     allow_unlisted_models: bool = False
     reported_version: str = DEFAULT_REPORTED_VERSION
     keep_alive_default: float = 300.0
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_json_depth: int = 64
-    max_messages: int = 10_000
-    max_images: int = 100
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_text_chars: int = 8_000_000
+    max_body_bytes: int = _LIMITS.max_body_bytes
+    max_json_depth: int = _LIMITS.max_json_depth
+    max_messages: int = _LIMITS.max_messages
+    max_images: int = _LIMITS.max_images
+    max_image_bytes: int = _LIMITS.max_image_bytes
+    max_text_chars: int = _LIMITS.max_text_chars
     log_level: str = "info"
     log_format: str = "json"
     log_file: str | None = None
@@ -190,6 +193,7 @@ class Settings:
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
         r = _Reader(env)
+        d = cls()  # every default lives once, on the fields above
         base_url = r.get("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, _parse_url)
         catalog_path = r.get("FALCON_OLLAMA_CATALOG", None, str)
         catalog = CatalogConfig()
@@ -205,41 +209,45 @@ class Settings:
             openai_base_url_set=bool(env.get("OPENAI_BASE_URL", "").strip()),
             openai_organization=r.get("OPENAI_ORGANIZATION", None, str),
             openai_project=r.get("OPENAI_PROJECT", None, str),
-            connect_timeout=r.get("FALCON_OLLAMA_CONNECT_TIMEOUT", 10.0, _positive_float),
-            first_byte_timeout=r.get("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", 600.0, _positive_float),
-            idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", 300.0, _positive_float),
-            total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", 1800.0, _positive_float),
-            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", 1024, _positive_int),
-            max_in_flight=r.get("FALCON_OLLAMA_MAX_IN_FLIGHT", 1024, _positive_int),
-            max_queue=r.get("FALCON_OLLAMA_MAX_QUEUE", 512, _non_negative_int),
-            max_retries=r.get("FALCON_OLLAMA_MAX_RETRIES", 2, _non_negative_int),
-            retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", 0.5, _non_negative_float),
-            max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", 20.0, _non_negative_float),
-            stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", True, _parse_bool),
+            connect_timeout=r.get("FALCON_OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, _positive_float),
+            first_byte_timeout=r.get(
+                "FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", d.first_byte_timeout, _positive_float
+            ),
+            idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", d.idle_timeout, _positive_float),
+            total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", d.total_timeout, _positive_float),
+            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", d.max_connections, _positive_int),
+            max_in_flight=r.get("FALCON_OLLAMA_MAX_IN_FLIGHT", d.max_in_flight, _positive_int),
+            max_queue=r.get("FALCON_OLLAMA_MAX_QUEUE", d.max_queue, _non_negative_int),
+            max_retries=r.get("FALCON_OLLAMA_MAX_RETRIES", d.max_retries, _non_negative_int),
+            retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", d.retry_base_delay, _non_negative_float),
+            max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", d.max_retry_wait, _non_negative_float),
+            stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", d.stream_usage, _parse_bool),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(
                 "FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths
             ),
-            ollama_origins=r.get("OLLAMA_ORIGINS", (), parse_origins),
-            check_host=r.get("FALCON_OLLAMA_CHECK_HOST", True, _parse_bool),
-            embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", 2048, _positive_int),
-            embed_batch_tokens=r.get("FALCON_OLLAMA_EMBED_BATCH_TOKENS", 250_000, _positive_int),
-            embed_concurrency=r.get("FALCON_OLLAMA_EMBED_CONCURRENCY", 4, _positive_int),
-            models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", 300.0, _non_negative_float),
-            allow_unlisted_models=r.get("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", False, _parse_bool),
-            reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", DEFAULT_REPORTED_VERSION, _version),
-            keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", 300.0, _keep_alive_seconds),
-            max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", 64 * 1024 * 1024, _positive_int),
-            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", 64, _json_depth),
-            max_messages=r.get("FALCON_OLLAMA_MAX_MESSAGES", 10_000, _positive_int),
-            max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", 100, _non_negative_int),
-            max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, _positive_int),
-            max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", 8_000_000, _positive_int),
-            log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", "info", _log_level),
-            log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", "json", _log_format),
+            ollama_origins=r.get("OLLAMA_ORIGINS", d.ollama_origins, parse_origins),
+            check_host=r.get("FALCON_OLLAMA_CHECK_HOST", d.check_host, _parse_bool),
+            embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", d.embed_batch_size, _positive_int),
+            embed_batch_tokens=r.get("FALCON_OLLAMA_EMBED_BATCH_TOKENS", d.embed_batch_tokens, _positive_int),
+            embed_concurrency=r.get("FALCON_OLLAMA_EMBED_CONCURRENCY", d.embed_concurrency, _positive_int),
+            models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", d.models_ttl, _non_negative_float),
+            allow_unlisted_models=r.get(
+                "FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", d.allow_unlisted_models, _parse_bool
+            ),
+            reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", d.reported_version, _version),
+            keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", d.keep_alive_default, _keep_alive_seconds),
+            max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", d.max_body_bytes, _positive_int),
+            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", d.max_json_depth, _json_depth),
+            max_messages=r.get("FALCON_OLLAMA_MAX_MESSAGES", d.max_messages, _positive_int),
+            max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", d.max_images, _non_negative_int),
+            max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", d.max_image_bytes, _positive_int),
+            max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", d.max_text_chars, _positive_int),
+            log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", d.log_level, _log_level),
+            log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", d.log_format, _log_format),
             log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),
-            log_bodies=r.get("FALCON_OLLAMA_LOG_BODIES", False, _parse_bool),
+            log_bodies=r.get("FALCON_OLLAMA_LOG_BODIES", d.log_bodies, _parse_bool),
             catalog_path=catalog_path,
             catalog=catalog,
         )
@@ -300,8 +308,6 @@ def _positive_int(text: str) -> int:
 
 
 def _json_depth(text: str) -> int:
-    from falcon_ollama.limits import MAX_JSON_DEPTH
-
     value = _positive_int(text)
     if value > MAX_JSON_DEPTH:
         raise ValueError(f"at most {MAX_JSON_DEPTH} (JSON nested deeper cannot be forwarded), got {text!r}")
