@@ -11,7 +11,6 @@ byte as they arrive, never parsed. Errors keep OpenAI's shape here; the upstream
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +25,7 @@ from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits, check_content_type, check_structure
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import read_body
-from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher
+from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher, end_stream
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.openai_compat")
@@ -195,9 +194,4 @@ class ForwardResource:
                 log.warning("/v1 stream failed after the first byte: %s", exc.message)
                 yield b"data: " + openai_error(exc.status, exc.message) + b"\n\n"
         finally:
-            watcher.stop()
-            with contextlib.suppress(Exception):
-                await stream.aclose()
-            slot.release()
-            if info is not None:
-                info.finish()
+            await end_stream(stream, watcher, slot, info)

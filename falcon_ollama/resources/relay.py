@@ -83,6 +83,19 @@ class DisconnectWatcher:
         return False
 
 
+async def end_stream(
+    stream: UpstreamStream, watcher: DisconnectWatcher, slot: Slot, info: RequestInfo | None
+) -> None:
+    """What a stream's owner owes at its end, whichever way it ends: stop watching the client, drop the
+    upstream connection if it was not read to the end, free the admission slot, write the summary."""
+    watcher.stop()
+    with contextlib.suppress(Exception):
+        await stream.aclose()
+    slot.release()
+    if info is not None:
+        info.finish()
+
+
 class Relay:
     """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
 
@@ -201,9 +214,4 @@ class Relay:
             log.warning("stream failed after the first byte: %s", message)
             yield error_body(message) + b"\n"
         finally:
-            watcher.stop()
-            with contextlib.suppress(Exception):
-                await stream.aclose()
-            slot.release()
-            if info is not None:
-                info.finish()
+            await end_stream(stream, watcher, slot, info)
