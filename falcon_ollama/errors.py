@@ -26,7 +26,3 @@ class OllamaError(Exception):
 def model_not_found(name: str) -> OllamaError:
     """Ollama's wording for an unknown model on generate/chat/show (single quotes, name as sent)."""
     return OllamaError(404, f"model '{name}' not found")
-
-
-def bad_request(message: str) -> OllamaError:
-    return OllamaError(400, message)

@@ -33,9 +33,6 @@ class RunningModels:
         window = min(keep_alive, _FOREVER_SECONDS)
         self._expiry[entry.name] = (entry, self._clock() + window)
 
-    def unload(self, entry: ModelEntry) -> None:
-        self._expiry.pop(entry.name, None)
-
     def active(self) -> list[tuple[ModelEntry, float]]:
         """Models still within their window, latest expiry first (as Ollama sorts), expired ones dropped."""
         now = self._clock()

@@ -58,12 +58,8 @@ class _Completion:
         chat: bool,
     ) -> None:
         """Ollama's reply to an empty conversation: the model is "loaded" ("unloaded" with keep_alive 0)."""
-        if keep_alive == 0:
-            self._running.unload(entry)
-            reason = "unload"
-        else:
-            self._running.touch(entry, self._keep_alive_default if keep_alive is None else keep_alive)
-            reason = "load"
+        self._touch(entry, keep_alive)  # keep_alive 0 unloads
+        reason = "unload" if keep_alive == 0 else "load"
         payload: dict[str, object] = {"model": requested, "created_at": now_rfc3339()}
         if chat:
             payload["message"] = {"role": "assistant", "content": ""}
@@ -72,6 +68,10 @@ class _Completion:
         payload["done_reason"] = reason
         payload["done"] = True
         send_json(resp, payload)
+
+    def _touch(self, entry: ModelEntry, keep_alive: float | None) -> None:
+        """Record the use for /api/ps: the request's keep_alive, else the configured default."""
+        self._running.touch(entry, self._keep_alive_default if keep_alive is None else keep_alive)
 
     def _warn_dropped(self, plan: ChatPlan) -> None:
         for name in plan.dropped:
@@ -98,7 +98,7 @@ class ChatResource(_Completion):
             return
         plan = chat_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
         self._warn_dropped(plan)
-        self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
+        self._touch(entry, plan.keep_alive)
         await self._relay.respond(req, resp, plan, model=name, kind="chat")
 
 
@@ -123,13 +123,5 @@ class GenerateResource(_Completion):
             return
         plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
         self._warn_dropped(plan)
-        self._running.touch(entry, _keep_alive(body, self._keep_alive_default))
+        self._touch(entry, plan.keep_alive)
         await self._relay.respond(req, resp, plan, model=name, kind="generate")
-
-
-def _keep_alive(body: dict[str, object], default: float) -> float:
-    """The request's keep_alive (already validated by the translation), or the configured default."""
-    from falcon_ollama.durations import parse_keep_alive
-
-    value = body.get("keep_alive")
-    return default if value is None else parse_keep_alive(value)

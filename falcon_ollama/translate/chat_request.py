@@ -38,6 +38,7 @@ class ChatPlan:
     prompt_chars: int
     dropped: list[str] = field(default_factory=list)  # options/fields we could not honour (warned once)
     history: list[dict[str, str]] | None = None  # generate: text conversation, for the returned context
+    keep_alive: float | None = None  # seconds (validated), None when the request gave none
 
 
 @dataclass(slots=True)
@@ -192,6 +193,7 @@ def _base_plan(
         logprobs="logprobs" in out,
         prompt_chars=prompt_chars,
         dropped=dropped,
+        keep_alive=common.keep_alive,
     )
 
 
@@ -226,6 +228,7 @@ def _completions_plan(
         logprobs=False,
         prompt_chars=len(prompt) + len(suffix),
         dropped=[*dropped, *mapped.dropped],
+        keep_alive=common.keep_alive,
     )
 
 

@@ -32,7 +32,7 @@ def test_window_expiry_unload_and_order() -> None:
     clock.now += 301
     assert [e.upstream_id for e, _ in running.active()] == ["o3", "gpt-4o-mini"]
     running.touch(entry("gpt-4o-mini"), 0)  # keep_alive 0 unloads
-    running.unload(entry("o3"))
+    running.touch(entry("o3"), 0)
     assert running.active() == []
 
 
