@@ -19,7 +19,13 @@ from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.resources.relay import Relay
 from falcon_ollama.running import RunningModels
-from falcon_ollama.translate.chat_request import ChatPlan, chat_to_openai, generate_to_openai, parse_common
+from falcon_ollama.translate.chat_request import (
+    ChatPlan,
+    chat_to_openai,
+    check_raw,
+    generate_to_openai,
+    parse_common,
+)
 from falcon_ollama.wire import now_rfc3339
 
 
@@ -117,8 +123,7 @@ class GenerateResource(_Completion):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
         if not prompt and not body.get("suffix"):
             common = parse_common(body)
-            if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
-                raise OllamaError(400, "raw mode does not support template, system, or context")
+            check_raw(body)
             self._load_reply(resp, entry, name, common.keep_alive, chat=False)
             return
         plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)

@@ -98,6 +98,16 @@ def chat_to_openai(
     return plan
 
 
+def check_raw(body: dict[str, Any]) -> None:
+    """``raw`` is a boolean and excludes ``template``, ``system`` and ``context`` (Ollama checks this before
+    anything else, the empty-prompt load reply included)."""
+    raw = body.get("raw")
+    if raw is not None and not isinstance(raw, bool):
+        raise OllamaError(400, "invalid value for 'raw': expected true or false")
+    if raw and (body.get("template") or body.get("system") or body.get("context")):
+        raise OllamaError(400, "raw mode does not support template, system, or context")
+
+
 def generate_to_openai(
     body: dict[str, Any],
     entry: ModelEntry,
@@ -113,12 +123,8 @@ def generate_to_openai(
     system = _str_field(body, "system")
     suffix = _str_field(body, "suffix")
     template = _str_field(body, "template")
-    raw = body.get("raw")
-    if raw is not None and not isinstance(raw, bool):
-        raise OllamaError(400, "invalid value for 'raw': expected true or false")
+    check_raw(body)
     context = body.get("context")
-    if raw and (template or system or context):
-        raise OllamaError(400, "raw mode does not support template, system, or context")
     caps = entry.facts.capabilities
     if "completion" not in caps:
         raise OllamaError(400, f'"{requested}" does not support generate')
@@ -151,7 +157,7 @@ def generate_to_openai(
     plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
     plan.dropped[:0] = dropped
     # Ollama returns no context in raw mode (and rejects one sent back with raw): nothing to carry.
-    plan.history = None if raw else [*history, {"role": "user", "content": prompt}]
+    plan.history = None if body.get("raw") else [*history, {"role": "user", "content": prompt}]
     return plan
 
 
