@@ -18,7 +18,7 @@ import falcon.asgi
 from falcon_ollama.access import AccessControl
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
@@ -33,6 +33,7 @@ from falcon_ollama.resources.discovery import (
     process_start_time,
 )
 from falcon_ollama.resources.embed import EmbedDeps, EmbeddingsResource, EmbedResource
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
     app.add_error_handler(OllamaError, _handle_ollama_error)
+    app.add_error_handler(ProxyError, _handle_proxy_error)
 
     started_at = process_start_time()
     limits = Limits(
@@ -179,6 +181,17 @@ async def _handle_ollama_error(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: OllamaError, params: dict[str, Any]
 ) -> None:
     resp.status = ex.status
+    resp.content_type = JSON_CONTENT_TYPE
+    resp.data = error_body(ex.message)
+    for name, value in ex.headers.items():
+        resp.set_header(name, value)
+
+
+async def _handle_proxy_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: ProxyError, params: dict[str, Any]
+) -> None:
+    """A domain error from translation or validation: the status from the edge's table, Ollama's shape."""
+    resp.status = status_of(ex)
     resp.content_type = JSON_CONTENT_TYPE
     resp.data = error_body(ex.message)
     for name, value in ex.headers.items():

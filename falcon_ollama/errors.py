@@ -1,11 +1,47 @@
-"""The one error type every layer raises: an HTTP status plus Ollama's ``{"error": "..."}`` body.
+"""Errors: the domain failures every layer raises, and ``OllamaError`` (a failure with its HTTP status).
 
-Resources, translation and the upstream client all raise ``OllamaError``; one Falcon error handler turns it
-into the response. Keeping the status and the client-visible message together means the mapping from a
-failure to what the client sees is decided once, where the failure is understood.
+Translation and validation raise the domain errors (``InvalidRequest``, ``TooLarge``, ``Unsupported``,
+``ModelNotFound``, ``UpstreamProtocolError``): they say *what* went wrong and nothing about HTTP. The HTTP
+edge (``resources/error_map.py``) holds the one table from each kind to a status, and each dialect renders
+the body in its own shape (Ollama ``{"error": ...}``, OpenAI's error object, Anthropic's). ``OllamaError``
+remains for code that already knows the status it wants (the upstream mapping, the resources).
 """
 
 from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """A domain failure with a message meant for the client, as is."""
+
+    __slots__ = ("headers", "message")
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InvalidRequest(ProxyError):
+    """The request is malformed or a field has a wrong type or value."""
+
+
+class TooLarge(ProxyError):
+    """The request is over one of the input limits."""
+
+
+class ModelNotFound(ProxyError):
+    """The model named by the request is not served here."""
+
+
+class Unsupported(ProxyError):
+    """The model lacks a capability the request needs, or this server has no such feature."""
+
+
+class UpstreamProtocolError(ProxyError):
+    """The upstream's answer is not what its API promises (not JSON, a wrong shape, over a bound)."""
 
 
 class OllamaError(Exception):
