@@ -28,6 +28,7 @@ RUN pip install --no-cache-dir --no-deps --only-binary=:all: -r requirements.loc
 # complete).
 COPY pyproject.toml README.md ./
 COPY falcon_ollama ./falcon_ollama
+COPY fake_openai ./fake_openai
 RUN pip install --no-cache-dir --no-deps . \
     && pip check
 

@@ -229,7 +229,7 @@ class InProcessApp:
         answer = UpstreamResponse(200, {}, completion(tokens))
         events = stream_events(tokens)
 
-        from falcon_ollama.fake_upstream import FakeConfig
+        from fake_openai import FakeConfig
 
         listing = [
             {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
@@ -339,7 +339,7 @@ def start_fake(
     port: int, *, tokens: int = TOKENS, token_delay_ms: float = 0.0, ttfb_ms: float = 0.0
 ) -> subprocess.Popen[bytes]:
     """The bundled fake upstream in benchmark mode (canned answers, nothing recorded, uvloop)."""
-    cmd = [sys.executable, "-m", "falcon_ollama.fake_upstream", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "fake_openai", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--canned", "--no-record", "--uvloop", "--tokens", str(tokens)]
     cmd += ["--token-delay-ms", str(token_delay_ms), "--ttfb-ms", str(ttfb_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

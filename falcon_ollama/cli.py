@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from falcon_ollama import fake_upstream
+    import fake_openai
 
     parser = argparse.ArgumentParser(
         prog="falcon-ollama", description="An Ollama-compatible server backed by OpenAI-compatible models."
@@ -62,7 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
     fake = sub.add_parser("fake-upstream", help="run the bundled fake OpenAI-compatible upstream")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=18000)
-    fake_upstream.build_arg_parser_options(fake)
+    fake_openai.build_arg_parser_options(fake)
     fake.set_defaults(func=_cmd_fake_upstream)
     return parser
 
@@ -86,7 +86,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.log_file)
     fake_thread = None
     if settings.offline:
-        from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
+        from fake_openai import FakeConfig, FakeUpstreamThread
 
         fake_thread = FakeUpstreamThread(FakeConfig(token_delay_ms=20.0))
         fake_thread.__enter__()
@@ -115,12 +115,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_fake_upstream(args: argparse.Namespace) -> int:
-    from falcon_ollama import fake_upstream
+    import fake_openai
 
-    config = fake_upstream.config_from_args(args)
+    config = fake_openai.config_from_args(args)
     print(f"fake OpenAI upstream listening on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(fake_upstream.serve_forever(args.host, args.port, config))
+        asyncio.run(fake_openai.serve_forever(args.host, args.port, config))
     return 0
 
 

@@ -23,7 +23,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$PY" -m falcon_ollama.fake_upstream --host 127.0.0.1 --port "$UPSTREAM_PORT" --uvloop --no-record \
+"$PY" -m fake_openai --host 127.0.0.1 --port "$UPSTREAM_PORT" --uvloop --no-record \
   --tokens 50 --ttfb-ms "$TTFB_MS" --token-delay-ms "$TOKEN_DELAY_MS" --embedding-dim 768 \
   >reports/load_fake_upstream.log 2>&1 &
 pids+=($!)

@@ -154,7 +154,7 @@ def main() -> int:
     upstream_port, proxy_port = free_port(), free_port()
     fake_args = ["--host", "127.0.0.1", "--port", str(upstream_port), "--tokens", str(args.tokens)]
     fake_args += ["--token-delay-ms", str(args.token_delay_ms), "--no-record"]
-    fake = subprocess.Popen([sys.executable, "-m", "falcon_ollama.fake_upstream", *fake_args], cwd=REPO)
+    fake = subprocess.Popen([sys.executable, "-m", "fake_openai", *fake_args], cwd=REPO)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FALCON_OLLAMA_"))}
     env.update(
         {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_openai import FakeConfig, FakeUpstreamThread
 from falcon_ollama.catalog_config import load_catalog_file
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
 from falcon_ollama.settings import Settings
 from tests.servers import REPO, ProxyThread
 

@@ -312,10 +312,17 @@ def test_dockerignore_keeps_secrets_and_caches_out_and_lets_the_copies_in() -> N
             tokens = [t for t in args.split() if not t.startswith("--")]
             if "--from=" not in args:
                 copied |= set(tokens[:-1])
-    assert copied >= {"requirements.lock", "pyproject.toml", "README.md", "falcon_ollama", "gunicorn.conf.py"}
+    assert copied >= {
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "falcon_ollama",
+        "fake_openai",  # the offline demo's upstream
+        "gunicorn.conf.py",
+    }
     for source in copied:
         probe = source.rstrip("/")
-        probe = probe + "/__init__.py" if probe == "falcon_ollama" else probe
+        probe = probe + "/__init__.py" if probe in ("falcon_ollama", "fake_openai") else probe
         probe = probe + "/models.toml" if probe == "conf" else probe
         assert (REPO / probe).exists(), probe
         assert not dockerignore_excludes(probe, patterns), f"{probe} is copied but .dockerignore drops it"

@@ -151,7 +151,7 @@ class ErrorLogs(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith("falcon_ollama.fake_upstream"):
+        if not record.name.startswith("fake_openai"):
             self.records.append(record)
 
     def take(self) -> list[str]:

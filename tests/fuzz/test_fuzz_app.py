@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from fake_openai import FAULT_KINDS, FakeConfig, FakeUpstreamThread, Fault
 from falcon_ollama.app import FalconOllamaApp, create_app
 from falcon_ollama.catalog_config import load_catalog_file
-from falcon_ollama.fake_upstream import FAULT_KINDS, FakeConfig, FakeUpstreamThread, Fault
 from falcon_ollama.settings import Settings
 from tests.conftest import EXAMPLE_CATALOG, proxy_settings
 from tests.fuzz import (

@@ -29,8 +29,8 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
+from fake_openai import FakeConfig, FakeUpstreamThread
 from falcon_ollama.catalog_config import load_catalog_file
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
 from tests.conftest import EXAMPLE_CATALOG, proxy_settings
 from tests.fuzz import SPEC_PATH, ErrorLogs, media_type, not_sendable, response_problems
 from tests.servers import ProxyThread

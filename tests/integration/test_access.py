@@ -18,8 +18,8 @@ import openai
 import orjson
 import pytest
 
+from fake_openai import FakeConfig, FakeUpstreamThread
 from falcon_ollama.access import ApiKeys
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
 from falcon_ollama.settings import BindAddress, Settings
 from tests.servers import ProxyThread
 

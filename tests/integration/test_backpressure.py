@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import orjson
 
+from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
 from falcon_ollama.admission import BUSY_MESSAGE
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread, expected_text
 from tests.servers import ProxyThread
 
 USER = [{"role": "user", "content": "hi"}]

@@ -15,7 +15,7 @@ import ollama
 import orjson
 import pytest
 
-from falcon_ollama.fake_upstream import (
+from fake_openai import (
     FakeConfig,
     FakeUpstreamThread,
     Fault,

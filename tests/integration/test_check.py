@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
+from fake_openai import FakeConfig, FakeUpstreamThread
 from tests.servers import REPO, free_port
 
 BASE = {

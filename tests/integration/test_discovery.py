@@ -10,7 +10,7 @@ import httpx
 import ollama
 import pytest
 
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
+from fake_openai import FakeConfig, FakeUpstreamThread
 from tests.servers import ProxyThread
 
 HIDDEN = ("whisper-1", "tts-1", "tts-1-hd", "dall-e-3", "omni-moderation-latest", "gpt-4o-realtime-preview")

@@ -11,8 +11,8 @@ import ollama
 import openai
 import pytest
 
+from fake_openai import FakeConfig, FakeUpstreamThread, Fault, expected_text
 from falcon_ollama.catalog_config import load_catalog_file
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread, Fault, expected_text
 from tests.conftest import EXAMPLE_CATALOG
 from tests.servers import ProxyThread
 

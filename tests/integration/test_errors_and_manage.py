@@ -9,7 +9,7 @@ import ollama
 import orjson
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread, Fault
+from fake_openai import FakeUpstreamThread, Fault
 from tests.servers import ProxyThread, free_port
 
 
@@ -144,7 +144,7 @@ def test_retries_are_bounded(fake: FakeUpstreamThread, start_proxy: Callable[...
 
 
 def test_rejected_key_is_not_echoed(start_proxy: Callable[..., ProxyThread]) -> None:
-    from falcon_ollama.fake_upstream import FakeConfig
+    from fake_openai import FakeConfig
 
     with FakeUpstreamThread(FakeConfig(api_key="sk-the-right-key")) as fake:
         proxy = start_proxy(fake, openai_api_key="sk-wrong-key-abcdef")

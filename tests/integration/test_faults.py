@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread, Fault
+from fake_openai import FakeUpstreamThread, Fault
 from tests.servers import ProxyThread, free_port
 
 USER = [{"role": "user", "content": "hi"}]

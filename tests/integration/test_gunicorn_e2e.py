@@ -16,7 +16,7 @@ import ollama
 import openai
 import pytest
 
-from falcon_ollama.fake_upstream import (
+from fake_openai import (
     FakeConfig,
     FakeUpstreamThread,
     Fault,

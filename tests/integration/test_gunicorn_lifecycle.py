@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread, expected_text
+from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
 from tests.servers import REPO, GunicornProcess
 
 USER = [{"role": "user", "content": "hi"}]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread
+from fake_openai import FakeUpstreamThread
 from tests.servers import ProxyThread, free_port
 
 

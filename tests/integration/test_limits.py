@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread
+from fake_openai import FakeUpstreamThread
 from tests.servers import ProxyThread
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()

@@ -12,7 +12,7 @@ import ollama
 import orjson
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread
+from fake_openai import FakeUpstreamThread
 from falcon_ollama.logs import JsonFormatter, TextFormatter, redact
 from tests.servers import REPO, GunicornProcess, ProxyThread
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread, expected_text
+from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
 from tests.integration.test_gunicorn_lifecycle import gunicorn_env, worker_pids
 from tests.servers import GunicornProcess
 

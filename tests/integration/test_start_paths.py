@@ -11,7 +11,7 @@ import httpx
 import ollama
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread, expected_text
+from fake_openai import FakeUpstreamThread, expected_text
 from tests.servers import REPO, GunicornProcess, free_port
 
 CLEAN_ENV = {

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import ollama
 import pytest
 
-from falcon_ollama.fake_upstream import FakeUpstreamThread
+from fake_openai import FakeUpstreamThread
 from tests.servers import ProxyThread
 
 pytestmark = pytest.mark.live

@@ -10,9 +10,9 @@ import schemathesis
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from fake_openai import DEFAULT_MODELS
 from falcon_ollama.app import create_app
 from falcon_ollama.catalog_config import load_catalog_file
-from falcon_ollama.fake_upstream import DEFAULT_MODELS
 from falcon_ollama.settings import Settings
 from tests.conftest import EXAMPLE_CATALOG
 from tests.fuzz import SPEC_PATH, load_spec, resolve

@@ -24,7 +24,7 @@ import openai
 import pydantic
 import pytest
 
-from falcon_ollama.fake_upstream import (
+from fake_openai import (
     CONTROL_TOKEN,
     DEFAULT_MODELS,
     FakeConfig,

@@ -1,6 +1,6 @@
 """Command-line hooks: ``falcon-ollama fake-upstream`` adds these options to its parser.
 
-``python -m falcon_ollama.fake_upstream`` runs the same server standalone (handy for benchmarks that want the
+``python -m fake_openai`` runs the same server standalone (handy for benchmarks that want the
 fake in a process of its own, so its CPU time can be measured separately).
 """
 
@@ -16,7 +16,7 @@ import sys
 from ._server import FakeUpstream
 from ._types import FakeConfig
 
-log = logging.getLogger("falcon_ollama.fake_upstream")
+log = logging.getLogger("fake_openai")
 
 
 def build_arg_parser_options(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ async def serve_forever(host: str, port: int, config: FakeConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m falcon_ollama.fake_upstream", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fake_openai", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop if it is installed")

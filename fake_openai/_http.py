@@ -21,7 +21,7 @@ import httptools
 
 from ._types import RecordedRequest
 
-log = logging.getLogger("falcon_ollama.fake_upstream")
+log = logging.getLogger("fake_openai")
 
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
 # Stop reading from a client that pipelines this many requests ahead of the answers.
