@@ -30,8 +30,6 @@ import orjson
 if TYPE_CHECKING:
     import falcon.asgi
 
-    from falcon_ollama.settings import Settings
-
 log = logging.getLogger("falcon_ollama.access")
 
 DEFAULT_AUTH_EXEMPT_PATHS: Final = frozenset({"/", "/health", "/ready"})
@@ -320,16 +318,6 @@ class AccessControl:
         self._origins = origins
         self._check_host = check_host
         self._hostname = (hostname or socket.gethostname()).lower()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AccessControl:
-        """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
-        return cls(
-            api_keys=settings.api_keys,
-            exempt_paths=settings.auth_exempt_paths,
-            origins=OriginPolicy(settings.ollama_origins),
-            check_host=settings.check_host and settings.bind.is_loopback,
-        )
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         origin = req.get_header("Origin")

@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from falcon_ollama.access import AccessControl
+from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     middleware: list[Any] = [
         _Lifespan(services),
         RequestTracking(metrics),
-        AccessControl.from_settings(settings),
+        access_control(settings),
     ]
     app = FalconOllamaApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
@@ -166,6 +166,16 @@ def create_app(settings: Settings) -> FalconOllamaApp:
 
     app.services = services
     return app
+
+
+def access_control(settings: Settings) -> AccessControl:
+    """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
+    return AccessControl(
+        api_keys=settings.api_keys,
+        exempt_paths=settings.auth_exempt_paths,
+        origins=OriginPolicy(settings.ollama_origins),
+        check_host=settings.check_host and settings.bind.is_loopback,
+    )
 
 
 def app_from_env() -> FalconOllamaApp:

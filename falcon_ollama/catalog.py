@@ -16,10 +16,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from falcon_ollama.catalog_config import CatalogConfig, ModelFacts
+from falcon_ollama.catalog_config import CatalogConfig
+from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.upstream import Upstream
 
@@ -29,18 +29,6 @@ _FAILED_REFRESH_BACKOFF = 5.0
 # A name we do not know may be a model the upstream added since the last refresh: look again, but not more
 # often than this, so a client hammering an unknown name cannot turn into a /models flood.
 _MISS_REFRESH_INTERVAL = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEntry:
-    """One model as Ollama clients see it."""
-
-    name: str  # Ollama-facing name, always with a tag: "gpt-4o:latest", "llama3.2:latest"
-    upstream_id: str  # what the upstream receives
-    facts: ModelFacts
-    created: int | None  # unix seconds from the upstream listing, when it has one
-    alias_of: str | None = None  # set when this entry is an alias
-    listed: bool = True  # False: an unknown name passed through (FALCON_OLLAMA_ALLOW_UNLISTED_MODELS)
 
 
 def ollama_name(model_id: str) -> str:

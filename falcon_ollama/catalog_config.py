@@ -130,6 +130,18 @@ class CatalogConfig:
         return replace(self.defaults, family=self.defaults.family or _family_from_id(base_id))
 
 
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model as Ollama clients see it."""
+
+    name: str  # Ollama-facing name, always with a tag: "gpt-4o:latest", "llama3.2:latest"
+    upstream_id: str  # what the upstream receives
+    facts: ModelFacts
+    created: int | None  # unix seconds from the upstream listing, when it has one
+    alias_of: str | None = None  # set when this entry is an alias
+    listed: bool = True  # False: an unknown name passed through (FALCON_OLLAMA_ALLOW_UNLISTED_MODELS)
+
+
 def _family_from_id(model_id: str) -> str:
     """A plausible family name for an unknown model: its leading letters (``qwen2.5-7b`` -> ``qwen``)."""
     match = re.match(r"[a-z]+", model_id)

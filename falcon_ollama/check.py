@@ -13,7 +13,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from falcon_ollama.catalog import Catalog, ModelEntry
+from falcon_ollama.catalog import Catalog
+from falcon_ollama.catalog_config import ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.settings import Settings, SettingsError
 from falcon_ollama.upstream import RetryPolicy, Upstream

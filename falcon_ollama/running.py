@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from falcon_ollama.catalog import ModelEntry
+from falcon_ollama.catalog_config import ModelEntry
 
 # Go's time.Now().Add(math.MaxInt64): a negative keep_alive "never" expires, which prints as ~292 years ahead.
 _FOREVER_SECONDS = (2**63 - 1) / 1e9

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from falcon_ollama.catalog import ModelEntry
+from falcon_ollama.catalog_config import ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits, check_images, check_text
 from falcon_ollama.translate.context import decode_context
 from falcon_ollama.translate.images import image_data_uri
@@ -55,25 +55,25 @@ class Common:
 def parse_common(body: dict[str, Any]) -> Common:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise OllamaError(400, "invalid value for 'stream': expected true or false")
+        raise InvalidRequest("invalid value for 'stream': expected true or false")
     keep_alive: float | None = None
     if body.get("keep_alive") is not None:
         try:
             keep_alive = parse_keep_alive(body["keep_alive"])
         except DurationError as exc:
-            raise OllamaError(400, str(exc)) from None
+            raise InvalidRequest(str(exc)) from None
     think = body.get("think")
     if think is not None and not isinstance(think, bool) and think not in THINK_LEVELS:
         shown = f'"{think}"' if isinstance(think, str) else str(think)
-        raise OllamaError(
-            400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)'
+        raise InvalidRequest(
+            f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)'
         )
     logprobs = body.get("logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
-        raise OllamaError(400, "invalid value for 'logprobs': expected true or false")
+        raise InvalidRequest("invalid value for 'logprobs': expected true or false")
     top = body.get("top_logprobs")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
-        raise OllamaError(400, "top_logprobs must be between 0 and 20")
+        raise InvalidRequest("top_logprobs must be between 0 and 20")
     return Common(stream is not False, keep_alive, think, bool(logprobs), top)
 
 
@@ -93,7 +93,7 @@ def chat_to_openai(
     tools = _tools(body.get("tools"))
     if tools:
         if "tools" not in entry.facts.capabilities:
-            raise OllamaError(400, f"{entry.name} does not support tools")
+            raise Unsupported(f"{entry.name} does not support tools")
         plan.body["tools"] = tools
     return plan
 
@@ -103,9 +103,9 @@ def check_raw(body: dict[str, Any]) -> None:
     anything else, the empty-prompt load reply included)."""
     raw = body.get("raw")
     if raw is not None and not isinstance(raw, bool):
-        raise OllamaError(400, "invalid value for 'raw': expected true or false")
+        raise InvalidRequest("invalid value for 'raw': expected true or false")
     if raw and (body.get("template") or body.get("system") or body.get("context")):
-        raise OllamaError(400, "raw mode does not support template, system, or context")
+        raise InvalidRequest("raw mode does not support template, system, or context")
 
 
 def generate_to_openai(
@@ -127,14 +127,14 @@ def generate_to_openai(
     context = body.get("context")
     caps = entry.facts.capabilities
     if "completion" not in caps:
-        raise OllamaError(400, f'"{requested}" does not support generate')
+        raise Unsupported(f'"{requested}" does not support generate')
     _check_think(entry, requested, common)
     dropped: list[str] = []
     if template:
         dropped.append("template")
     if suffix:
         if "insert" not in caps:
-            raise OllamaError(400, f"{entry.name} does not support insert")
+            raise Unsupported(f"{entry.name} does not support insert")
         return _completions_plan(body, entry, common, prompt, suffix, include_usage, dropped)
 
     history: list[dict[str, str]] = []
@@ -240,13 +240,13 @@ def _completions_plan(
 
 def _check_chat_capabilities(entry: ModelEntry, requested: str, common: Common, body: dict[str, Any]) -> None:
     if "completion" not in entry.facts.capabilities:
-        raise OllamaError(400, f'"{requested}" does not support chat')
+        raise Unsupported(f'"{requested}" does not support chat')
     _check_think(entry, requested, common)
 
 
 def _check_think(entry: ModelEntry, requested: str, common: Common) -> None:
     if common.think not in (None, False) and "thinking" not in entry.facts.capabilities:
-        raise OllamaError(400, f'"{requested}" does not support thinking')
+        raise Unsupported(f'"{requested}" does not support thinking')
 
 
 def _reasoning_effort(entry: ModelEntry, think: bool | str | None) -> str | None:
@@ -271,11 +271,11 @@ def _response_format(fmt: object, messages: list[dict[str, Any]]) -> dict[str, A
         return {"type": "json_object"}
     if isinstance(fmt, dict):
         if not fmt:
-            raise OllamaError(400, 'invalid format: expected "json" or a valid JSON schema')
+            raise InvalidRequest('invalid format: expected "json" or a valid JSON schema')
         name = fmt.get("title") if isinstance(fmt.get("title"), str) else "response"
         safe_name = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))[:64] or "response"
         return {"type": "json_schema", "json_schema": {"name": safe_name, "schema": fmt, "strict": False}}
-    raise OllamaError(400, 'invalid format: expected "json" or a valid JSON schema')
+    raise InvalidRequest('invalid format: expected "json" or a valid JSON schema')
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -292,13 +292,13 @@ def _str_field(body: dict[str, Any], key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise OllamaError(400, f"invalid value for '{key}': expected a string")
+        raise InvalidRequest(f"invalid value for '{key}': expected a string")
     return value
 
 
 def _with_images(text: str, images: object, limits: Limits, already: int) -> list[dict[str, Any]]:
     if not isinstance(images, list):
-        raise OllamaError(400, "invalid value for 'images': expected an array of base64 strings")
+        raise InvalidRequest("invalid value for 'images': expected an array of base64 strings")
     check_images(images, limits, already)
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     parts.extend(
@@ -317,9 +317,9 @@ def synthesized_call_id(message_index: int, call_index: int, name: str) -> str:
 def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
     """Ollama messages -> OpenAI messages; returns them and the number of text characters (for estimates)."""
     if not isinstance(raw, list):
-        raise OllamaError(400, "invalid value for 'messages': expected an array")
+        raise InvalidRequest("invalid value for 'messages': expected an array")
     if len(raw) > limits.max_messages:
-        raise OllamaError(413, f"too many messages (limit {limits.max_messages})")
+        raise TooLarge(f"too many messages (limit {limits.max_messages})")
     out: list[dict[str, Any]] = []
     chars = 0
     image_count = 0
@@ -327,19 +327,19 @@ def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
     pending: list[tuple[str, str]] = []
     for i, message in enumerate(raw):
         if not isinstance(message, dict):
-            raise OllamaError(400, f"invalid value for 'messages[{i}]': expected an object")
+            raise InvalidRequest(f"invalid value for 'messages[{i}]': expected an object")
         role = message.get("role")
         if not isinstance(role, str) or not role:
-            raise OllamaError(400, f"invalid value for 'messages[{i}].role': expected a string")
+            raise InvalidRequest(f"invalid value for 'messages[{i}].role': expected a string")
         role = role.lower()
         content = message.get("content")
         if content is None:
             content = ""
         elif not isinstance(content, str):
-            raise OllamaError(400, f"invalid value for 'messages[{i}].content': expected a string")
+            raise InvalidRequest(f"invalid value for 'messages[{i}].content': expected a string")
         chars += len(content)
         if chars > limits.max_text_chars:
-            raise OllamaError(413, f"messages are too long (limit {limits.max_text_chars} characters in all)")
+            raise TooLarge(f"messages are too long (limit {limits.max_text_chars} characters in all)")
         if role == "tool":
             out.append(_tool_message(message, content, pending, i))
             continue
@@ -372,13 +372,12 @@ def _assistant_tool_calls(raw: object, message_index: int) -> list[dict[str, Any
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise OllamaError(400, f"invalid value for 'messages[{message_index}].tool_calls': expected an array")
+        raise InvalidRequest(f"invalid value for 'messages[{message_index}].tool_calls': expected an array")
     calls: list[dict[str, Any]] = []
     for j, call in enumerate(raw):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise OllamaError(
-                400,
+            raise InvalidRequest(
                 f"invalid value for 'messages[{message_index}].tool_calls[{j}]': expected a function call",
             )
         name = function["name"]
@@ -423,12 +422,12 @@ def _tools(raw: object) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise OllamaError(400, "invalid value for 'tools': expected an array")
+        raise InvalidRequest("invalid value for 'tools': expected an array")
     tools: list[dict[str, Any]] = []
     for i, tool in enumerate(raw):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise OllamaError(400, f"invalid value for 'tools[{i}]': expected a function tool")
+            raise InvalidRequest(f"invalid value for 'tools[{i}]': expected a function tool")
         tools.append({"type": "function", "function": _drop_nulls(function)})
     return tools
 

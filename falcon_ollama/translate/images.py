@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import InvalidRequest
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -33,15 +33,15 @@ def sniff_mime(head: bytes) -> str | None:
 def image_data_uri(image: object, index: int) -> str:
     """A data URI for one Ollama image; 400 for values that are not a base64 PNG/JPEG/GIF/WebP image."""
     if not isinstance(image, str) or not image:
-        raise OllamaError(400, f"invalid image input: image {index} must be a non-empty base64 string")
+        raise InvalidRequest(f"invalid image input: image {index} must be a non-empty base64 string")
     if image.startswith("data:"):
         return image
     prefix = image[:24].strip()
     try:
         head = base64.b64decode(prefix + "=" * (-len(prefix) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise OllamaError(400, f"invalid image input: image {index} is not valid base64") from None
+        raise InvalidRequest(f"invalid image input: image {index} is not valid base64") from None
     mime = sniff_mime(head)
     if mime is None:
-        raise OllamaError(400, f"invalid image input: image {index} is not a PNG, JPEG, GIF or WebP image")
+        raise InvalidRequest(f"invalid image input: image {index} is not a PNG, JPEG, GIF or WebP image")
     return f"data:{mime};base64,{image}"

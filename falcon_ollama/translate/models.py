@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from falcon_ollama.catalog import ModelEntry
+from falcon_ollama.catalog_config import ModelEntry
 from falcon_ollama.ollama_types import ModelDetails, ProcessModel, ShowResponse, TagModel
 from falcon_ollama.wire import rfc3339_nano
 

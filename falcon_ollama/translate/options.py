@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import InvalidRequest
 
 OPENAI_MAX_STOP_SEQUENCES = 4
 
@@ -59,7 +59,7 @@ def map_options(options: object, *, reasoning: bool) -> MappedOptions:
     if options is None:
         return result
     if not isinstance(options, dict):
-        raise OllamaError(400, "invalid value for 'options': expected an object")
+        raise InvalidRequest("invalid value for 'options': expected an object")
     params = result.params
     for key, value in options.items():
         if value is None:
@@ -94,7 +94,7 @@ def map_options(options: object, *, reasoning: bool) -> MappedOptions:
                 params[key] = number_f
         elif key in _BOOL_OPTIONS:
             if not isinstance(value, bool):
-                raise OllamaError(400, f'option "{key}" must be of type boolean')
+                raise InvalidRequest(f'option "{key}" must be of type boolean')
             result.dropped.append(key)
         # any other key: unknown to Ollama too; ignored silently, as Ollama does
     return result
@@ -103,17 +103,17 @@ def map_options(options: object, *, reasoning: bool) -> MappedOptions:
 def _int_option(key: str, value: Any) -> int:
     # Ollama accepts JSON floats for integer options (truncated), as Go's float64 -> int conversion does.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise OllamaError(400, f'option "{key}" must be of type integer')
+        raise InvalidRequest(f'option "{key}" must be of type integer')
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        raise OllamaError(400, f'option "{key}" must be of type integer')
+        raise InvalidRequest(f'option "{key}" must be of type integer')
     if not -(2**63) <= value < 2**63:  # Go's int: a bigger number does not decode
-        raise OllamaError(400, f'option "{key}" must be of type integer')
+        raise InvalidRequest(f'option "{key}" must be of type integer')
     return int(value)
 
 
 def _float_option(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise OllamaError(400, f'option "{key}" must be of type float32')
+        raise InvalidRequest(f'option "{key}" must be of type float32')
     return float(value)
 
 
@@ -121,7 +121,7 @@ def _stop_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     if not isinstance(value, list):
-        raise OllamaError(400, 'option "stop" must be of type array')
+        raise InvalidRequest('option "stop" must be of type array')
     if not all(isinstance(item, str) for item in value):
-        raise OllamaError(400, 'option "stop" must be of an array of strings')
+        raise InvalidRequest('option "stop" must be of an array of strings')
     return [item for item in value if item]

@@ -23,6 +23,7 @@ from falcon_ollama.access import (
     parse_origins,
     read_api_keys_file,
 )
+from falcon_ollama.app import access_control
 from falcon_ollama.settings import BindAddress, Settings, SettingsError
 
 KEY_A = "inbound-key-AAAAAAAAAAAAAAAA"
@@ -221,7 +222,7 @@ def test_machine_hostname_is_allowed_case_insensitively() -> None:
 )
 def test_host_check_only_when_bound_to_loopback(bind: BindAddress, check_host: bool, active: bool) -> None:
     settings = Settings(bind=bind, check_host=check_host)
-    assert AccessControl.from_settings(settings)._check_host is active
+    assert access_control(settings)._check_host is active
 
 
 # --- keys ----------------------------------------------------------------------------------------------

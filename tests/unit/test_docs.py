@@ -20,7 +20,7 @@ from gunicorn.config import validate_pos_int
 from falcon_ollama import access, catalog, check, cli, limits, upstream
 from falcon_ollama.admission import BUSY_MESSAGE
 from falcon_ollama.catalog_config import CatalogConfig
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.gunicorn_support import default_workers
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.resources import chat as chat_resources
@@ -227,7 +227,7 @@ def _rendered(module: Any, template: str, **values: Any) -> str:
 
 
 def _raised(function: Any, *args: Any) -> str:
-    with pytest.raises(OllamaError) as caught:
+    with pytest.raises((OllamaError, ProxyError)) as caught:
         function(*args)
     return caught.value.message
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from falcon_ollama.catalog import ModelEntry
-from falcon_ollama.catalog_config import CatalogConfig
+from falcon_ollama.catalog_config import CatalogConfig, ModelEntry
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.models import ps_entry
 

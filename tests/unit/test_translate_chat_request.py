@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from falcon_ollama.catalog import ModelEntry
-from falcon_ollama.catalog_config import ModelFacts
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.catalog_config import ModelEntry, ModelFacts
+from falcon_ollama.errors import ProxyError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_request import (
     JSON_INSTRUCTION,
     ChatPlan,
@@ -58,10 +58,10 @@ def generate(entry: ModelEntry = GPT4O, *, include_usage: bool = False, **fields
     return generate_to_openai(body, entry, "requested", include_usage=include_usage)
 
 
-def error_of(call: Any, *args: Any, **kwargs: Any) -> OllamaError:
-    with pytest.raises(OllamaError) as info:
+def error_of(call: Any, *args: Any, **kwargs: Any) -> ProxyError:
+    with pytest.raises(ProxyError) as info:
         call(*args, **kwargs)
-    assert info.value.status == 400
+    assert status_of(info.value) == 400
     return info.value
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import ProxyError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.context import MARKER, decode_context, encode_context
 from falcon_ollama.translate.images import image_data_uri, sniff_mime
 
@@ -100,9 +101,9 @@ def test_data_uri_passes_unchanged(uri: str) -> None:
     ],
 )
 def test_invalid_image_is_400(image: Any, index: int, message: str) -> None:
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(ProxyError) as info:
         image_data_uri(image, index)
-    assert info.value.status == 400
+    assert status_of(info.value) == 400
     assert info.value.message == message
 
 

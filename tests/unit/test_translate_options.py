@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import ProxyError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.options import OPENAI_MAX_STOP_SEQUENCES, UNMAPPABLE, map_options
 
 REASONING_NOTE = " (not supported by reasoning models)"
@@ -226,9 +227,9 @@ def test_unmappable_table_is_complete() -> None:
 )
 @pytest.mark.parametrize("reasoning", [False, True], ids=["chat-model", "reasoning-model"])
 def test_wrong_types_are_400_with_ollamas_text(options: Any, message: str, reasoning: bool) -> None:
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(ProxyError) as info:
         map_options(options, reasoning=reasoning)
-    assert info.value.status == 400
+    assert status_of(info.value) == 400
     assert info.value.message == message
 
 
