@@ -1,10 +1,8 @@
-"""What the fuzz tests share: the OpenAPI document, response checks, error-log capture, and known bugs.
+"""What the fuzz tests share: the OpenAPI document, response checks, error-log capture.
 
-``docs/openapi.yaml`` is the contract both fuzzers check responses against (``response_problems``). The
-known bugs (``known_bug``) are inputs that still make the app fail: the fuzzers do not send them (so they
-stay green and keep looking for new bugs), and ``test_fuzz_app.py`` has one ``xfail(strict=True)`` test per
-bug. Fixing a bug makes its xfail test pass (reported as a failing "XPASS"): then delete the test's marker
-and the bug's entry here. ``fake_upstream_limit`` is the same for requests the bundled fake cannot serve.
+``docs/openapi.yaml`` is the contract both fuzzers check responses against (``response_problems``).
+``not_sendable`` names requests the bundled fake upstream cannot serve (not the app's fault): the fuzzers
+skip those. A bug the fuzzers find gets a regression test in ``test_fuzz_app.py`` when it is fixed.
 """
 
 from __future__ import annotations
@@ -179,15 +177,6 @@ class ErrorLogs(logging.Handler):
                 logger.setLevel(level)
 
 
-# --- known app bugs: inputs that still answer 500 (each has an xfail test in test_fuzz_app.py) ------------
-# None at the moment: fixed bugs keep their regression tests in test_fuzz_app.py.
-
-
-def known_bug(path: str, body: bytes) -> str | None:
-    """The known bug this request would hit (with default settings), or None. ``body`` is the raw body."""
-    return None
-
-
 # The bundled fake upstream builds an embedding of any ``dimensions`` it is asked for (OpenAI refuses more
 # than the model's length): 2**31 is gigabytes per input and the test process is killed. The app passes
 # ``dimensions`` on unchecked, as it should; the fake is what cannot take it.
@@ -210,8 +199,8 @@ def fake_upstream_limit(path: str, body: bytes) -> str | None:
 
 
 def not_sendable(path: str, body: bytes) -> str | None:
-    """A known app bug or a fake-upstream limit this request would hit: the fuzzers skip it."""
-    return known_bug(path, body) or fake_upstream_limit(path, body)
+    """A fake-upstream limit this request would hit: the fuzzers skip it."""
+    return fake_upstream_limit(path, body)
 
 
 # --- response shape checks shared by both fuzzers -------------------------------------------------------

@@ -16,8 +16,8 @@ A second fuzzer scripts the fake upstream to misbehave (error statuses, HTML, st
 streams) under valid requests, with the same checks.
 
 Bounded for CI: derandomized, ``FUZZ_EXAMPLES`` examples per route (200 by default). Run longer locally
-with e.g. ``FUZZ_EXAMPLES=3000 FUZZ_RANDOM=1 pytest tests/fuzz/test_fuzz_app.py``. Known app bugs are not
-generated (``tests.fuzz.known_bug``); each has an ``xfail(strict=True)`` test at the end of this file.
+with e.g. ``FUZZ_EXAMPLES=3000 FUZZ_RANDOM=1 pytest tests/fuzz/test_fuzz_app.py``. Each bug the fuzzing
+found has a regression test at the end of this file.
 """
 
 from __future__ import annotations
@@ -734,8 +734,7 @@ def test_upstream_failures_are_mapped(
     check_ps_still_answers(app, error_logs)
 
 
-# --- bugs the fuzzing found: a fixed one keeps a regression test; an open one has an xfail(strict=True)
-# test, which turns into XPASS (a failure) once it is fixed: then drop the marker (and its known_bug entry).
+# --- bugs the fuzzing found, each fixed and kept as a regression test -------------------------------------
 
 
 def _fresh(upstream: FakeUpstreamThread, **overrides: Any) -> InProcessApp:
