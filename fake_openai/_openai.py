@@ -7,6 +7,7 @@ Answers are deterministic (token i of a reply is ``f"w{i} "``) so tests can asse
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import random
 import re
@@ -325,7 +326,8 @@ class OpenAIResponder:
         if isinstance(fmt, FullAnswer):
             return fmt
 
-        thoughts = [f"r{i} " for i in range(max(0, cfg.reasoning_tokens))] if reasoning else []
+        thinks = reasoning or any(fnmatch.fnmatchcase(model, p) for p in cfg.open_reasoning_models)
+        thoughts = [f"r{i} " for i in range(max(0, cfg.reasoning_tokens))] if thinks else []
         calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"))
         pieces: list[str] = []
         finish = "tool_calls"

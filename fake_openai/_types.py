@@ -22,6 +22,9 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "o4-mini",
     "gpt-5",
     "gpt-5-mini",
+    "gpt-5-pro",
+    "gpt-5.1",
+    "gpt-5.2",
     "text-embedding-3-small",
     "text-embedding-3-large",
     "text-embedding-ada-002",
@@ -63,6 +66,9 @@ class FakeConfig:
     canned: bool = False
     # How many reasoning tokens ("r0 r1 r2 ") a reasoning model emits before its content.
     reasoning_tokens: int = 3
+    # Open-weight reasoning models served as vLLM / llama.cpp serve them: they think on their own (the text
+    # arrives in ``reasoning_content``) and take no OpenAI reasoning parameters.
+    open_reasoning_models: list[str] = field(default_factory=lambda: ["qwen3*", "deepseek-r1*"])
     # OpenAI refuses response_format json_object unless a message mentions "json"; False turns that off.
     require_json_word: bool = True
 

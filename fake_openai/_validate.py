@@ -424,21 +424,38 @@ def check_sampling(data: dict[str, Any], reasoning: bool, model: str) -> FullAns
     if effort is not None:
         if not reasoning:
             return error(400, "Unrecognized request argument supplied: reasoning_effort")
-        allowed = ["minimal", "low", "medium", "high"]
-        if model.startswith("gpt-5"):
-            allowed.insert(0, "none")
+        allowed = accepted_efforts(model)
         if effort not in allowed:
-            text = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
+            text = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'" if allowed else "none"
             if effort in ("none", "minimal", "low", "medium", "high", "xhigh"):
+                # OpenAI's words, as recorded from the API for gpt-5.1 and 'minimal'
                 return error(
                     400,
-                    f"Unsupported value: 'reasoning_effort' does not support '{effort}' with this model. "
+                    f"Unsupported value: '{effort}' is not supported with the '{model}' model. "
                     f"Supported values are: {text}.",
                     param="reasoning_effort",
                     code="unsupported_value",
                 )
             return invalid_value("reasoning_effort", effort, text)
     return None
+
+
+def accepted_efforts(model: str) -> tuple[str, ...]:
+    """The reasoning efforts OpenAI's API reference lists for a model family (read 2026-12)."""
+    base = model.lower().rsplit("/", 1)[-1]
+    if base.startswith(("o1-mini", "o1-preview")):
+        return ()
+    if base.startswith("gpt-5-pro"):
+        return ("high",)
+    if "codex" in base:
+        return ("low", "medium", "high", "xhigh") if "codex-max" in base else ("low", "medium", "high")
+    if base.startswith("gpt-5.1"):
+        return ("none", "low", "medium", "high")
+    if base.startswith("gpt-5.") and base[6:7].isdigit():
+        return ("none", "low", "medium", "high", "xhigh")
+    if base.startswith("gpt-5"):
+        return ("minimal", "low", "medium", "high")
+    return ("low", "medium", "high")
 
 
 def check_logprobs(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | None:

@@ -65,6 +65,13 @@ class ModelFacts:
     # Reasoning models (o-series, gpt-5) take max_completion_tokens and reasoning_effort, reject max_tokens.
     reasoning: bool = False
     parameter_size: str = ""
+    # Where the facts come from: "catalog" (the operator's file), "builtin" (a known family), "default"
+    # (nothing describes the model: capabilities are a guess, so none of them is a reason to refuse).
+    source: str = "builtin"
+
+    @property
+    def known(self) -> bool:
+        return self.source != "default"
 
     @property
     def is_embedding(self) -> bool:
@@ -98,7 +105,7 @@ BUILTIN_FACTS: tuple[tuple[str, ModelFacts], ...] = (
     ("o4-mini*", ModelFacts(200000, ("completion", "tools", "vision", "thinking"), "o4", reasoning=True)),
 )
 
-DEFAULT_FACTS = ModelFacts(8192, ("completion", "tools"), "")
+DEFAULT_FACTS = ModelFacts(8192, ("completion", "tools"), "", source="default")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,4 +240,6 @@ def _facts(entry: dict[str, Any], base: ModelFacts, where: str) -> ModelFacts:
         if not isinstance(entry["reasoning"], bool):
             raise ValueError(f"{where}.reasoning must be true or false")
         result = replace(result, reasoning=entry["reasoning"])
+    if entry:
+        result = replace(result, source="catalog")
     return result

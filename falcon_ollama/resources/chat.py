@@ -81,9 +81,14 @@ class _Completion:
 
     def _warn_dropped(self, plan: ChatPlan) -> None:
         for name in plan.dropped:
-            self._warn_once(
-                name, f"ignoring Ollama option {name!r}: it has no equivalent in the OpenAI API (logged once)"
-            )
+            option, _, reason = name.partition(" (")
+            if reason:  # "stop (not supported by reasoning models)": the model refuses it, not the API
+                text = f"ignoring {option!r} for this model: {reason.rstrip(')')} (logged once)"
+            else:
+                text = (
+                    f"ignoring Ollama option {name!r}: it has no equivalent in the OpenAI API (logged once)"
+                )
+            self._warn_once(name, text)
 
 
 class ChatResource(_Completion):

@@ -18,6 +18,7 @@ from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits, check_images, check_text
 from falcon_ollama.translate.context import decode_context
+from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.images import image_data_uri
 from falcon_ollama.translate.options import map_options
 
@@ -190,7 +191,7 @@ def _base_plan(
             out["logprobs"] = True
             if common.top_logprobs:
                 out["top_logprobs"] = common.top_logprobs
-    emit_thinking = common.think is not False and "thinking" in facts.capabilities
+    emit_thinking = common.think is not False and ("thinking" in facts.capabilities or not facts.known)
     return ChatPlan(
         path="chat/completions",
         body=out,
@@ -245,19 +246,19 @@ def _check_chat_capabilities(entry: ModelEntry, requested: str, common: Common, 
 
 
 def _check_think(entry: ModelEntry, requested: str, common: Common) -> None:
-    if common.think not in (None, False) and "thinking" not in entry.facts.capabilities:
+    """Refused only when the model's facts are known and lack thinking: a model nothing describes (a vLLM,
+    llama.cpp or OpenRouter reasoning model the catalog does not list) gets the request, and whatever
+    reasoning it sends back is relayed."""
+    facts = entry.facts
+    if common.think not in (None, False) and facts.known and "thinking" not in facts.capabilities:
         raise Unsupported(f'"{requested}" does not support thinking')
 
 
 def _reasoning_effort(entry: ModelEntry, think: bool | str | None) -> str | None:
-    """Only for reasoning models, and only what the client asked for: levels map 1:1 (``max`` -> ``high``);
-    ``false`` asks gpt-5 models for ``minimal`` (o-series cannot switch reasoning off); ``true`` and unset
-    leave the upstream's default."""
-    if not entry.facts.reasoning or think is None or think is True:
+    """Only for reasoning models, as the model's family accepts it (translate/effort.py)."""
+    if not entry.facts.reasoning:
         return None
-    if think is False:
-        return "minimal" if entry.upstream_id.lower().rsplit("/", 1)[-1].startswith("gpt-5") else None
-    return "high" if think == "max" else str(think)
+    return effort_for(entry.upstream_id, think)
 
 
 def _response_format(fmt: object, messages: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -647,8 +647,17 @@ async def test_reasoning_stream_and_usage(client: httpx.AsyncClient) -> None:
         ("o3-mini", {"reasoning_effort": "none"}, 400, "unsupported_value", "reasoning_effort"),
         ("o3-mini", {"reasoning_effort": "extreme"}, 400, "invalid_value", "reasoning_effort"),
         ("o3-mini", {"reasoning_effort": "high"}, 200, None, None),
-        ("gpt-5", {"reasoning_effort": "none"}, 200, None, None),
+        # per family, from OpenAI's reference: gpt-5 has 'minimal' but no 'none'; gpt-5.1 the reverse;
+        # gpt-5.2 adds 'xhigh'; gpt-5-pro takes 'high' only
+        ("gpt-5", {"reasoning_effort": "none"}, 400, "unsupported_value", "reasoning_effort"),
         ("gpt-5", {"reasoning_effort": "minimal"}, 200, None, None),
+        ("gpt-5", {"reasoning_effort": "xhigh"}, 400, "unsupported_value", "reasoning_effort"),
+        ("gpt-5.1", {"reasoning_effort": "minimal"}, 400, "unsupported_value", "reasoning_effort"),
+        ("gpt-5.1", {"reasoning_effort": "none"}, 200, None, None),
+        ("gpt-5.1", {"reasoning_effort": "xhigh"}, 400, "unsupported_value", "reasoning_effort"),
+        ("gpt-5.2", {"reasoning_effort": "xhigh"}, 200, None, None),
+        ("gpt-5.2", {"reasoning_effort": "minimal"}, 400, "unsupported_value", "reasoning_effort"),
+        ("gpt-5-pro", {"reasoning_effort": "low"}, 400, "unsupported_value", "reasoning_effort"),
     ],
 )
 async def test_reasoning_parameter_rules(

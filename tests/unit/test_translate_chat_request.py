@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from falcon_ollama.catalog_config import ModelEntry, ModelFacts
+from falcon_ollama.catalog_config import DEFAULT_FACTS, ModelEntry, ModelFacts
 from falcon_ollama.errors import ProxyError
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_request import (
@@ -37,6 +37,10 @@ GPT5 = model("gpt-5", "completion", "tools", "vision", "thinking", reasoning=Tru
 GPT5_ROUTED = model("openai/GPT-5-mini", "completion", "tools", "thinking", reasoning=True)
 O3 = model("o3", "completion", "tools", "vision", "thinking", reasoning=True)
 R1 = model("deepseek-r1", "completion", "thinking")  # thinks, but is not an OpenAI reasoning model
+GPT51 = model("gpt-5.1", "completion", "tools", "vision", "thinking", reasoning=True)
+GPT52 = model("gpt-5.2", "completion", "tools", "vision", "thinking", reasoning=True)
+# A model nothing describes (a vLLM / llama.cpp reasoning model the catalog does not list): default facts.
+UNKNOWN = ModelEntry(name="qwen3-8b:latest", upstream_id="qwen3-8b", facts=DEFAULT_FACTS, created=None)
 PLAIN = model("llama3.2", "completion")  # no tools
 EMBED = model("text-embedding-3-small", "embedding")
 CODER = model("codestral", "completion", "insert")
@@ -727,6 +731,17 @@ def test_invalid_format_is_400(fmt: Any) -> None:
         pytest.param(R1, True, None, True, id="thinking-model-true"),
         pytest.param(R1, "high", None, True, id="thinking-model-level-no-effort"),
         pytest.param(R1, False, None, False, id="thinking-model-false-no-thinking"),
+        # gpt-5.1 refuses 'minimal' and does not reason unless asked; gpt-5.2 has 'xhigh'
+        pytest.param(GPT51, False, "none", False, id="gpt51-false-none"),
+        pytest.param(GPT51, True, "medium", True, id="gpt51-true-turns-reasoning-on"),
+        pytest.param(GPT51, "max", "high", True, id="gpt51-max-is-high"),
+        pytest.param(GPT52, False, "none", False, id="gpt52-false-none"),
+        pytest.param(GPT52, "max", "xhigh", True, id="gpt52-max-is-xhigh"),
+        # unknown facts: never refused, no effort sent, reasoning relayed if the upstream sends it
+        pytest.param(UNKNOWN, True, None, True, id="unknown-true-passed-on"),
+        pytest.param(UNKNOWN, "high", None, True, id="unknown-level-passed-on"),
+        pytest.param(UNKNOWN, None, None, True, id="unknown-unset-relays-reasoning"),
+        pytest.param(UNKNOWN, False, None, False, id="unknown-false"),
     ],
 )
 def test_think(entry: ModelEntry, think: Any, effort: str | None, emit_thinking: bool) -> None:
