@@ -24,6 +24,13 @@ from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
+from falcon_ollama.resources.cloud import (
+    NOT_CONNECTED,
+    AccountResource,
+    RecommendationsResource,
+    StatusResource,
+    WebToolResource,
+)
 from falcon_ollama.resources.discovery import (
     PsResource,
     RootResource,
@@ -158,6 +165,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, limits))
+    add_cloud_routes(app)
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))
@@ -166,6 +174,17 @@ def create_app(settings: Settings) -> FalconOllamaApp:
 
     app.services = services
     return app
+
+
+def add_cloud_routes(app: falcon.asgi.App) -> None:  # type: ignore[type-arg]
+    """ollama.com's routes, as an Ollama with its cloud disabled answers them (resources/cloud.py)."""
+    app.add_route("/api/status", StatusResource())
+    app.add_route("/api/me", AccountResource(f"unauthorized: {NOT_CONNECTED}", "POST"))
+    app.add_route("/api/signout", AccountResource("you are not currently signed in", "POST"))
+    app.add_route("/api/user/keys/{key}", AccountResource("you are not currently signed in", "DELETE"))
+    app.add_route("/api/experimental/web_search", WebToolResource("web search is unavailable"))
+    app.add_route("/api/experimental/web_fetch", WebToolResource("web fetch is unavailable"))
+    app.add_route("/api/experimental/model-recommendations", RecommendationsResource())
 
 
 def access_control(settings: Settings) -> AccessControl:

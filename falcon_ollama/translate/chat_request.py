@@ -69,6 +69,9 @@ def parse_common(body: dict[str, Any]) -> Common:
         raise InvalidRequest(
             f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)'
         )
+    for flag in ("truncate", "shift"):  # Ollama's context-window switches: no upstream equivalent
+        if body.get(flag) is not None and not isinstance(body[flag], bool):
+            raise InvalidRequest(f"invalid value for '{flag}': expected true or false")
     logprobs = body.get("logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
         raise InvalidRequest("invalid value for 'logprobs': expected true or false")

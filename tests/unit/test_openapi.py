@@ -19,7 +19,7 @@ from tests.fuzz import SPEC_PATH, load_spec, resolve
 
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 # The statuses the app answers on purpose (see the document's description); "4XX" is /v1's pass-through.
-KNOWN_STATUSES = {"200", "400", "404", "413", "429", "501", "502", "503", "504", "4XX"}
+KNOWN_STATUSES = {"200", "400", "401", "403", "404", "413", "429", "501", "502", "503", "504", "4XX"}
 
 
 def served_routes() -> set[tuple[str, str]]:
@@ -89,7 +89,12 @@ def test_operation_basics(path: str, method: str, operation: dict[str, Any]) -> 
     assert statuses <= KNOWN_STATUSES, (
         f"{method.upper()} {path}: unexpected statuses {statuses - KNOWN_STATUSES}"
     )
-    assert any(s.startswith("2") for s in statuses) or statuses == {"501"}
+    # Every route answers 2xx for some request, but the ones that never can: model files (501) and
+    # ollama.com's account and web tools (this server is never connected to it).
+    never_succeeds = {"501"} if statuses == {"501"} else set()
+    if operation["tags"] == ["cloud"] and statuses in ({"401"}, {"403"}):
+        never_succeeds = statuses
+    assert any(s.startswith("2") for s in statuses) or never_succeeds
 
 
 def test_ollama_errors_are_documented_as_the_error_shape() -> None:

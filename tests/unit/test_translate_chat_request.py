@@ -1158,3 +1158,17 @@ def test_chat_body_is_json_serializable() -> None:
     )
     assert orjson.loads(orjson.dumps(plan.body)) == plan.body
     assert plan.body["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"a":[1,null]}'
+
+
+@pytest.mark.parametrize("build", [chat, generate])
+@pytest.mark.parametrize("flag", ["truncate", "shift"])
+def test_truncate_and_shift_are_type_checked(build: Any, flag: str) -> None:
+    assert build(**{flag: True}).body  # accepted (no upstream equivalent)
+    assert error_of(build, **{flag: "yes"}).message == f"invalid value for '{flag}': expected true or false"
+
+
+@pytest.mark.parametrize("build", [chat, generate])
+def test_image_generation_fields_are_ignored(build: Any) -> None:
+    """The SDKs still send Ollama's image-generation fields; a text model ignores them."""
+    plan = build(width=512, height=512, steps=20)
+    assert not {"width", "height", "steps"} & set(plan.body)
