@@ -369,7 +369,7 @@ class Upstream:
                 f"the upstream answer is larger than the limit of {limit} bytes "
                 "(FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES)",
             )
-        return content
+        return self.redactor.chunk(content)
 
     async def _send_once(
         self, method: str, path: str, body: bytes | None, model: str | None, request_id: str | None
@@ -420,7 +420,8 @@ class Upstream:
         response = await self._request("GET", "models", None, None)
         if response.status >= 300:
             raise await self._status_error(response, None)
-        return await self._read_bounded(response, self._settings.max_model_list_bytes)
+        body, complete = await self._read_bounded(response, self._settings.max_model_list_bytes)
+        return self.redactor.chunk(body), complete
 
 
 def map_status_error(

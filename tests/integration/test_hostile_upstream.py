@@ -19,6 +19,7 @@ from falcon_ollama.settings import Settings
 from tests.hostile_upstream import (
     HostileUpstream,
     Reply,
+    chat_answer,
     delta,
     gzip_of_zeros,
     model_list,
@@ -277,3 +278,17 @@ def test_v1_streamed_error_event_with_a_slash_escaped_key_is_redacted(
     v1 = chat(proxy, stream=True, path=CHAT)
     assert b"[redacted]" in v1.content
     assert escaped not in v1.content and key.encode() not in v1.content
+
+
+def test_a_key_echoed_in_a_successful_answer_is_redacted(hostile: HostileUpstream, start: object) -> None:
+    hostile.script(CHAT, Reply(body=chat_answer(f"your key is {GOOGLE_KEY}")))
+    hostile.script(
+        "/v1/models", Reply(body=b'{"data": [{"id": "gpt-4o"}, {"id": "' + GOOGLE_KEY.encode() + b'"}]}')
+    )
+    proxy = start(openai_api_key=GOOGLE_KEY)  # type: ignore[operator]
+    api, v1 = chat(proxy), chat(proxy, path=CHAT)
+    tags = httpx.get(proxy.url + "/api/tags", timeout=30)
+    assert api.json()["message"]["content"] == "your key is [redacted]"
+    assert v1.json()["choices"][0]["message"]["content"] == "your key is [redacted]"
+    assert "[redacted]:latest" in [m["name"] for m in tags.json()["models"]]
+    _assert_clean([api.content, v1.content, tags.content], GOOGLE_KEY)
