@@ -72,8 +72,8 @@ class Catalog:
         upstream: Upstream,
         *,
         ttl: float,
+        max_models: int,
         allow_unlisted: bool = False,
-        max_models: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config

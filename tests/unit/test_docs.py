@@ -413,7 +413,7 @@ def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixtur
     completion._warn_once = WarnOnce(logging.getLogger("test_docs.options"))
     plan = chat_request.ChatPlan("chat/completions", {}, False, False, False, 0, dropped=["num_ctx"])
     config = CatalogConfig(aliases={"llama3.2": "gpt-4o-mini"})
-    models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0)
+    models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0, max_models=10)
     with caplog.at_level(logging.WARNING):
         completion._warn_dropped(plan)
         asyncio.run(models._install([{"id": "gpt-4o"}]))
