@@ -9,7 +9,8 @@ upstream credit.
 
 Everything is decided once at start-up; :class:`AccessControl` is a single Falcon middleware whose hot path,
 with nothing configured, is a missing ``Origin`` header, one cached Host lookup and an empty-keys check. The
-process keeps only SHA-256 digests of the keys, so no repr, traceback or settings dump can show one.
+check compares SHA-256 digests only; the keys themselves are kept for the redactor alone, and no repr or
+settings dump shows one.
 """
 
 from __future__ import annotations
@@ -125,10 +126,17 @@ class ApiKeys:
     content, and every digest is compared on every call, so timing does not tell which key (if any) matched.
     """
 
-    __slots__ = ("_digests",)
+    __slots__ = ("_digests", "_secrets")
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
+        keys = tuple(dict.fromkeys(keys))
         self._digests: tuple[bytes, ...] = tuple(dict.fromkeys(_digest(k) for k in keys))
+        # Kept only for falcon_ollama.redaction (finding a key in text needs the key); never in repr.
+        self._secrets = keys
+
+    def secrets(self) -> tuple[str, ...]:
+        """The keys themselves, for the redactor that scrubs them from responses and logs."""
+        return self._secrets
 
     def verify(self, token: str) -> bool:
         candidate = _digest(token)
@@ -140,6 +148,7 @@ class ApiKeys:
     def __add__(self, other: ApiKeys) -> ApiKeys:
         combined = ApiKeys()
         combined._digests = tuple(dict.fromkeys((*self._digests, *other._digests)))
+        combined._secrets = tuple(dict.fromkeys((*self._secrets, *other._secrets)))
         return combined
 
     def __len__(self) -> int:

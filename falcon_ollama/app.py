@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         upstream,
         ttl=settings.models_ttl,
         allow_unlisted=settings.allow_unlisted_models,
+        max_models=settings.max_models,
     )
     services = Services(settings, upstream, catalog, RunningModels())
 
@@ -200,9 +201,10 @@ def access_control(settings: Settings) -> AccessControl:
 def app_from_env() -> FalconOllamaApp:
     """The gunicorn/uvicorn factory: settings from the environment (already validated by the launcher)."""
     from falcon_ollama.logs import configure_logging
+    from falcon_ollama.redaction import redactor_for
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
     return create_app(settings)
 
 

@@ -5,6 +5,10 @@ concurrent clients must not cause 100 ``/models`` calls. The list is refreshed a
 a refresh runs, callers with a (stale) list keep using it (stale-while-revalidate), and callers without one
 wait for the same refresh. A failed refresh keeps the old list and retries after a short back-off.
 
+A hostile or huge list cannot take a worker down: the body is read up to a byte bound, only the first
+``FALCON_OLLAMA_MAX_MODELS`` entries are decoded (a warning names what was dropped), and the entries are
+built in slices that give the event loop back between them, so requests and gunicorn's heartbeat go on.
+
 Names: a model is listed to Ollama clients as ``<upstream id>:latest`` (Ollama always shows a tag), and is
 found as ``X``, ``X:latest`` or through an alias, case-insensitively. The upstream always receives its own id.
 """
@@ -21,6 +25,7 @@ from typing import Any
 from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.translate.model_list import parse_model_list
 from falcon_ollama.upstream import Upstream
 
 log = logging.getLogger("falcon_ollama.catalog")
@@ -29,6 +34,8 @@ _FAILED_REFRESH_BACKOFF = 5.0
 # A name we do not know may be a model the upstream added since the last refresh: look again, but not more
 # often than this, so a client hammering an unknown name cannot turn into a /models flood.
 _MISS_REFRESH_INTERVAL = 30.0
+# Entries built between two yields to the event loop (~80 µs each measured: a slice costs a few ms).
+_INSTALL_SLICE = 100
 
 
 def ollama_name(model_id: str) -> str:
@@ -53,10 +60,12 @@ class Catalog:
         upstream: Upstream,
         *,
         ttl: float,
+        max_models: int,
         allow_unlisted: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
+        self._max_models = max_models
         self._upstream = upstream
         self._ttl = ttl
         self._allow_unlisted = allow_unlisted
@@ -147,7 +156,8 @@ class Catalog:
 
     async def _do_refresh(self) -> None:
         try:
-            raw = await self._upstream.list_models()
+            body, complete = await self._upstream.list_models()
+            parsed = parse_model_list(body, max_models=self._max_models, complete=complete)
         except OllamaError as exc:
             self._failure = exc
             self._last_error = exc.message
@@ -160,17 +170,25 @@ class Catalog:
             self._last_error = type(exc).__name__
             self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
             return
-        self._install(raw)
+        if parsed.more:
+            log.warning(
+                "the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is larger than "
+                "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES; serving the first %d",
+                len(parsed.models),
+            )
+        await self._install(parsed.models)
         self._failure = None
         self._last_error = None
         self._last_success = self._clock()
         self._fresh_until = self._last_success + self._ttl
 
-    def _install(self, raw: list[dict[str, Any]]) -> None:
+    async def _install(self, raw: list[dict[str, Any]]) -> None:
         config = self._config
         entries: dict[str, ModelEntry] = {}
         by_id_lower: dict[str, str] = {}
-        for item in raw:
+        for number, item in enumerate(raw, start=1):
+            if number % _INSTALL_SLICE == 0:
+                await asyncio.sleep(0)
             model_id: str = item["id"]
             by_id_lower[model_id.lower()] = model_id
             if not config.is_listed(model_id):

@@ -51,7 +51,9 @@ async def _fetch_models(settings: Settings) -> list[ModelEntry]:
     upstream = Upstream(settings, retry=RetryPolicy(max_retries=0))
     await upstream.start()
     try:
-        catalog = Catalog(settings.catalog, upstream, ttl=0.0, allow_unlisted=False)
+        catalog = Catalog(
+            settings.catalog, upstream, ttl=0.0, max_models=settings.max_models, allow_unlisted=False
+        )
         return await catalog.list_models()
     finally:
         await upstream.close()

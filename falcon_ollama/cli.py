@@ -81,9 +81,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from falcon_ollama.app import create_app
     from falcon_ollama.logs import configure_logging
+    from falcon_ollama.redaction import redactor_for
 
     settings = load_settings_or_exit(args.env_file)
-    configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
     fake_thread = None
     if settings.offline:
         from fake_openai import FakeConfig, FakeUpstreamThread

@@ -3,6 +3,7 @@
 One place decides the format and level for the CLI, uvicorn and gunicorn workers. Fields given to a log
 call through ``extra={"fields": {...}}`` become top-level keys of the JSON line (the per-request summary
 uses this). Nothing here ever logs a request body unless ``FALCON_OLLAMA_LOG_BODIES`` asks for it.
+Every line passes the process's :class:`~falcon_ollama.redaction.Redactor` last, whatever put a key in it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from typing import Any
 
 import orjson
+
+from falcon_ollama.redaction import BELT_ONLY, Redactor
 
 _SECRET_KEYS = frozenset({"api_key", "apikey", "authorization", "key", "token", "password", "secret"})
 
@@ -50,13 +53,28 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str, fmt: str = "json", file: str | None = None) -> None:
+class RedactingFormatter(logging.Formatter):
+    """Formats with ``inner``, then redacts the whole line (message, fields and traceback alike)."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.text(self._inner.format(record))
+
+
+def configure_logging(
+    level: str, fmt: str = "json", file: str | None = None, redactor: Redactor = BELT_ONLY
+) -> None:
     """Install our handler(s) on the root logger (idempotent: a second call replaces them)."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_falcon_ollama", False)]:
         root.removeHandler(handler)
         handler.close()
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    inner: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    formatter = RedactingFormatter(inner, redactor)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if file:
         handlers.append(logging.FileHandler(file, encoding="utf-8"))

@@ -149,6 +149,12 @@ class Settings:
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
     stream_usage: bool = True
+    # Bounds on what the upstream may send (after decompression): docs/security.md "Upstream answers".
+    max_upstream_body_bytes: int = 128 * 1024 * 1024
+    max_upstream_error_bytes: int = 64 * 1024
+    max_upstream_stream_bytes: int = 256 * 1024 * 1024
+    max_model_list_bytes: int = 16 * 1024 * 1024
+    max_models: int = 10_000
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
@@ -222,6 +228,19 @@ class Settings:
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", d.retry_base_delay, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", d.max_retry_wait, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", d.stream_usage, _parse_bool),
+            max_upstream_body_bytes=r.get(
+                "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES", d.max_upstream_body_bytes, _positive_int
+            ),
+            max_upstream_error_bytes=r.get(
+                "FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES", d.max_upstream_error_bytes, _positive_int
+            ),
+            max_upstream_stream_bytes=r.get(
+                "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES", d.max_upstream_stream_bytes, _positive_int
+            ),
+            max_model_list_bytes=r.get(
+                "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES", d.max_model_list_bytes, _positive_int
+            ),
+            max_models=r.get("FALCON_OLLAMA_MAX_MODELS", d.max_models, _positive_int),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(

@@ -6,6 +6,12 @@ the translator's job, and a streamed answer is relayed chunk by chunk without th
 
 Every failure leaves this module as an ``OllamaError`` that already carries the status and message an Ollama
 client should see; the mapping rules live in :func:`map_status_error` and :func:`map_transport_error`.
+
+Every read is bounded after decompression (a hostile upstream or a gzip bomb cannot fill the worker's memory):
+whole answers by ``FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES`` (over it: a 502 naming the limit), error bodies by
+``FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES`` (read that far, then the connection is dropped), streams by
+``FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES`` in total. Upstream text that reaches a client passes the
+:class:`Redactor` built here from the configured keys.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import orjson
 from falcon_ollama import __version__
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.metrics import Metrics
+from falcon_ollama.redaction import BELT_ONLY, Redactor, redactor_for
 from falcon_ollama.settings import Settings
 
 log = logging.getLogger("falcon_ollama.upstream")
@@ -36,9 +43,8 @@ log = logging.getLogger("falcon_ollama.upstream")
 T = TypeVar("T")
 
 _MAX_ERROR_MESSAGE = 400
-_MAX_RAW_ERROR_BODY = 64 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*.]{3,}|Bearer\s+\S+)")
+_YIELD_EVERY = 1 << 20  # bytes of a whole answer read between two yields to the event loop
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -67,7 +73,7 @@ class UpstreamError(OllamaError):
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
-        self.raw_body = raw_body  # the upstream's own error body (bounded), for the /v1 passthrough
+        self.raw_body = raw_body  # the upstream's own error body (bounded, redacted), for the /v1 passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +115,21 @@ class UpstreamStream:
     wakes every few seconds closes the response when the gap since the last chunk exceeds the idle timeout
     or the request exceeds its total time, which ends the pending read at once."""
 
-    __slots__ = ("_closed", "_deadline", "_idle", "_last", "_loop", "_response", "_timed_out", "_watchdog",
-                 "headers", "status")  # fmt: skip
+    __slots__ = ("_closed", "_deadline", "_idle", "_last", "_loop", "_max_bytes", "_redactor", "_response",
+                 "_timed_out", "_watchdog", "headers", "status")  # fmt: skip
 
-    def __init__(self, response: aiohttp.ClientResponse, idle_timeout: float, deadline: float) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        idle_timeout: float,
+        deadline: float,
+        *,
+        max_bytes: int = 1 << 62,
+        redactor: Redactor = BELT_ONLY,
+    ) -> None:
         self._response = response
+        self._max_bytes = max_bytes
+        self._redactor = redactor
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._loop = asyncio.get_running_loop()
@@ -141,16 +157,27 @@ class UpstreamStream:
         self._arm()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The raw body bytes as they arrive; transport failures and timeouts become OllamaError."""
+        """The body bytes as they arrive, the configured keys redacted; transport failures, timeouts and a
+        stream longer than its byte bound become OllamaError."""
         content = self._response.content
         loop = self._loop
+        clean = self._redactor.chunk
+        left = self._max_bytes
         try:
             while True:
                 chunk = await content.readany()
                 if not chunk:
                     break
                 self._last = loop.time()
-                yield chunk
+                left -= len(chunk)
+                if left < 0:
+                    self._response.close()
+                    raise UpstreamError(
+                        502,
+                        f"the upstream stream is larger than the limit of {self._max_bytes} bytes "
+                        "(FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES)",
+                    )
+                yield clean(chunk)
         except (aiohttp.ClientError, OSError) as exc:
             if self._timed_out is not None:
                 raise UpstreamError(504, self._timed_out) from exc
@@ -184,6 +211,7 @@ class Upstream:
             settings.max_retries, settings.retry_base_delay, settings.max_retry_wait
         )
         self.retries = 0  # retries made since start (for metrics and tests)
+        self.redactor = redactor_for(settings)
         self._base_url = settings.openai_base_url.rstrip("/") + "/"
         headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
         if settings.openai_api_key:
@@ -293,10 +321,32 @@ class Upstream:
         except (aiohttp.ClientError, OSError) as exc:
             raise map_transport_error(exc) from exc
 
-    async def _read_all(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_bounded(self, response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+        """At most ``limit`` decompressed bytes, and whether that was the whole body.
+
+        Read chunk by chunk (aiohttp inflates a bounded amount per read), so a gzip bomb costs at most the
+        limit. A body cut short leaves its connection closed, not returned to the pool."""
+        parts: list[bytes] = []
+        size = 0
+        next_yield = _YIELD_EVERY
+        complete = False
+        content = response.content
         try:
             async with asyncio.timeout(self._settings.idle_timeout):
-                return await response.read()
+                while True:
+                    chunk = await content.readany()
+                    if not chunk:
+                        complete = True
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        parts.append(chunk[: len(chunk) - (size - limit)])
+                        break
+                    parts.append(chunk)
+                    if size >= next_yield:
+                        # aiohttp inflates as fast as we read, without giving the loop back: do it here.
+                        next_yield += _YIELD_EVERY
+                        await asyncio.sleep(0)
         except TimeoutError:
             raise UpstreamError(
                 504, f"the upstream sent nothing for {self._settings.idle_timeout:g} s"
@@ -304,22 +354,39 @@ class Upstream:
         except (aiohttp.ClientError, OSError) as exc:
             raise map_transport_error(exc) from exc
         finally:
-            response.release()
+            if complete:
+                response.release()
+            else:
+                response.close()
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), complete
+
+    async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._settings.max_upstream_body_bytes
+        content, complete = await self._read_bounded(response, limit)
+        if not complete:
+            raise UpstreamError(
+                502,
+                f"the upstream answer is larger than the limit of {limit} bytes "
+                "(FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES)",
+            )
+        return self.redactor.chunk(content)
 
     async def _send_once(
         self, method: str, path: str, body: bytes | None, model: str | None, request_id: str | None
     ) -> UpstreamResponse:
         response = await self._request(method, path, body, request_id)
         if response.status >= 300:
-            raise map_status_error(response.status, await self._error_body(response), response.headers, model)
-        content = await self._read_all(response)
+            raise await self._status_error(response, model)
+        content = await self._read_answer(response)
         return UpstreamResponse(response.status, response.headers, content)
 
-    async def _error_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _status_error(self, response: aiohttp.ClientResponse, model: str | None) -> UpstreamError:
+        """The mapped error of a non-2xx answer; its body is read only up to the error bound, once."""
         try:
-            return await self._read_all(response)
+            body, _ = await self._read_bounded(response, self._settings.max_upstream_error_bytes)
         except UpstreamError:
-            return b""
+            body = b""
+        return map_status_error(response.status, body, response.headers, model, self.redactor)
 
     async def open_stream(
         self, path: str, body: bytes, *, model: str | None = None, request_id: str | None = None
@@ -335,27 +402,45 @@ class Upstream:
         started = asyncio.get_running_loop().time()
         response = await self._request("POST", path, body, request_id)
         if response.status >= 300:
-            raise map_status_error(response.status, await self._error_body(response), response.headers, model)
-        return UpstreamStream(response, self._settings.idle_timeout, started + self._settings.total_timeout)
+            raise await self._status_error(response, model)
+        return UpstreamStream(
+            response,
+            self._settings.idle_timeout,
+            started + self._settings.total_timeout,
+            max_bytes=self._settings.max_upstream_stream_bytes,
+            redactor=self.redactor,
+        )
 
-    async def list_models(self) -> list[dict[str, Any]]:
-        """The upstream's ``/models`` entries (each a dict with at least a string ``id``)."""
-        response = await self.get("models")
-        try:
-            payload = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise OllamaError(502, "upstream returned an invalid model list (not JSON)") from None
-        data = payload.get("data") if isinstance(payload, dict) else payload
-        if not isinstance(data, list):
-            raise OllamaError(502, "upstream returned an invalid model list (no 'data' array)")
-        return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+    async def list_models(self) -> tuple[bytes, bool]:
+        """The upstream's ``/models`` body, at most ``FALCON_OLLAMA_MAX_MODEL_LIST_BYTES`` of it, and
+        whether that is all of it. Not an error when longer: the catalog keeps the models in that prefix."""
+        return await self._with_retries(self._list_models_once)
+
+    async def _list_models_once(self) -> tuple[bytes, bool]:
+        response = await self._request("GET", "models", None, None)
+        if response.status >= 300:
+            raise await self._status_error(response, None)
+        body, complete = await self._read_bounded(response, self._settings.max_model_list_bytes)
+        return self.redactor.chunk(body), complete
 
 
 def map_status_error(
-    status: int, body: bytes, headers: Mapping[str, str], model: str | None
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    model: str | None,
+    redactor: Redactor = BELT_ONLY,
 ) -> UpstreamError:
-    """Map an upstream non-2xx answer (see :func:`_map_status`) and note whether a retry may help."""
-    mapped = _map_status(status, body, headers, model)
+    """Map an upstream non-2xx answer (see :func:`_map_status`) and note whether a retry may help.
+
+    The body kept for the /v1 passthrough is JSON re-encoded by orjson (so a key cannot hide behind escapes)
+    and redacted; a body that is not JSON is never passed through, so it is dropped."""
+    try:
+        payload: Any = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+    mapped = _map_status(status, body, payload, headers, model, redactor)
+    raw = redactor.data(orjson.dumps(payload)) if isinstance(payload, dict) else b""
     return UpstreamError(
         mapped.status,
         mapped.message,
@@ -363,7 +448,7 @@ def map_status_error(
         upstream_status=status,
         retryable=status in _RETRY_STATUSES,
         retry_after=parse_retry_after(headers),
-        raw_body=body[:_MAX_RAW_ERROR_BODY],
+        raw_body=raw,
     )
 
 
@@ -389,14 +474,16 @@ def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = tim
     return max(0.0, when.timestamp() - now())
 
 
-def _map_status(status: int, body: bytes, headers: Mapping[str, str], model: str | None) -> OllamaError:
+def _map_status(
+    status: int, body: bytes, payload: Any, headers: Mapping[str, str], model: str | None, redactor: Redactor
+) -> OllamaError:
     """Map an upstream non-2xx answer to what an Ollama client should see.
 
     400 -> 400 with the upstream's message; model_not_found or 404 -> 404 ``model '<name>' not found``;
     429 -> 429 keeping ``Retry-After``; 401/403 -> 502 saying the key was rejected (the upstream's own message
     is dropped: OpenAI's echoes part of the key); 408/5xx/other -> 502 or 504 with a short clean message.
     """
-    message, code = _error_message_and_code(body)
+    message, code = _error_message_and_code(body, payload, redactor)
     if status == 404 and model is None:  # not about a model: the URL itself is wrong
         return OllamaError(
             502,
@@ -455,37 +542,35 @@ def resolve_proxy(url: str) -> str | None:
     return proxy
 
 
-def _error_message_and_code(body: bytes) -> tuple[str, str | None]:
+def _error_message_and_code(body: bytes, payload: Any, redactor: Redactor) -> tuple[str, str | None]:
     """Extract a short message (and OpenAI error code) from JSON, text or HTML error bodies."""
     if not body:
         return "", None
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
+    r = redactor
     if isinstance(payload, dict):
         err = payload.get("error", payload)
         if isinstance(err, dict):
             code = err.get("code")
             message = err.get("message") or err.get("detail") or ""
-            return _clean(str(message)), code if isinstance(code, str) else None
+            return _clean(str(message), r), code if isinstance(code, str) else None
         if isinstance(err, str):
-            return _clean(err), None
+            return _clean(err, r), None
         for key in ("message", "detail"):
             if isinstance(payload.get(key), str):
-                return _clean(payload[key]), None
+                return _clean(payload[key], r), None
         return "", None
     title = _HTML_TITLE.search(body)
     if title is not None:
-        return _clean(title.group(1).decode("utf-8", "replace")), None
+        return _clean(title.group(1).decode("utf-8", "replace"), r), None
     if body.lstrip()[:1] == b"<":
         return "", None
-    return _clean(body.decode("utf-8", "replace")), None
+    return _clean(body.decode("utf-8", "replace"), r), None
 
 
-def _clean(text: str) -> str:
-    """One line, no control characters, no key-like strings, bounded length."""
-    text = _KEY_PATTERN.sub("[redacted]", _CONTROL.sub("", " ".join(text.split())))
+def _clean(text: str, redactor: Redactor = BELT_ONLY) -> str:
+    """One line, no control characters, no keys or key-like strings, bounded length (cut after redacting,
+    so a cut never leaves half a key)."""
+    text = redactor.text(_CONTROL.sub("", " ".join(text.split())))
     if len(text) > _MAX_ERROR_MESSAGE:
         text = text[: _MAX_ERROR_MESSAGE - 1] + "…"
     return text

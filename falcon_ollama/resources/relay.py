@@ -129,7 +129,7 @@ class Relay:
                 answer = await self._upstream.post_json(plan.path, body, model=model, request_id=request_id)
                 slot.release()
                 watcher.stop()
-                out = completion_to_ollama(
+                out = self._translate_answer(
                     answer.body,
                     model=model,
                     kind=kind,
@@ -176,6 +176,13 @@ class Relay:
         resp.content_type = NDJSON_CONTENT_TYPE
         resp.stream = self._relay(stream, translator, watcher, info, slot)
 
+    def _translate_answer(self, body: bytes, **kwargs: Any) -> dict[str, Any]:
+        """completion_to_ollama, with the upstream's own words in an error (``200 {"error": …}``) redacted."""
+        try:
+            return completion_to_ollama(body, **kwargs)
+        except OllamaError as exc:
+            raise OllamaError(exc.status, self._upstream.redactor.text(exc.message), exc.headers) from None
+
     async def _relay(
         self,
         stream: UpstreamStream,
@@ -208,7 +215,7 @@ class Relay:
             if watcher.disconnected:
                 log.info("client disconnected mid-stream; upstream request cancelled")
                 return
-            message = (
+            message = self._upstream.redactor.text(
                 exc.message if isinstance(exc, OllamaError) else f"the upstream stream is invalid: {exc}"
             )
             log.warning("stream failed after the first byte: %s", message)

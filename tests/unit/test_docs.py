@@ -29,7 +29,7 @@ from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.embed import CONTEXT_EXCEEDED
 from falcon_ollama.resources.manage import NotManagedResource
 from falcon_ollama.settings import Settings
-from falcon_ollama.translate import chat_request, chat_response, images, options
+from falcon_ollama.translate import chat_request, chat_response, images, model_list, options
 from tests.servers import REPO
 
 CONFIGURATION = REPO / "docs" / "configuration.md"
@@ -59,6 +59,11 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_RETRY_BASE_DELAY": "retry_base_delay",
     "FALCON_OLLAMA_MAX_RETRY_WAIT": "max_retry_wait",
     "FALCON_OLLAMA_STREAM_USAGE": "stream_usage",
+    "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES": "max_upstream_body_bytes",
+    "FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES": "max_upstream_error_bytes",
+    "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES": "max_upstream_stream_bytes",
+    "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES": "max_model_list_bytes",
+    "FALCON_OLLAMA_MAX_MODELS": "max_models",
     "FALCON_OLLAMA_API_KEYS": "api_keys",
     "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
     "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
@@ -300,7 +305,10 @@ def error_texts_from_the_code() -> list[str]:
         _from_source(chat_response, "the upstream sent a malformed stream event (invalid JSON)"),
         chat_response.upstream_error_message({}),
         _from_source(chat_response, "the upstream sent an answer without choices"),
-        _from_source(upstream, "upstream returned an invalid model list (no 'data' array)"),
+        _from_source(model_list, "upstream returned an invalid model list (no 'data' array)"),
+        _from_source(upstream, "the upstream answer is larger than the limit of "),
+        _from_source(upstream, "the upstream stream is larger than the limit of "),
+        _from_source(catalog, "the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is"),
         _from_source(relay, "the upstream stream is invalid: "),
         _from_source(relay, "stream failed after the first byte: "),
         # input limits
@@ -405,10 +413,10 @@ def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixtur
     completion._warn_once = WarnOnce(logging.getLogger("test_docs.options"))
     plan = chat_request.ChatPlan("chat/completions", {}, False, False, False, 0, dropped=["num_ctx"])
     config = CatalogConfig(aliases={"llama3.2": "gpt-4o-mini"})
-    models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0)
+    models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0, max_models=10)
     with caplog.at_level(logging.WARNING):
         completion._warn_dropped(plan)
-        models._install([{"id": "gpt-4o"}])
+        asyncio.run(models._install([{"id": "gpt-4o"}]))
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 2
     for message in warnings:
