@@ -24,6 +24,7 @@ from falcon_ollama.access import (
 )
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
+from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_PORT = 11434
@@ -149,6 +150,8 @@ class Settings:
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
     stream_usage: bool = True
+    # What one stream may hold at a time: its pending SSE event, and its kept tool-call arguments or text.
+    max_stream_accumulated_bytes: int = MAX_STREAM_ACCUMULATED_BYTES
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
@@ -222,6 +225,9 @@ class Settings:
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", d.retry_base_delay, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", d.max_retry_wait, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", d.stream_usage, _parse_bool),
+            max_stream_accumulated_bytes=r.get(
+                "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES", d.max_stream_accumulated_bytes, _positive_int
+            ),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(
