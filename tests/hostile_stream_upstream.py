@@ -118,6 +118,7 @@ class HostileStreamUpstream:
         self.port = free_port()
         self.script: Script | None = None
         self.exchanges: list[Exchange] = []
+        self.connections = 0  # TCP connections accepted: a kept-alive connection serves several requests
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hostile-stream", daemon=True)
         self._server: asyncio.AbstractServer | None = None
@@ -156,6 +157,7 @@ class HostileStreamUpstream:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = bytearray()  # bytes read but not yet parsed (the close watcher may read the next request)
+        self.connections += 1
         try:
             while True:
                 head = await _read_until(reader, buffer, b"\r\n\r\n")

@@ -107,6 +107,29 @@ def test_content_after_done_is_not_relayed_on_api(
     assert lines[-1]["done"] is True and lines[-1]["done_reason"] == "stop"
 
 
+@pytest.mark.parametrize("route", ["/api/chat", "/v1/chat/completions"])
+def test_an_upstream_that_ends_its_body_after_done_keeps_its_connection(
+    hostile: HostileStreamUpstream, start: Callable[..., ProxyThread], route: str
+) -> None:
+    """Stopping at [DONE] must not cost the keep-alive: the body's end that follows it is still read."""
+    proxy = start()
+
+    async def script(answer: Answer, body: dict[str, object]) -> None:
+        await answer.start()
+        await answer.send(delta("Hello") + finish_event())
+        await answer.send(DONE)
+        await answer.hold(0.1)  # the body's end comes a moment after [DONE], as over a real network
+        await answer.end()
+
+    hostile.script = script
+    body = {"model": "gpt-4o", "messages": USER, "stream": True}
+    for _ in range(5):
+        resp = httpx.post(proxy.url + route, json=body, timeout=10)
+        assert resp.status_code == 200 and b"Hello" in resp.content
+    assert len(hostile.exchanges) == 5
+    assert hostile.connections == 1, "each stream opened a new upstream connection"
+
+
 @pytest.mark.parametrize("route", ["/api/chat", "/api/generate"])
 def test_connection_held_open_after_done_ends_the_answer_at_once(
     hostile: HostileStreamUpstream, start: Callable[..., ProxyThread], route: str
