@@ -140,7 +140,12 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     completion = CompletionDeps(
         catalog=catalog,
         running=services.running,
-        relay=Relay(upstream, admission, log_bodies=settings.log_bodies),
+        relay=Relay(
+            upstream,
+            admission,
+            log_bodies=settings.log_bodies,
+            max_accumulated=settings.max_stream_accumulated_bytes,
+        ),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
         limits=limits,
         keep_alive_default=settings.keep_alive_default,

@@ -6,7 +6,9 @@ worker aggregates them all. Without it (``falcon-ollama serve``, tests) the metr
 
 Label values are bounded: ``route`` is the route template (``unmatched`` for unknown paths), ``model`` is a
 model the catalog lists (``unlisted`` for names passed through by FALCON_OLLAMA_ALLOW_UNLISTED_MODELS,
-``unknown`` before a model was resolved), ``status`` an HTTP status: a client cannot blow up the series count.
+``unknown`` before a model was resolved), ``status`` an HTTP status, or ``stream_error`` for a stream that
+failed after its 200 went out (it ended with an error line; a client that left mid-stream counts as ``499``):
+a client cannot blow up the series count.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ class Metrics:
         registry = CollectorRegistry(auto_describe=True)
         self._registry = registry
         self.requests = _Counter(
-            "falcon_ollama_requests", "Requests handled", ["route", "model", "status"], registry=registry
+            "falcon_ollama_requests",
+            "Requests handled (status: HTTP status, or stream_error for a stream that failed after its 200)",
+            ["route", "model", "status"],
+            registry=registry,
         )
         self.latency = _Histogram(
             "falcon_ollama_request_duration_seconds",

@@ -4,7 +4,9 @@
 (the client's ``X-Request-ID`` when it is sane, else a new one), returned in ``X-Request-ID`` and sent
 upstream. Resources fill in the model and the relay the tokens, upstream status and time to first chunk.
 The summary line and the metrics are written by :meth:`RequestInfo.finish`: for a plain response when the
-response is complete, for a stream when its last byte was written (the stream's owner calls it).
+response is complete, for a stream when its last byte was written (the stream's owner calls it). A stream
+that failed after its ``200`` went out (it ended with an error line) counts with the status label
+``stream_error``, and one whose client left mid-stream with ``499``: the owner sets ``outcome``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RequestInfo:
         "method",
         "model",
         "model_label",
+        "outcome",
         "path",
         "prompt_tokens",
         "route",
@@ -60,6 +63,7 @@ class RequestInfo:
         self.model: str | None = None
         self.model_label = "unknown"  # metrics label: a catalog name, "unlisted" or "unknown" (bounded)
         self.status = 200
+        self.outcome: str | None = None  # the status label when it is not the HTTP status (failed streams)
         self.upstream_status: int | None = None
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
@@ -81,7 +85,7 @@ class RequestInfo:
         metrics = self._metrics
         model = self.model_label
         metrics.in_flight.dec()
-        metrics.requests.labels(self.route, model, str(self.status)).inc()
+        metrics.requests.labels(self.route, model, self.outcome or str(self.status)).inc()
         metrics.latency.labels(self.route).observe(total)
         fields: dict[str, Any] = {
             "request_id": self.id,
@@ -90,6 +94,8 @@ class RequestInfo:
             "status": self.status,
             "total_ms": round(total * 1000, 2),
         }
+        if self.outcome:
+            fields["outcome"] = self.outcome
         if self.client:
             fields["client"] = self.client
         if self.model:

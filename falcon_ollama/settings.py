@@ -24,6 +24,7 @@ from falcon_ollama.access import (
 )
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
+from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_PORT = 11434
@@ -155,6 +156,8 @@ class Settings:
     max_upstream_stream_bytes: int = 256 * 1024 * 1024
     max_model_list_bytes: int = 16 * 1024 * 1024
     max_models: int = 10_000
+    # What one stream may hold at a time: its pending SSE event, and its kept tool-call arguments or text.
+    max_stream_accumulated_bytes: int = MAX_STREAM_ACCUMULATED_BYTES
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
@@ -241,6 +244,9 @@ class Settings:
                 "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES", d.max_model_list_bytes, _positive_int
             ),
             max_models=r.get("FALCON_OLLAMA_MAX_MODELS", d.max_models, _positive_int),
+            max_stream_accumulated_bytes=r.get(
+                "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES", d.max_stream_accumulated_bytes, _positive_int
+            ),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(

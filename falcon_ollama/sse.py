@@ -31,14 +31,22 @@ slice. Anything else (comments, multi-line data, other fields) goes through a ge
 parser. Bytes that do not yet form a complete event are kept as a tail; when a later chunk arrives
 only that chunk is searched, so an event delivered in many small pieces costs linear, not quadratic,
 time. Memory is bounded by ``max_event_bytes`` so that a hostile or broken upstream cannot make us
-buffer an endless event.
+buffer an endless event; the events completed before an oversized one are still returned, whatever the
+framing, and the error is raised by the next call.
+
+:class:`DoneFinder` answers one question about a stream that is relayed as bytes, without decoding it:
+where does the ``data: [DONE]`` event end?
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["SSEDecoder", "SSEError"]
+__all__ = ["MAX_STREAM_ACCUMULATED_BYTES", "DoneFinder", "SSEDecoder", "SSEError"]
+
+# The default bound on what one stream may hold at a time (FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES): the
+# pending event here, and what the translator keeps until the end (tool-call arguments, generate's text).
+MAX_STREAM_ACCUMULATED_BYTES = 8 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _LF = 10  # ord("\n"); int membership tests and indexing avoid building one-byte objects
@@ -50,7 +58,8 @@ class SSEError(ValueError):
     """The stream broke a limit this decoder enforces (an event larger than ``max_event_bytes``).
 
     It subclasses :class:`ValueError` because the input, not the decoder, is at fault. After it is
-    raised the decoder's buffered state has been dropped; the stream should be abandoned.
+    raised the decoder's buffered state has been dropped; the stream should be abandoned. The events that
+    preceded the oversized one have all been returned by then (by this call or an earlier one).
     """
 
 
@@ -123,9 +132,9 @@ class SSEDecoder:
     its initial state and may decode a new stream.
     """
 
-    __slots__ = ("_cr", "_fixup", "_head", "_max", "_start", "_tail")
+    __slots__ = ("_cr", "_error", "_fixup", "_head", "_max", "_start", "_tail")
 
-    def __init__(self, max_event_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, max_event_bytes: int = MAX_STREAM_ACCUMULATED_BYTES) -> None:
         if max_event_bytes < 1:
             raise ValueError("max_event_bytes must be positive")
         self._max = max_event_bytes
@@ -140,12 +149,14 @@ class SSEDecoder:
         self._head = b""  # a possible BOM prefix seen at stream start, waiting for more bytes
         self._start = True  # still deciding whether the stream starts with a BOM
         self._cr = False  # the previous chunk ended with "\r": a leading "\n" now is its partner
-        self._fixup = True  # _start or _cr: one flag so the hot path tests a single attribute
+        self._error: str | None = None  # an overflow found after events this read completed: raised next
+        self._fixup = True  # _start, _cr or _error: one flag so the hot path tests a single attribute
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Consume ``chunk`` and return the payloads of the events it completed, in stream order.
 
-        Raises :class:`SSEError` as soon as the pending event is known to exceed the size limit.
+        Raises :class:`SSEError` as soon as the pending event is known to exceed the size limit, unless this
+        chunk also completed events: those are returned, and the next call (``feed`` or ``flush``) raises.
         """
         if self._fixup:
             chunk = self._fix_start(chunk)
@@ -227,7 +238,7 @@ class SSEDecoder:
                 break
             if data[nl + 1] == 10:
                 if check and nl - pos > limit:
-                    self._overflow()
+                    return self._overflow_after(out)
                 if data.startswith(b"data: ", pos):
                     out.append(data[pos + 6 : nl])
                 else:
@@ -238,21 +249,24 @@ class SSEDecoder:
                 if end < 0:
                     break
                 if check and end - pos > limit:
-                    self._overflow()
+                    return self._overflow_after(out)
                 _parse_block(data[pos:end], out)
                 pos = end + 2
 
         if pos < n:
             rest = data[pos:] if pos else data
             if len(rest) > limit and _incomplete_size(rest) > limit:
-                self._overflow()
+                return self._overflow_after(out)
             self._tail = rest
 
     def flush(self) -> list[bytes]:
         """Signal end of stream: return the final event if it lacked its terminating blank line.
 
-        A trailing partial line counts as a complete line. The decoder is reset afterwards.
+        A trailing partial line counts as a complete line. The decoder is reset afterwards. Raises
+        :class:`SSEError` if the last ``feed`` deferred one.
         """
+        if self._error is not None:
+            self._raise_deferred()
         tail = self._tail
         self._reset()
         if not tail:
@@ -265,7 +279,10 @@ class SSEDecoder:
         return out
 
     def _fix_start(self, chunk: bytes) -> bytes:
-        """Handle the rare per-chunk conditions: a BOM at stream start and a ``\\r\\n`` split in two."""
+        """Handle the rare per-chunk conditions: a BOM at stream start, a ``\\r\\n`` split in two, and an
+        overflow the previous call deferred."""
+        if self._error is not None:
+            self._raise_deferred()
         if self._start:
             head = self._head + chunk if self._head else chunk
             if len(head) < len(_BOM) and _BOM.startswith(head):
@@ -310,3 +327,59 @@ class SSEDecoder:
         limit = self._max
         self._reset()
         raise SSEError(f"server-sent event exceeds {limit} bytes")
+
+    def _overflow_after(self, out: list[bytes]) -> None:
+        """An oversized event found after ``out``'s events: raise now if there are none, else drop the
+        buffered state and defer the error so those events reach the caller (framing must not decide)."""
+        if not out:
+            self._overflow()
+        limit = self._max
+        self._reset()
+        self._error = f"server-sent event exceeds {limit} bytes"
+
+    def _raise_deferred(self) -> None:
+        message = self._error
+        self._reset()
+        raise SSEError(message)
+
+
+_DONE = b"[DONE]"
+# What may precede "[DONE]" on its line: the start of a line, then the data field with or without its space.
+_DONE_LINE_STARTS = (b"\ndata: ", b"\ndata:", b"\rdata: ", b"\rdata:")
+_DONE_CONTEXT = 12  # bytes of history kept: "[DONE]" may start 5 bytes back, and its 7-byte prefix before
+
+
+class DoneFinder:
+    """Finds the end of a stream's ``data: [DONE]`` line in the raw bytes, split however they arrive.
+
+    For the ``/v1`` byte relay, which must stop at ``[DONE]`` without paying for decoding every event. A
+    ``[DONE]`` counts when it opens a ``data`` field at the start of a line: inside JSON a raw line break
+    cannot occur, so content that mentions ``[DONE]`` is never taken for the end. The usual chunk ends
+    with a complete line and costs one substring search; only a chunk after one that ended mid-line, or
+    one that contains ``[DONE]``, looks at the few bytes kept from before. (An event whose earlier line is
+    another ``data`` field, or a byte order mark before the first event, is not recognised: relayed on.)
+    """
+
+    __slots__ = ("_recent",)
+
+    def __init__(self) -> None:
+        self._recent = b"\n"  # the stream's start counts as the start of a line
+
+    def feed(self, chunk: bytes) -> int:
+        """The index in ``chunk`` just past ``[DONE]``'s ``]``, or -1 if this chunk does not complete it."""
+        recent = self._recent
+        # find() rather than "in": measured 150 against 230 ns on a 250-byte event (CPython 3.11).
+        if recent[-1] == 10 and chunk.find(b"[DONE]") < 0:
+            # After a line end no "[DONE]" can straddle the boundary, and this chunk holds none.
+            # (12 is _DONE_CONTEXT, written as a constant for speed.)
+            self._recent = chunk if len(chunk) >= 12 else (recent + chunk)[-_DONE_CONTEXT:]
+            return -1
+        window = recent[-_DONE_CONTEXT:] + chunk
+        skip = len(window) - len(chunk)
+        at = window.find(_DONE, max(0, skip - len(_DONE) + 1))
+        while at >= 0:
+            if window.endswith(_DONE_LINE_STARTS, 0, at):
+                return at + len(_DONE) - skip
+            at = window.find(_DONE, at + 1)
+        self._recent = chunk if len(chunk) >= _DONE_CONTEXT else window[-_DONE_CONTEXT:]
+        return -1

@@ -4,7 +4,9 @@ Some of the most common clients (GitHub Copilot's Ollama provider, Open WebUI, C
 through ``/api/tags`` and ``/api/show`` and then talk OpenAI to ``/v1``. These routes forward to the upstream:
 the ``model`` field resolved through the catalog (aliases, ``:latest``), our upstream key instead of
 whatever the client sent, everything else passed through untouched; streamed answers are relayed byte for
-byte as they arrive, never parsed. Errors keep OpenAI's shape here; the upstream's own 4xx error bodies
+byte as they arrive, never parsed, up to the end of the ``data: [DONE]`` event (found by ``DoneFinder``
+without decoding the events): nothing after it is relayed and the response ends there. Errors keep OpenAI's
+shape here; the upstream's own 4xx error bodies
 (with their ``code`` and ``param``) are passed on, except for a rejected key, which is never echoed.
 """
 
@@ -25,7 +27,16 @@ from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits, check_content_type, check_structure
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import read_body
-from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher, end_stream
+from falcon_ollama.resources.relay import (
+    CLIENT_GONE,
+    RECEIVE_SCOPE_KEY,
+    STREAM_ERROR,
+    DisconnectWatcher,
+    close_chunks,
+    drain_after_done,
+    end_stream,
+)
+from falcon_ollama.sse import DoneFinder
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.openai_compat")
@@ -183,15 +194,26 @@ class ForwardResource:
         self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None, slot: Slot
     ) -> AsyncIterator[bytes]:
         first = True
+        find_done = DoneFinder().feed
+        chunks = stream.chunks()
         try:
-            async for chunk in stream.chunks():
+            async for chunk in chunks:
                 if first and info is not None:
                     info.first_chunk()
                     first = False
+                end = find_done(chunk)
+                if end >= 0:
+                    # The [DONE] line, completed with the line ending the upstream uses, ends the answer.
+                    yield chunk[:end] + (b"\r\n\r\n" if chunk.startswith(b"\r", end) else b"\n\n")
+                    await drain_after_done(chunks)
+                    break
                 yield chunk
         except OllamaError as exc:
+            if info is not None:
+                info.outcome = CLIENT_GONE if watcher.disconnected else STREAM_ERROR
             if not watcher.disconnected:
                 log.warning("/v1 stream failed after the first byte: %s", exc.message)
                 yield b"data: " + openai_error(exc.status, exc.message) + b"\n\n"
         finally:
+            await close_chunks(chunks)
             await end_stream(stream, watcher, slot, info)

@@ -1,7 +1,11 @@
 """Sends a translated request upstream and relays the answer to the client, chunk by chunk.
 
 The way of a streamed answer: upstream bytes -> ``SSEDecoder`` (events) -> ``StreamTranslator`` (NDJSON
-lines) -> one ASGI write per upstream read. Nothing is buffered beyond the event being decoded.
+lines) -> one ASGI write per upstream read. Nothing is buffered beyond the event being decoded and what the
+translator keeps for the end (both bounded by FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES). Every line
+translated before a failure is written before the error line, however the upstream's bytes were framed.
+``data: [DONE]`` ends the answer: nothing after it is relayed, and an upstream that holds the connection
+open after it is given a moment to end the body (so the connection can be reused), then cut.
 
 Client disconnects: uvicorn's ``send`` silently does nothing once the client is gone, so without help we
 would keep reading (and paying for) tokens nobody reads. A watcher task waits on ASGI ``receive`` for
@@ -16,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
@@ -27,7 +31,7 @@ from falcon_ollama.errors import OllamaError
 from falcon_ollama.logs import redact
 from falcon_ollama.requestlog import RequestInfo, info_of
 from falcon_ollama.resources.common import send_json
-from falcon_ollama.sse import SSEDecoder, SSEError
+from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, SSEDecoder, SSEError
 from falcon_ollama.translate.chat_request import ChatPlan
 from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
@@ -36,6 +40,14 @@ from falcon_ollama.wire import NDJSON_CONTENT_TYPE, error_body
 log = logging.getLogger("falcon_ollama.relay")
 
 RECEIVE_SCOPE_KEY = "falcon_ollama.receive"
+# After [DONE]: how long, and how many bytes, the upstream may still take to end its body. A well-behaved one
+# ends it at once (its connection then goes back to the pool); one that does not is cut when either runs out.
+DRAIN_AFTER_DONE_SECONDS = 1.0
+DRAIN_AFTER_DONE_BYTES = 64 * 1024
+# The metrics status of a stream that ended with an error line after its 200 went out, and of one whose
+# client left mid-stream (as before the answer started).
+STREAM_ERROR = "stream_error"
+CLIENT_GONE = "499"
 
 
 class ClientGone(Exception):
@@ -83,6 +95,28 @@ class DisconnectWatcher:
         return False
 
 
+async def drain_after_done(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` for a moment, discarding it: the end of the body, from a well-behaved
+    upstream, which lets aiohttp return the connection to its pool; nothing more is waited for."""
+    received = 0
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_DONE_SECONDS):
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > DRAIN_AFTER_DONE_BYTES:
+                    break
+    except (TimeoutError, OllamaError):
+        pass
+    if received:
+        log.info("the upstream sent %d bytes after [DONE]; ignored", received)
+
+
+async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Finish the chunk generator now (rather than whenever it is collected) if it was left part-way."""
+    if isinstance(chunks, AsyncGenerator):
+        await chunks.aclose()
+
+
 async def end_stream(
     stream: UpstreamStream, watcher: DisconnectWatcher, slot: Slot, info: RequestInfo | None
 ) -> None:
@@ -99,10 +133,18 @@ async def end_stream(
 class Relay:
     """Shared by ``/api/chat`` and ``/api/generate``: one per worker, built by ``create_app``."""
 
-    def __init__(self, upstream: Upstream, admission: Admission, *, log_bodies: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        admission: Admission,
+        *,
+        log_bodies: bool = False,
+        max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
+    ) -> None:
         self._upstream = upstream
         self._admission = admission
         self._log_bodies = log_bodies
+        self._max_accumulated = max_accumulated
 
     async def respond(
         self,
@@ -170,6 +212,7 @@ class Relay:
             started_ns=started,
             prompt_chars=plan.prompt_chars,
             history=plan.history,
+            max_accumulated=self._max_accumulated,
         )
         if info is not None:
             info.upstream_status = stream.status
@@ -191,34 +234,61 @@ class Relay:
         info: RequestInfo | None,
         slot: Slot,
     ) -> AsyncIterator[bytes]:
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self._max_accumulated)
         decode, translate = decoder.feed, translator.feed
         first = True
+        chunks = stream.chunks()
+        # Lines translated from one read, not yet written: if a later event of that read fails, they are
+        # written before the error line, so what reaches the client does not depend on the framing.
+        pending: list[bytes] = []
         try:
-            async for chunk in stream.chunks():
+            async for chunk in chunks:
                 payloads = decode(chunk)
                 # Usually one event per read (tokens arrive one by one): no list or join for it.
                 if len(payloads) == 1:
                     out = translate(payloads[0])
                 else:
-                    out = b"".join([translate(payload) for payload in payloads])
+                    for payload in payloads:
+                        pending.append(translate(payload))
+                        if translator.saw_done:
+                            break
+                    out = b"".join(pending)
+                    pending.clear()
                 if out:
                     if first and info is not None:
                         info.first_chunk()
                         first = False
                     yield out
-            lines = [translator.feed(payload) for payload in decoder.flush()]
-            yield b"".join(lines) + translator.finish()
+                if translator.saw_done:
+                    break
+            else:
+                for payload in decoder.flush():
+                    pending.append(translate(payload))
+                    if translator.saw_done:
+                        break
+            pending.append(translator.finish())
+            out = b"".join(pending)
+            pending.clear()
+            yield out
             if info is not None:
                 info.prompt_tokens, info.completion_tokens = translator.counts()
+            if translator.saw_done:
+                await drain_after_done(chunks)
         except (OllamaError, SSEError) as exc:
             if watcher.disconnected:
                 log.info("client disconnected mid-stream; upstream request cancelled")
+                if info is not None:
+                    info.outcome = CLIENT_GONE
                 return
+            if pending:
+                yield b"".join(pending)
             message = self._upstream.redactor.text(
                 exc.message if isinstance(exc, OllamaError) else f"the upstream stream is invalid: {exc}"
             )
             log.warning("stream failed after the first byte: %s", message)
+            if info is not None:
+                info.outcome = STREAM_ERROR
             yield error_body(message) + b"\n"
         finally:
+            await close_chunks(chunks)
             await end_stream(stream, watcher, slot, info)

@@ -6,6 +6,11 @@ complete calls (arguments as an object, ids kept) before the final chunk, and :m
 final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk still get counts:
 the number of deltas relayed and an estimate of the prompt (characters / 4). A stream that ends with neither
 ``finish_reason`` nor ``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
+``[DONE]`` is the end: the caller stops feeding once :attr:`StreamTranslator.saw_done` is set.
+
+What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
+``context``) is bounded by ``max_accumulated`` (FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES): beyond it the
+stream fails with a 502 naming the setting, so a hostile upstream cannot grow a worker without limit.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any, Literal
 import orjson
 
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.translate.context import encode_context
+from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
+from falcon_ollama.translate.context import context_json
 from falcon_ollama.wire import now_rfc3339
 
 Kind = Literal["chat", "generate", "completions"]
@@ -31,6 +37,11 @@ _PROBE = "\x00falcon-ollama probe\x00"
 _PROBE_JSON = orjson.dumps(_PROBE)
 # finish_reason -> done_reason. Ollama reports tool calls as "stop"; it has nothing for content filtering.
 _DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "function_call": "stop"}
+# What a kept tool-call fragment and a new call cost beyond their text (str and list slot; the parts object),
+# counted against the bound so that many empty fragments or calls cannot grow memory for free.
+_FRAGMENT_COST = 64
+_CALL_COST = 256
+LIMIT_SETTING = "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES"
 
 
 class StreamIncomplete(OllamaError):
@@ -48,12 +59,18 @@ class _ToolCallParts:
 
 
 class ToolCallAssembler:
-    """Collects OpenAI tool-call fragments (streamed per ``index``, or whole) into complete calls."""
+    """Collects OpenAI tool-call fragments (streamed per ``index``, or whole) into complete calls.
 
-    __slots__ = ("_calls",)
+    ``size`` is what the kept fragments cost (their characters plus a fixed cost per fragment and per call),
+    for the caller's bound; every lookup is constant-time, so many calls cost linear time, not quadratic."""
+
+    __slots__ = ("_by_id", "_calls", "_highest", "size")
 
     def __init__(self) -> None:
         self._calls: dict[int, _ToolCallParts] = {}
+        self._by_id: dict[str, int] = {}  # call id -> index, for fragments without an index
+        self._highest = -1  # the largest index seen
+        self.size = 0
 
     def __bool__(self) -> bool:
         return bool(self._calls)
@@ -66,27 +83,34 @@ class ToolCallAssembler:
             call_id = call.get("id") if isinstance(call.get("id"), str) else None
             if not isinstance(index, int):
                 index = self._index_without_index(call_id)
-            parts = self._calls.setdefault(index, _ToolCallParts())
+            parts = self._calls.get(index)
+            if parts is None:
+                parts = self._calls[index] = _ToolCallParts()
+                self.size += _CALL_COST
+                if index > self._highest:
+                    self._highest = index
             if call_id and not parts.id:
                 parts.id = call_id
+                self._by_id.setdefault(call_id, index)
             function = call.get("function")
             if isinstance(function, dict):
                 name = function.get("name")
                 if isinstance(name, str) and name and not parts.name:
                     parts.name = name  # some servers repeat the name in every fragment: keep the first
                 arguments = function.get("arguments")
+                if isinstance(arguments, dict):
+                    arguments = orjson.dumps(arguments).decode()
                 if isinstance(arguments, str):
                     parts.arguments.append(arguments)
-                elif isinstance(arguments, dict):
-                    parts.arguments.append(orjson.dumps(arguments).decode())
+                    self.size += len(arguments) + _FRAGMENT_COST
 
     def _index_without_index(self, call_id: str | None) -> int:
         """Where a fragment without ``index`` belongs: the call with its id, a new call for a new id, and
         otherwise (a continuation fragment) the call being streamed, i.e. the latest one."""
         if call_id:
-            known = next((i for i, p in self._calls.items() if p.id == call_id), None)
-            return known if known is not None else max(self._calls, default=-1) + 1
-        return max(self._calls, default=0)
+            known = self._by_id.get(call_id)
+            return known if known is not None else self._highest + 1
+        return max(self._highest, 0)
 
     def calls(self) -> list[dict[str, Any]]:
         """The assembled calls in Ollama's shape (``function.index``, ``arguments`` as an object)."""
@@ -145,6 +169,7 @@ class StreamTranslator:
         prompt_chars: int,
         history: list[dict[str, str]] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
     ) -> None:
         self._model = model
         self._kind: Kind = kind
@@ -158,9 +183,11 @@ class StreamTranslator:
         self._deltas = 0
         self._usage: dict[str, Any] | None = None
         self._finish_reason: str | None = None
-        self._saw_done = False
+        self.saw_done = False  # [DONE] arrived: the answer is over, whatever follows is not part of it
         self._tool_calls = ToolCallAssembler()
         self._text: list[str] | None = [] if history is not None else None
+        self._max_accumulated = max_accumulated
+        self._room = max_accumulated  # what may still be kept: tool-call fragments and text share the bound
         # Bytes before and after the content string of this stream's plain content deltas (see _learn).
         self._template: tuple[bytes, bytes] | None = None
         self._learn_left = 0 if kind == "completions" else _LEARN_ATTEMPTS
@@ -168,7 +195,7 @@ class StreamTranslator:
     @property
     def complete(self) -> bool:
         """Whether the upstream said the answer was over (a ``finish_reason`` or ``[DONE]``)."""
-        return self._saw_done or self._finish_reason is not None
+        return self.saw_done or self._finish_reason is not None
 
     def feed(self, payload: bytes) -> bytes:
         """One SSE data payload -> the NDJSON line(s) to send now (``b""`` when there is nothing)."""
@@ -185,7 +212,7 @@ class StreamTranslator:
                 if isinstance(content, str):
                     return self._emit(content, None, None)
         if payload == DONE:
-            self._saw_done = True
+            self.saw_done = True
             return b""
         try:
             event = orjson.loads(payload)
@@ -213,7 +240,11 @@ class StreamTranslator:
             return b""
         calls = delta.get("tool_calls")
         if calls and isinstance(calls, list):
+            kept = self._tool_calls.size
             self._tool_calls.add(calls)
+            self._room -= self._tool_calls.size - kept
+            if self._room < 0:
+                raise self._over_limit("tool-call arguments")
             if self._first_ns is None:
                 self._first_ns = self._clock_ns()
         content = delta.get("content")
@@ -279,12 +310,25 @@ class StreamTranslator:
                 chunk["thinking"] = thinking
             if self._text is not None and content:
                 self._text.append(content)
+                self._room -= len(content)
+                if self._room < 0:
+                    raise self._over_limit("the answer text kept for the context")
         chunk["done"] = False
         if logprobs is not None:
             entries = _logprob_entries(logprobs)
             if entries:
                 chunk["logprobs"] = entries
         return orjson.dumps(chunk, option=orjson.OPT_APPEND_NEWLINE)
+
+    def _over_limit(self, what: str) -> OllamaError:
+        """The error for a stream that kept more than its bound; what it kept is dropped at once."""
+        self._tool_calls = ToolCallAssembler()
+        self._text = None
+        return OllamaError(
+            502,
+            f"the upstream answer exceeds the {self._max_accumulated}-byte limit on what a stream keeps"
+            f" ({LIMIT_SETTING}), reached by {what}",
+        )
 
     def finish(self) -> bytes:
         """The closing line(s): pending tool calls, then ``done: true`` with counts and durations.
@@ -309,7 +353,7 @@ class StreamTranslator:
         final["done"] = True
         final["done_reason"] = done_reason(self._finish_reason)
         if self._text is not None and self._history is not None:
-            final["context"] = encode_context(
+            final["context"] = context_json(
                 [*self._history, {"role": "assistant", "content": "".join(self._text)}]
             )
         final.update(self.metrics())
@@ -430,7 +474,7 @@ def completion_to_ollama(
     out["done"] = True
     out["done_reason"] = done_reason(choice.get("finish_reason"))
     if history is not None:
-        out["context"] = encode_context([*history, {"role": "assistant", "content": content}])
+        out["context"] = context_json([*history, {"role": "assistant", "content": content}])
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
     prompt_count, eval_count = _counts(usage, prompt_chars, (len(content) + 3) // 4)
     out["total_duration"] = now - started_ns

@@ -64,6 +64,7 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES": "max_upstream_stream_bytes",
     "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES": "max_model_list_bytes",
     "FALCON_OLLAMA_MAX_MODELS": "max_models",
+    "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES": "max_stream_accumulated_bytes",
     "FALCON_OLLAMA_API_KEYS": "api_keys",
     "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
     "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
@@ -237,6 +238,14 @@ def _raised(function: Any, *args: Any) -> str:
     return caught.value.message
 
 
+def _over_limit_message(what: str) -> str:
+    """The error of a stream that keeps more than FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES (its default)."""
+    translator = chat_response.StreamTranslator(
+        model="m", kind="chat", emit_thinking=False, logprobs=False, started_ns=0, prompt_chars=0
+    )
+    return translator._over_limit(what).message
+
+
 def _connector_error(err: OSError) -> aiohttp.ClientConnectorError:
     return aiohttp.ClientConnectorError(_CONNECTION_KEY, err)
 
@@ -311,6 +320,9 @@ def error_texts_from_the_code() -> list[str]:
         _from_source(catalog, "the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is"),
         _from_source(relay, "the upstream stream is invalid: "),
         _from_source(relay, "stream failed after the first byte: "),
+        _over_limit_message("tool-call arguments"),
+        _from_source(chat_response, "the answer text kept for the context"),
+        _from_source(relay, "the upstream sent %d bytes after [DONE]; ignored").replace("%d", "N"),
         # input limits
         _raised(asyncio.run, read_body(too_large, defaults.max_body_bytes)),
         _raised(chat_request._messages, [{"role": "user"}] * (defaults.max_messages + 1), limit),

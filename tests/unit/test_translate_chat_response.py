@@ -781,7 +781,10 @@ def translate(
         clock_ns=Clock(T_END),
     )
     # what the resource sends is valid JSON with a Go-style timestamp
-    assert orjson.loads(orjson.dumps(out)) == out
+    wire = orjson.loads(orjson.dumps(out))
+    if isinstance(out.get("context"), orjson.Fragment):  # serialized in advance: compare what was sent
+        out["context"] = wire["context"]
+    assert wire == out
     assert CREATED_AT.fullmatch(out.pop("created_at"))
     return out
 
