@@ -22,7 +22,9 @@ import orjson
 
 from ._types import Answer, ContentEventBuilder, FakeConfig, FullAnswer, StreamAnswer
 from ._validate import (
+    CHAT_PARAMS,
     EMBEDDING_INPUT_INVALID,
+    EMBEDDING_PARAMS,
     Conversation,
     ToolPlan,
     bad_json,
@@ -42,6 +44,7 @@ from ._validate import (
     model_not_found,
     not_allowed,
     not_found,
+    unrecognized,
 )
 
 # A reasoning model (o-series, gpt-5 family) streams reasoning before content and refuses sampling knobs.
@@ -258,7 +261,7 @@ class OpenAIResponder:
     @staticmethod
     def _model_entry(model: str, cfg: FakeConfig) -> dict[str, Any]:
         if not cfg.models_have_created_owned_by:
-            return {"id": model, "object": "model"}
+            return {"id": model, "object": "model", "owned_by": "me", "permissions": []}
         created, owner = _MODEL_META.get(model) or (
             1700000000 + zlib.crc32(model.encode()) % 50000000,
             "system",
@@ -292,6 +295,8 @@ class OpenAIResponder:
         model = self._check_model(data, cfg)
         if isinstance(model, FullAnswer):
             return model
+        if cfg.reject_unknown_params and (unknown := unrecognized(data, CHAT_PARAMS)) is not None:
+            return unknown
         conversation = check_messages(data.get("messages"))
         if isinstance(conversation, FullAnswer):
             return conversation
@@ -560,6 +565,8 @@ class OpenAIResponder:
         model = self._check_model(data, cfg)
         if isinstance(model, FullAnswer):
             return model
+        if cfg.reject_unknown_params and (unknown := unrecognized(data, EMBEDDING_PARAMS)) is not None:
+            return unknown
         if "embed" not in model.lower() and not cfg.answer_any_model:
             return error(400, "You are not allowed to generate embeddings from this model")
         raw = data.get("input")
