@@ -120,24 +120,37 @@ def json_shape(value: Any) -> Any:
     return "null"
 
 
-def shape_differences(ours: Any, reference: Any, where: str = "$", *, nullable: bool = True) -> list[str]:
+def shape_differences(
+    ours: Any,
+    reference: Any,
+    where: str = "$",
+    *,
+    nullable: bool = True,
+    null_is_absent: bool = False,
+    ignore: frozenset[str] = frozenset(),
+) -> list[str]:
     """Where ``ours`` lacks a key of ``reference`` or has another JSON type (null matches anything when
-    ``nullable``: a field that is null in one answer holds a value in another)."""
+    ``nullable``: a field that is null in one answer holds a value in another). ``null_is_absent``: a
+    reference key whose value is null may be missing from ours (servers differ on null vs absent);
+    ``ignore``: reference keys (at any depth) ours need not have."""
+    opts: dict[str, Any] = {"nullable": nullable, "null_is_absent": null_is_absent, "ignore": ignore}
     problems: list[str] = []
     if isinstance(reference, dict):
         if not isinstance(ours, dict):
             return [f"{where}: expected an object, got {json_shape(ours)!r}"]
         for key, value in reference.items():
+            if key in ignore or (null_is_absent and value is None and key not in ours):
+                continue
             if key not in ours:
                 problems.append(f"{where}: missing key {key!r}")
             else:
-                problems += shape_differences(ours[key], value, f"{where}.{key}", nullable=nullable)
+                problems += shape_differences(ours[key], value, f"{where}.{key}", **opts)
         return problems
     if isinstance(reference, list):
         if not isinstance(ours, list):
             return [f"{where}: expected an array, got {json_shape(ours)!r}"]
         if reference and ours:
-            problems += shape_differences(ours[0], reference[0], f"{where}[0]", nullable=nullable)
+            problems += shape_differences(ours[0], reference[0], f"{where}[0]", **opts)
         return problems
     if nullable and (reference is None or ours is None):
         return []
