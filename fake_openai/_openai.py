@@ -23,7 +23,9 @@ import orjson
 
 from ._types import Answer, ContentEventBuilder, FakeConfig, FullAnswer, StreamAnswer
 from ._validate import (
+    CHAT_PARAMS,
     EMBEDDING_INPUT_INVALID,
+    EMBEDDING_PARAMS,
     Conversation,
     ToolPlan,
     bad_json,
@@ -43,6 +45,7 @@ from ._validate import (
     model_not_found,
     not_allowed,
     not_found,
+    unrecognized,
 )
 
 # A reasoning model (o-series, gpt-5 family) streams reasoning before content and refuses sampling knobs.
@@ -259,7 +262,7 @@ class OpenAIResponder:
     @staticmethod
     def _model_entry(model: str, cfg: FakeConfig) -> dict[str, Any]:
         if not cfg.models_have_created_owned_by:
-            return {"id": model, "object": "model"}
+            return {"id": model, "object": "model", "owned_by": "me", "permissions": []}
         created, owner = _MODEL_META.get(model) or (
             1700000000 + zlib.crc32(model.encode()) % 50000000,
             "system",
@@ -293,6 +296,8 @@ class OpenAIResponder:
         model = self._check_model(data, cfg)
         if isinstance(model, FullAnswer):
             return model
+        if cfg.reject_unknown_params and (unknown := unrecognized(data, CHAT_PARAMS)) is not None:
+            return unknown
         conversation = check_messages(data.get("messages"))
         if isinstance(conversation, FullAnswer):
             return conversation
@@ -562,6 +567,8 @@ class OpenAIResponder:
         model = self._check_model(data, cfg)
         if isinstance(model, FullAnswer):
             return model
+        if cfg.reject_unknown_params and (unknown := unrecognized(data, EMBEDDING_PARAMS)) is not None:
+            return unknown
         if "embed" not in model.lower() and not cfg.answer_any_model:
             return error(400, "You are not allowed to generate embeddings from this model")
         raw = data.get("input")

@@ -416,6 +416,7 @@ def _config_key(cfg: FakeConfig) -> tuple[Any, ...]:
         cfg.models_have_created_owned_by,
         cfg.reasoning_tokens,
         cfg.require_json_word,
+        cfg.reject_unknown_params,
         tuple(cfg.models),
     )
 

@@ -47,7 +47,8 @@ class FakeConfig:
     """How the fake behaves. The instance on a running fake is mutable; changes apply to the next request."""
 
     models: list[str] = field(default_factory=_default_models)
-    # False mimics llama.cpp, whose listing entries carry only "id" and "object".
+    # False mimics llama-cpp-python's server, whose listing entries have no "created" (recorded in
+    # tests/fixtures/real/llamacpp: {"id", "object", "owned_by": "me", "permissions": []}).
     models_have_created_owned_by: bool = True
     # When set, requests must carry "Authorization: Bearer <api_key>" or get OpenAI's 401.
     api_key: str | None = None
@@ -71,6 +72,9 @@ class FakeConfig:
     open_reasoning_models: list[str] = field(default_factory=lambda: ["qwen3*", "deepseek-r1*"])
     # OpenAI refuses response_format json_object unless a message mentions "json"; False turns that off.
     require_json_word: bool = True
+    # OpenAI refuses request fields it does not know ("Unrecognized request argument supplied: top_k");
+    # False mimics llama.cpp and vLLM, which ignore them.
+    reject_unknown_params: bool = True
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply a partial configuration (the admin endpoint's body), checking names and types first.

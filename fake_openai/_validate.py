@@ -44,6 +44,20 @@ _NO_KEY_MESSAGE = (
 )
 
 
+# The request fields OpenAI's API reference lists; anything else is refused as unrecognized.
+CHAT_PARAMS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+        "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
+        "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_retention",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store",
+        "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+        "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+EMBEDDING_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+
+
 # -- error helpers --------------------------------------------------------------------------------------
 
 
@@ -112,6 +126,14 @@ def empty_array(param: str) -> FullAnswer:
         param=param,
         code="empty_array",
     )
+
+
+def unrecognized(data: dict[str, Any], known: frozenset[str]) -> FullAnswer | None:
+    """OpenAI's 400 for the first request field it does not know."""
+    unknown = next((key for key in data if key not in known), None)
+    if unknown is None:
+        return None
+    return error(400, f"Unrecognized request argument supplied: {unknown}")
 
 
 def bad_json() -> FullAnswer:

@@ -219,7 +219,8 @@ async def test_llama_cpp_style_model_listing(fake: FakeUpstream, client: httpx.A
     fake.config.models_have_created_owned_by = False
     fake.config.models = ["llama-3.1-8b"]
     listing = (await client.get("/models")).json()
-    assert listing == {"object": "list", "data": [{"id": "llama-3.1-8b", "object": "model"}]}
+    entry = {"id": "llama-3.1-8b", "object": "model", "owned_by": "me", "permissions": []}
+    assert listing == {"object": "list", "data": [entry]}  # llama-cpp-python's entries: no "created"
 
 
 # -- auth -----------------------------------------------------------------------------------------------

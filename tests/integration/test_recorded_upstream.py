@@ -1,0 +1,193 @@
+"""Our proxy in front of a replay of llama.cpp's recorded answers, driven by the ollama-python SDK.
+
+The replay server answers each upstream request with the bytes llama.cpp sent for the matching recorded
+request (tests/fixtures/real/llamacpp), so the whole chain -- catalog, translators, relay, SSE decoding --
+is exercised on real-world answers, and ollama-python's own models must accept what comes out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import ollama
+import pytest
+
+from tests.real_fixtures import Recorded, last_finish_reason, llamacpp_cases, sse_events, streamed_content
+from tests.servers import ProxyThread
+
+USER = [{"role": "user", "content": "Say hello in one word."}]
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+class ReplayUpstream:
+    """A loopback HTTP server answering with recorded llama.cpp exchanges, chosen by the request."""
+
+    def __init__(self) -> None:
+        self.cases = llamacpp_cases()
+        self.override: dict[str, str] = {}  # path -> case name, for the refusal tests
+        self.requests: list[tuple[str, str, Any]] = []
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._answer(None)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer(self.rfile.read(length))
+
+            def _answer(self, raw: bytes | None) -> None:
+                body = json.loads(raw) if raw else None
+                replay.requests.append((self.command, self.path, body))
+                case = replay.pick(self.command, self.path, body)
+                self.send_response(case.status)
+                self.send_header("Content-Type", case.content_type)
+                self.send_header("Content-Length", str(len(case.body)))
+                self.end_headers()
+                self.wfile.write(case.body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def pick(self, method: str, path: str, body: Any) -> Recorded:
+        path = path.split("?")[0]
+        if path in self.override:
+            return self.cases[self.override[path]]
+        if method == "GET" and path == "/v1/models":
+            return self.cases["models"]
+        if path == "/v1/chat/completions":
+            name = "chat_tool_call" if body.get("tools") else "chat"
+            return self.cases[name + ("_stream" if body.get("stream") else "")]
+        if path == "/v1/embeddings":
+            if body["model"] == "tiny-llama":
+                return self.cases["embeddings_per_token"]
+            return self.cases["embeddings_single" if len(body["input"]) == 1 else "embeddings"]
+        return self.cases["error_unknown_path"]
+
+    def __enter__(self) -> ReplayUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayUpstream]:
+    with ReplayUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def sdk(replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread]) -> ollama.Client:
+    replay.override.clear()
+    proxy = start_proxy(replay)
+    return ollama.Client(host=proxy.url, timeout=30)
+
+
+def recorded_json(replay: ReplayUpstream, name: str) -> Any:
+    return replay.cases[name].json()
+
+
+def test_tags_and_show(sdk: ollama.Client) -> None:
+    listed = sdk.list()
+    names = sorted(m.model for m in listed.models if m.model)
+    assert names == ["tiny-embed:latest", "tiny-llama:latest"]
+    for m in listed.models:
+        assert m.modified_at is not None  # llama.cpp's listing has no "created": a fallback time is used
+    shown = sdk.show("tiny-llama")
+    assert shown.modelinfo and any(k.endswith(".context_length") for k in shown.modelinfo)
+
+
+def test_chat(sdk: ollama.Client, replay: ReplayUpstream) -> None:
+    answer = sdk.chat(model="tiny-llama", messages=USER, options={"temperature": 0})
+    choice = recorded_json(replay, "chat")["choices"][0]
+    assert answer.message.content == choice["message"]["content"]
+    assert answer.done and answer.done_reason == choice["finish_reason"]
+    assert answer.eval_count == recorded_json(replay, "chat")["usage"]["completion_tokens"]
+
+
+def test_chat_stream(sdk: ollama.Client, replay: ReplayUpstream) -> None:
+    parts = list(sdk.chat(model="tiny-llama", messages=USER, stream=True))
+    events = sse_events(replay.cases["chat_stream"].body)
+    assert "".join(p.message.content or "" for p in parts) == streamed_content(events)
+    assert parts[-1].done and parts[-1].done_reason == last_finish_reason(events)
+    assert all(not p.done for p in parts[:-1])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call(sdk: ollama.Client, replay: ReplayUpstream, stream: bool) -> None:
+    recorded = replay.cases["chat_tool_call_stream" if stream else "chat_tool_call"]
+    if stream:
+        names = {
+            f["function"]["name"]
+            for e in sse_events(recorded.body)
+            for f in e["choices"][0]["delta"].get("tool_calls") or []
+        }
+    else:
+        names = {
+            c["function"]["name"] for c in recorded.json()["choices"][0]["message"].get("tool_calls") or []
+        }
+    result = sdk.chat(model="tiny-llama", messages=USER, tools=[WEATHER], stream=stream)
+    parts = list(result) if stream else [result]
+    calls = [c for p in parts for c in p.message.tool_calls or []]
+    assert {c.function.name for c in calls} == names
+    for call in calls:
+        assert isinstance(call.function.arguments, dict)  # cut JSON arrives as {"raw": ...}, not an error
+
+
+def test_embed(sdk: ollama.Client, replay: ReplayUpstream) -> None:
+    result = sdk.embed(model="tiny-embed", input=["hello", "world"])
+    recorded = [d["embedding"] for d in recorded_json(replay, "embeddings")["data"]]
+    assert len(result.embeddings) == 2
+    for got, raw in zip(result.embeddings, recorded, strict=True):
+        norm = sum(x * x for x in raw) ** 0.5
+        assert got == pytest.approx([x / norm for x in raw], rel=1e-6)
+
+
+def test_per_token_embeddings_are_a_clear_error(sdk: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as caught:
+        sdk.embed(model="tiny-llama", input="hello world")
+    assert caught.value.status_code == 502
+    assert "flat list of numbers" in caught.value.error
+
+
+@pytest.mark.parametrize(
+    "case", ["error_bad_json", "error_response_format_json_schema", "error_messages_type"]
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_refusals_become_ollama_errors(
+    sdk: ollama.Client, replay: ReplayUpstream, case: str, stream: bool
+) -> None:
+    """llama.cpp refuses with 500 (JSON, or text/plain for bad JSON) or 400: an Ollama error, never a hang."""
+    recorded = replay.cases[case]
+    replay.override["/v1/chat/completions"] = case
+    with pytest.raises(ollama.ResponseError) as caught:
+        result = sdk.chat(model="tiny-llama", messages=USER, stream=stream)
+        if stream:
+            list(result)
+    want = 400 if 400 <= recorded.status < 500 else 502
+    assert caught.value.status_code == want
+    assert caught.value.error and "Traceback" not in caught.value.error

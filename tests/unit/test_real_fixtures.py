@@ -1,0 +1,185 @@
+"""The translators fed answers we did not write: llama.cpp's recorded answers and OpenAI's published examples.
+
+Each answer goes through the same pieces the relay uses (SSEDecoder -> StreamTranslator, completion_to_ollama,
+parse_embeddings_response) and what comes out must parse with ollama-python's own models and carry the
+upstream's text, tool calls and finish reason. Expected values are read from the fixtures with a naive parser
+(tests/real_fixtures.py), not from our code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ollama import _types as sdk
+
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.sse import SSEDecoder
+from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
+from falcon_ollama.translate.embed import l2_normalize, parse_embeddings_response
+from tests.real_fixtures import (
+    last_finish_reason,
+    llamacpp,
+    openai_bytes,
+    openai_json,
+    sse_events,
+    streamed_content,
+    streamed_tool_calls,
+)
+
+MODEL = "tiny-llama:latest"
+DONE_REASON = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+
+# (label, raw SSE body)
+STREAMS = {
+    "openai/chat_stream": lambda: openai_bytes("chat_stream.sse"),
+    "openai/chat_stream_include_usage": lambda: openai_bytes("chat_stream_include_usage.sse"),
+    "openai/chat_stream_tool_calls": lambda: openai_bytes("chat_stream_tool_calls.sse"),
+    "llamacpp/chat_stream": lambda: llamacpp("chat_stream").body,
+    "llamacpp/chat_tool_call_stream": lambda: llamacpp("chat_tool_call_stream").body,
+}
+# (label, whole chat.completion body)
+COMPLETIONS = {
+    "openai/chat_completion": lambda: openai_bytes("chat_completion.json"),
+    "openai/chat_completion_tool_calls": lambda: openai_bytes("chat_completion_tool_calls.json"),
+    "llamacpp/chat": lambda: llamacpp("chat").body,
+    "llamacpp/chat_tool_call": lambda: llamacpp("chat_tool_call").body,
+}
+
+
+def expected_arguments(text: str) -> dict[str, Any]:
+    """What Ollama clients must get for a call's argument text (an object; cut JSON kept whole)."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"raw": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def translate_stream(raw: bytes, kind: Kind, piece: int) -> list[dict[str, Any]]:
+    """Feed ``raw`` in ``piece``-byte reads through the relay's decoder and translator."""
+    decoder = SSEDecoder()
+    translator = StreamTranslator(
+        model=MODEL, kind=kind, emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
+    )
+    out = b""
+    for start in range(0, len(raw), piece):
+        for payload in decoder.feed(raw[start : start + piece]):
+            out += translator.feed(payload)
+    for payload in decoder.flush():
+        out += translator.feed(payload)
+    out += translator.finish()
+    assert out.endswith(b"\n")
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+@pytest.mark.parametrize("label", sorted(STREAMS))
+def test_stream_to_ollama_chat(label: str, piece: int) -> None:
+    raw = STREAMS[label]()
+    events = sse_events(raw)
+    lines = translate_stream(raw, "chat", piece)
+    for line in lines:
+        sdk.ChatResponse.model_validate(line)
+    assert [line["done"] for line in lines] == [False] * (len(lines) - 1) + [True]
+    assert "".join(line["message"]["content"] for line in lines) == streamed_content(events)
+    final = lines[-1]
+    assert final["done_reason"] == DONE_REASON[last_finish_reason(events) or "stop"]
+    usage = next((e["usage"] for e in events if e.get("usage")), None)
+    if usage:
+        assert (final["prompt_eval_count"], final["eval_count"]) == (
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+        )
+    calls = [c for line in lines for c in line["message"].get("tool_calls") or []]
+    want = streamed_tool_calls(events)
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        (name, expected_arguments(args)) for _, (name, args) in sorted(want.items())
+    ]
+
+
+@pytest.mark.parametrize("label", sorted(STREAMS))
+def test_stream_to_ollama_generate(label: str) -> None:
+    raw = STREAMS[label]()
+    lines = translate_stream(raw, "generate", 64)
+    for line in lines:
+        sdk.GenerateResponse.model_validate(line)
+    assert "".join(line["response"] for line in lines) == streamed_content(sse_events(raw))
+
+
+@pytest.mark.parametrize("label", sorted(COMPLETIONS))
+def test_completion_to_ollama_chat(label: str) -> None:
+    raw = COMPLETIONS[label]()
+    choice = json.loads(raw)["choices"][0]
+    out = completion_to_ollama(
+        raw, model=MODEL, kind="chat", emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
+    )
+    sdk.ChatResponse.model_validate(out)
+    assert out["message"]["content"] == (choice["message"].get("content") or "")
+    assert out["done"] is True and out["done_reason"] == DONE_REASON[choice["finish_reason"]]
+    want = [
+        (c["function"]["name"], expected_arguments(c["function"]["arguments"]), c.get("id"))
+        for c in choice["message"].get("tool_calls") or []
+    ]
+    got = [
+        (c["function"]["name"], c["function"]["arguments"], c.get("id"))
+        for c in out["message"].get("tool_calls") or []
+    ]
+    assert got == want
+    usage = json.loads(raw).get("usage")
+    if usage:
+        assert (out["prompt_eval_count"], out["eval_count"]) == (
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+        )
+
+
+@pytest.mark.parametrize("label", sorted(COMPLETIONS))
+def test_completion_to_ollama_generate(label: str) -> None:
+    raw = COMPLETIONS[label]()
+    out = completion_to_ollama(
+        raw, model=MODEL, kind="generate", emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
+    )
+    sdk.GenerateResponse.model_validate(out)
+    assert out["response"] == (json.loads(raw)["choices"][0]["message"].get("content") or "")
+
+
+@pytest.mark.parametrize(
+    ("label", "raw", "count"),
+    [
+        ("openai/embeddings", lambda: openai_bytes("embeddings.json"), 1),
+        ("llamacpp/embeddings", lambda: llamacpp("embeddings").body, 2),
+        ("llamacpp/embeddings_single", lambda: llamacpp("embeddings_single").body, 1),
+    ],
+)
+def test_embeddings_to_ollama(label: str, raw: Any, count: int) -> None:
+    body = raw()
+    data = json.loads(body)
+    vectors, prompt_tokens = parse_embeddings_response(body, count)
+    assert vectors == [item["embedding"] for item in sorted(data["data"], key=lambda i: i["index"])]
+    assert prompt_tokens == data["usage"]["prompt_tokens"]
+    normalized = [l2_normalize(v) for v in vectors]
+    sdk.EmbedResponse.model_validate({"model": "m", "embeddings": normalized})
+    for vector in normalized:
+        assert sum(x * x for x in vector) == pytest.approx(1.0)
+
+
+def test_per_token_embeddings_are_refused_clearly() -> None:
+    """llama.cpp answers a chat model's embeddings with one vector per token (a nested list)."""
+    body = llamacpp("embeddings_per_token").body
+    assert isinstance(json.loads(body)["data"][0]["embedding"][0], list)
+    with pytest.raises(OllamaError) as caught:
+        parse_embeddings_response(body, 1)
+    assert caught.value.status == 502
+    assert "not a flat list of numbers" in caught.value.message
+
+
+def test_openai_models_list_has_what_the_catalog_reads() -> None:
+    """The catalog reads ``data[].id`` and, when present, ``created`` (unix seconds)."""
+    for item in openai_json("models_list.json")["data"]:
+        assert isinstance(item["id"], str) and isinstance(item["created"], int)
+    for item in llamacpp("models").json()["data"]:
+        assert isinstance(item["id"], str)
