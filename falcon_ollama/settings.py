@@ -149,6 +149,8 @@ class Settings:
     retry_base_delay: float = 0.5
     max_retry_wait: float = 20.0
     stream_usage: bool = True
+    # /v1/responses: forwarded to a backend with its own Responses API, or translated to chat completions.
+    responses_mode: str = "auto"
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
@@ -222,6 +224,7 @@ class Settings:
             retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", d.retry_base_delay, _non_negative_float),
             max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", d.max_retry_wait, _non_negative_float),
             stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", d.stream_usage, _parse_bool),
+            responses_mode=r.get("FALCON_OLLAMA_RESPONSES_MODE", d.responses_mode, _responses_mode),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(
@@ -350,6 +353,13 @@ def _log_level(text: str) -> str:
     lowered = text.lower()
     if lowered not in ("debug", "info", "warning", "error", "critical"):
         raise ValueError(f"expected one of debug, info, warning, error, critical, got {text!r}")
+    return lowered
+
+
+def _responses_mode(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in ("auto", "translate", "forward"):
+        raise ValueError(f"expected auto, translate or forward, got {text!r}")
     return lowered
 
 

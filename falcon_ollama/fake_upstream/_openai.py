@@ -245,6 +245,8 @@ class OpenAIResponder:
             return self.embeddings(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
         if path == "/v1/completions":
             return self.completions(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
+        if path == "/v1/responses":  # a minimal native Responses API, for the proxy's forward mode
+            return self.responses(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
         if path == "/v1/models":
             return self.list_models(cfg) if method == "GET" else not_allowed(method, path, "GET")
         if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
@@ -483,6 +485,37 @@ class OpenAIResponder:
         if usage is not None:
             events.append(dumps({**envelope, "choices": [], "usage": usage}))
         return StreamAnswer(events, content_start, content_end, ContentEventBuilder(head, tail, "content"))
+
+    # -- responses (non-streamed only: enough to see the proxy forward it) --------------------------------
+
+    def responses(self, data: Any, cfg: FakeConfig) -> FullAnswer:
+        if not isinstance(data, dict):
+            return bad_json()
+        model = self._check_model(data, cfg)
+        if isinstance(model, FullAnswer):
+            return model
+        text = expected_text(cfg.tokens)
+        body = {
+            "id": self.new_id("resp_", 32),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model,
+            "output": [
+                {
+                    "id": self.new_id("msg_", 32),
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {"input_tokens": 1, "output_tokens": cfg.tokens, "total_tokens": 1 + cfg.tokens},
+        }
+        return FullAnswer(200, orjson.dumps(body))
 
     # -- legacy completions -----------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_RETRY_BASE_DELAY": "retry_base_delay",
     "FALCON_OLLAMA_MAX_RETRY_WAIT": "max_retry_wait",
     "FALCON_OLLAMA_STREAM_USAGE": "stream_usage",
+    "FALCON_OLLAMA_RESPONSES_MODE": "responses_mode",
     "FALCON_OLLAMA_API_KEYS": "api_keys",
     "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
     "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
