@@ -62,6 +62,7 @@ OutputItem = MessageItem | ReasoningItem | FunctionCallItem | CustomToolCallItem
 
 class InputTokensDetails(TypedDict):
     cached_tokens: int
+    cache_write_tokens: int
 
 
 class OutputTokensDetails(TypedDict):

@@ -77,7 +77,10 @@ def usage_of(raw: object, prompt_chars: int, output_chars: int) -> ResponseUsage
     reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached if isinstance(cached, int) else 0},
+        "input_tokens_details": {
+            "cached_tokens": cached if isinstance(cached, int) else 0,
+            "cache_write_tokens": 0,  # the openai SDK (3.x) requires it; chat usage has no such count
+        },
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": reasoning if isinstance(reasoning, int) else 0},
         "total_tokens": prompt + completion,
