@@ -42,7 +42,8 @@ BUILTIN_TOOLS = frozenset(
         "tool_search",
     }
 )
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+_EFFORT_ALIASES = {"max": "high", "ultra": "high"}  # Ollama's words for its highest level
 # Request fields accepted and not sent upstream (no chat completions equivalent, or stateful).
 _IGNORED = frozenset(
     {
@@ -480,7 +481,7 @@ def _reasoning(raw: object, facts: ModelFacts, out: dict[str, Any], dropped: lis
     if effort not in _EFFORTS:
         raise InvalidRequest(f"invalid value for 'reasoning.effort': expected one of {', '.join(_EFFORTS)}")
     if facts.reasoning:
-        out["reasoning_effort"] = effort
+        out["reasoning_effort"] = _EFFORT_ALIASES.get(effort, effort)
     else:
         dropped.append("reasoning.effort (not a reasoning model)")
 

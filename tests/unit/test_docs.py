@@ -357,6 +357,7 @@ def test_troubleshooting_quotes_the_offline_banner() -> None:
         ("FALCON_OLLAMA_MAX_QUEUE", "-3"),
         ("FALCON_OLLAMA_MAX_IN_FLIGHT", "0"),
         ("FALCON_OLLAMA_STREAM_USAGE", "maybe"),
+        ("FALCON_OLLAMA_RESPONSES_MODE", "maybe"),
         ("FALCON_OLLAMA_REPORTED_VERSION", "0.33.0-rc2"),
         ("OLLAMA_KEEP_ALIVE", "5 min"),
         ("FALCON_OLLAMA_LOG_LEVEL", "trace"),

@@ -227,6 +227,12 @@ REQUESTS: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any]]] = [
         {"reasoning_effort": "high", "max_completion_tokens": 50},
     ),
     (
+        "Ollama's effort words map to the highest OpenAI level",
+        {"input": "x", "reasoning": {"effort": "max"}},
+        REASONING,
+        {"reasoning_effort": "high"},
+    ),
+    (
         "json_schema -> response_format",
         {
             "input": "x",
