@@ -10,6 +10,7 @@ import openai
 import orjson
 import pytest
 
+from falcon_ollama.access import ApiKeys
 from falcon_ollama.fake_upstream import FakeUpstreamThread, Fault, expected_reasoning, expected_text
 from tests.servers import ProxyThread
 
@@ -238,3 +239,62 @@ def test_forward_mode_relays_to_the_upstream(
     assert forwarded[0].headers["authorization"] == "Bearer sk-test-proxy-key-1234567890"
     assert answer.status_code == 200, answer.text
     assert answer.json()["object"] == "response"
+
+
+def test_inbound_keys_apply_and_oss_style_calls_are_refused(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """Codex --oss sends no Authorization: with inbound keys configured it gets OpenAI's 401 shape."""
+    key = "sk-inbound-key-for-responses-0001"
+    proxy = start_proxy(fake, api_keys=ApiKeys([key]))
+    body = {"model": "gpt-4o", "input": "hi"}
+    refused = httpx.post(proxy.url + "/v1/responses", json=body, timeout=10)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=key, max_retries=0)
+    assert client.responses.create(model="gpt-4o", input="hi").output_text == expected_text(8)
+    sent = [r for r in fake.requests if r.path == "/v1/chat/completions"][-1]
+    assert key not in sent.headers.get("authorization", "")  # our upstream key, never the client's
+
+
+def test_codex_style_request(oai: openai.OpenAI, fake: FakeUpstreamThread) -> None:
+    """What Codex sends: a developer message, a custom tool, reasoning, include, store false."""
+    response = oai.responses.create(
+        model="gpt-5",
+        instructions="You are Codex.",
+        input=[
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "look"},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,iVBORw0KGgo=",
+                        "detail": "auto",
+                    },
+                ],
+            },
+        ],
+        tools=[{"type": "custom", "name": "apply_patch", "description": "patch files"}],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        reasoning={"effort": "medium", "summary": "auto"},
+        store=False,
+        include=["reasoning.encrypted_content"],
+        prompt_cache_key="thread-1",
+        stream=True,
+    )
+    events = list(response)
+    final = events[-1]
+    assert final.type == "response.completed"
+    calls = [item for item in final.response.output if item.type == "custom_tool_call"]
+    assert [c.name for c in calls] == ["apply_patch"]
+    assert calls[0].input == "Paris"  # the fake fills the one string argument
+    assert "response.custom_tool_call_input.done" in [e.type for e in events]
+    sent = _chat_requests(fake)[-1]
+    assert sent["messages"][1] == {"role": "system", "content": "rules"}
+    assert sent["messages"][2]["content"][1]["image_url"]["url"].startswith("data:image/png")
+    assert sent["reasoning_effort"] == "medium"
+    assert "store" not in sent and "include" not in sent and "prompt_cache_key" not in sent
