@@ -9,6 +9,7 @@ with a ``sequence_number``; every item that is opened is closed (Codex shows not
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 from typing import Any, cast
@@ -242,7 +243,9 @@ class ResponsesStreamTranslator:
         self._open: str | None = None  # "reasoning" or "message": the text item being streamed
         self._open_id = ""
         self._open_index = -1
-        self._text: list[str] = []
+        # The item's text so far: the .done events and response.completed repeat it. A StringIO holds the
+        # characters only (a list of per-token str objects cost ~130 bytes a token, measured).
+        self._text = io.StringIO()
         self._calls: dict[int, _Call] = {}
         self._usage: object = None
         self._finish: str | None = None
@@ -285,7 +288,9 @@ class ResponsesStreamTranslator:
     def finish(self) -> bytes:
         if self._finish is None:
             raise UpstreamProtocolError("the upstream stream ended before the answer was complete")
-        out = self._start() + self._close_text() + self._close_calls()
+        # Joined once: the closing events repeat the whole text (up to four times), so every extra
+        # concatenation would copy the answer again.
+        parts = [self._start(), self._close_text(), self._close_calls()]
         incomplete = _incomplete(self._finish)
         usage = usage_of(self._usage, self._prompt_chars, self._chars)
         status = "incomplete" if incomplete else "completed"
@@ -293,7 +298,8 @@ class ResponsesStreamTranslator:
             self._id, self._model, self._echo, self._created_at, status, self._output, usage, incomplete
         )
         kind = "response.incomplete" if incomplete else "response.completed"
-        return out + self._event(kind, {"response": response})
+        parts.append(self._event(kind, {"response": response}))
+        return b"".join(parts)
 
     def fail(self, message: str) -> bytes:
         response = response_object(
@@ -317,7 +323,7 @@ class ResponsesStreamTranslator:
     def _event(self, kind: str, data: dict[str, Any]) -> bytes:
         body = {"type": kind, "sequence_number": self._seq, **data}
         self._seq += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+        return b"".join((b"event: ", kind.encode(), b"\ndata: ", orjson.dumps(body), b"\n\n"))
 
     def _start(self) -> bytes:
         if self._started:
@@ -336,7 +342,7 @@ class ResponsesStreamTranslator:
         if self._open != kind:
             out += self._close_text() + self._close_calls()
             out += self._open_text(kind)
-        self._text.append(text)
+        self._text.write(text)
         ids = {"item_id": self._open_id, "output_index": self._open_index}
         if kind == "reasoning":
             return out + self._event(
@@ -349,7 +355,7 @@ class ResponsesStreamTranslator:
     def _open_text(self, kind: str) -> bytes:
         self._open = kind
         self._open_index = len(self._output) + self._reserved()
-        self._text = []
+        self._text = io.StringIO()
         if kind == "reasoning":
             self._open_id = new_id("rs")
             item: dict[str, Any] = {"id": self._open_id, "type": "reasoning", "summary": []}
@@ -383,7 +389,7 @@ class ResponsesStreamTranslator:
     def _close_text(self) -> bytes:
         if self._open is None:
             return b""
-        text = "".join(self._text)
+        text = self._text.getvalue()
         ids = {"item_id": self._open_id, "output_index": self._open_index}
         if self._open == "reasoning":
             summary = {"type": "summary_text", "text": text}
@@ -392,14 +398,18 @@ class ResponsesStreamTranslator:
                 "type": "reasoning",
                 "summary": [{"type": "summary_text", "text": text}],
             }
-            out = (
-                self._event("response.reasoning_summary_text.done", {**ids, "summary_index": 0, "text": text})
-                + self._event(
-                    "response.reasoning_summary_part.done", {**ids, "summary_index": 0, "part": summary}
-                )
-                + self._event(
-                    "response.output_item.done", {"output_index": self._open_index, "item": reasoning}
-                )
+            out = b"".join(
+                [
+                    self._event(
+                        "response.reasoning_summary_text.done", {**ids, "summary_index": 0, "text": text}
+                    ),
+                    self._event(
+                        "response.reasoning_summary_part.done", {**ids, "summary_index": 0, "part": summary}
+                    ),
+                    self._event(
+                        "response.output_item.done", {"output_index": self._open_index, "item": reasoning}
+                    ),
+                ]
             )
             self._output.append(reasoning)
         else:
@@ -412,18 +422,20 @@ class ResponsesStreamTranslator:
                 "role": "assistant",
                 "content": [part],
             }
-            out = (
-                self._event(
-                    "response.output_text.done", {**ids, "content_index": 0, "text": text, "logprobs": []}
-                )
-                + self._event("response.content_part.done", {**ids, "content_index": 0, "part": part})
-                + self._event(
-                    "response.output_item.done", {"output_index": self._open_index, "item": message}
-                )
+            out = b"".join(
+                [
+                    self._event(
+                        "response.output_text.done", {**ids, "content_index": 0, "text": text, "logprobs": []}
+                    ),
+                    self._event("response.content_part.done", {**ids, "content_index": 0, "part": part}),
+                    self._event(
+                        "response.output_item.done", {"output_index": self._open_index, "item": message}
+                    ),
+                ]
             )
             self._output.append(message)
         self._open = None
-        self._text = []
+        self._text = io.StringIO()
         return out
 
     def _call_deltas(self, fragments: list[Any]) -> bytes:
