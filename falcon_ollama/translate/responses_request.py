@@ -100,6 +100,8 @@ def responses_to_chat(
             raise InvalidRequest(STATELESS.format(field=key))
     if body.get("background") is True:
         raise Unsupported("'background' responses need a stored response; this server is stateless")
+    if "completion" not in facts.capabilities:
+        raise Unsupported(f"the model {upstream_id!r} does not support generating text (an embedding model?)")
     stream = _bool(body, "stream") is True
     dropped: list[str] = []
     names = ToolNames()

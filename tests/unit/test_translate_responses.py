@@ -323,6 +323,7 @@ ERRORS: list[tuple[dict[str, Any], ModelFacts, type[ProxyError], str]] = [
     ({"input": [{"type": "function_call", "name": "f"}]}, CHAT, InvalidRequest, "call_id"),
     ({"input": [{"type": "computer_call_output"}]}, CHAT, Unsupported, "computer_call_output"),
     ({"input": "x", "tools": [FN]}, NO_TOOLS, Unsupported, "tools"),
+    ({"input": "x"}, CatalogConfig().facts_for("text-embedding-3-small"), Unsupported, "embedding"),
     ({"input": "x", "tools": [{"type": "bogus"}]}, CHAT, InvalidRequest, "tools[0].type"),
     ({"input": "x", "reasoning": {"effort": "extreme"}}, REASONING, InvalidRequest, "reasoning.effort"),
     (
