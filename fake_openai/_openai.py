@@ -59,6 +59,10 @@ INVALID_JSON: Any = object()
 MAX_DIMENSIONS = 8192
 
 _WORD_RE = re.compile(r"[a-z]+")
+# Scripted shell use (scripts/try_codex.sh): a user message containing "[[run: CMD]]" makes the fake call
+# the client's shell tool with CMD, then answer with what the command printed.
+_RUN_RE = re.compile(r"\[\[run: (.+?)\]\]")
+SHELL_TOOLS: tuple[str, ...] = ("exec_command", "shell_command", "shell", "local_shell")
 # Realistic listing metadata for the default models: (created, owned_by).
 _MODEL_META: dict[str, tuple[int, str]] = {
     "gpt-4o": (1715367049, "system"),
@@ -172,6 +176,42 @@ def _instance(schema: Any, root: dict[str, Any], all_properties: bool, depth: in
     return "Paris"
 
 
+def _scripted_command(messages: list[Any]) -> str | None:
+    """The command of a ``[[run: CMD]]`` marker in the latest user message, if any."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            text = content if isinstance(content, str) else ""
+            if isinstance(content, list):
+                text = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            match = _RUN_RE.search(text)
+            return match.group(1) if match else None
+    return None
+
+
+def _shell_arguments(schema: Any, command: str) -> dict[str, Any]:
+    """Arguments for a shell tool: its first required property gets the command (a string, or an argv
+    array ``["bash", "-lc", CMD]`` when the schema asks for an array), the rest what the schema needs."""
+    arguments = schema_instance(schema)
+    if not isinstance(arguments, dict):
+        arguments = {}
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    required = schema.get("required") if isinstance(schema, dict) else None
+    names = list(required) if isinstance(required, list) and required else list(properties or {})
+    if names:
+        spec = properties.get(names[0]) if isinstance(properties, dict) else None
+        wants_array = isinstance(spec, dict) and spec.get("type") == "array"
+        arguments[names[0]] = ["bash", "-lc", command] if wants_array else command
+    return arguments
+
+
+def _command_output(tool_text: str) -> str:
+    """What a shell tool result says the command printed (Codex puts it after an ``Output:`` line)."""
+    _, found, after = tool_text.partition("Output:")
+    text = (after if found else tool_text).strip()
+    return text[:500]
+
+
 def expected_logprobs(n: int, top: int = 0) -> list[dict[str, Any]]:
     """The ``logprobs.content`` entries for a plain reply of ``n`` tokens with ``top`` alternatives each."""
     return [_logprob(f"w{i} ", i, top) for i in range(n)]
@@ -249,6 +289,8 @@ class OpenAIResponder:
             return self.embeddings(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
         if path == "/v1/completions":
             return self.completions(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
+        if path == "/v1/responses":  # a minimal native Responses API, for the proxy's forward mode
+            return self.responses(data, cfg) if method == "POST" else not_allowed(method, path, "POST")
         if path == "/v1/models":
             return self.list_models(cfg) if method == "GET" else not_allowed(method, path, "GET")
         if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
@@ -333,10 +375,14 @@ class OpenAIResponder:
 
         thinks = reasoning or any(fnmatch.fnmatchcase(model, p) for p in cfg.open_reasoning_models)
         thoughts = [f"r{i} " for i in range(max(0, cfg.reasoning_tokens))] if thinks else []
-        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"))
+        scripted = _scripted_command(data["messages"])
+        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"), scripted)
         pieces: list[str] = []
         finish = "tool_calls"
-        if not calls:
+        if not calls and scripted is not None and conversation.last_role == "tool":
+            pieces = _fragments(f"The command printed: {_command_output(conversation.last_text)}")
+            finish = "stop"
+        elif not calls:
             pieces = self._content_pieces(cfg.tokens, fmt)
             finish = "stop"
             if limit is not None and limit < len(pieces):
@@ -352,11 +398,17 @@ class OpenAIResponder:
         return self._chat_full(model, thoughts, pieces, calls, finish, usage, top)
 
     def _plan_calls(
-        self, plan: ToolPlan, conversation: Conversation, parallel: Any
+        self, plan: ToolPlan, conversation: Conversation, parallel: Any, scripted: str | None = None
     ) -> list[tuple[str, str, list[str]]]:
         """The tool calls to answer with: (id, name, argument fragments); empty means answer with text."""
         if not plan.tools or plan.choice == "none":
             return []
+        shell = next((t for t in plan.tools if t[0] in SHELL_TOOLS), None)
+        if scripted is not None and shell is not None:
+            if conversation.last_role != "user":
+                return []
+            arguments = orjson.dumps(_shell_arguments(shell[1], scripted)).decode()
+            return [(self.new_id("call_", 24), shell[0], _fragments(arguments))]
         if plan.forced is None and plan.choice != "required" and conversation.last_role != "user":
             return []
         if plan.forced is not None:
@@ -490,6 +542,37 @@ class OpenAIResponder:
         if usage is not None:
             events.append(dumps({**envelope, "choices": [], "usage": usage}))
         return StreamAnswer(events, content_start, content_end, ContentEventBuilder(head, tail, "content"))
+
+    # -- responses (non-streamed only: enough to see the proxy forward it) --------------------------------
+
+    def responses(self, data: Any, cfg: FakeConfig) -> FullAnswer:
+        if not isinstance(data, dict):
+            return bad_json()
+        model = self._check_model(data, cfg)
+        if isinstance(model, FullAnswer):
+            return model
+        text = expected_text(cfg.tokens)
+        body = {
+            "id": self.new_id("resp_", 32),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model,
+            "output": [
+                {
+                    "id": self.new_id("msg_", 32),
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {"input_tokens": 1, "output_tokens": cfg.tokens, "total_tokens": 1 + cfg.tokens},
+        }
+        return FullAnswer(200, orjson.dumps(body))
 
     # -- legacy completions -----------------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
+from falcon_ollama.resources.responses import ResponsesResource, forwards
+from falcon_ollama.resources.upstream_call import UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
@@ -96,6 +98,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     metrics = Metrics(multiprocess_dir_from_env())
     upstream = Upstream(settings, metrics=metrics)
     admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
+    upstream_call = UpstreamCall(upstream, admission)  # the dialect resources' one way upstream
     catalog = Catalog(
         settings.catalog,
         upstream,
@@ -172,6 +175,11 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, limits))
     add_cloud_routes(app)
+    if forwards(settings.responses_mode, settings.openai_base_url):
+        app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream, admission, limits))
+    else:
+        responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)
+        app.add_route("/v1/responses", responses)
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))

@@ -158,6 +158,8 @@ class Settings:
     max_models: int = 10_000
     # What one stream may hold at a time: its pending SSE event, and its kept tool-call arguments or text.
     max_stream_accumulated_bytes: int = MAX_STREAM_ACCUMULATED_BYTES
+    # /v1/responses: forwarded to a backend with its own Responses API, or translated to chat completions.
+    responses_mode: str = "auto"
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
@@ -247,6 +249,7 @@ class Settings:
             max_stream_accumulated_bytes=r.get(
                 "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES", d.max_stream_accumulated_bytes, _positive_int
             ),
+            responses_mode=r.get("FALCON_OLLAMA_RESPONSES_MODE", d.responses_mode, _responses_mode),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
             auth_exempt_paths=r.get(
@@ -375,6 +378,13 @@ def _log_level(text: str) -> str:
     lowered = text.lower()
     if lowered not in ("debug", "info", "warning", "error", "critical"):
         raise ValueError(f"expected one of debug, info, warning, error, critical, got {text!r}")
+    return lowered
+
+
+def _responses_mode(text: str) -> str:
+    lowered = text.lower()
+    if lowered not in ("auto", "translate", "forward"):
+        raise ValueError(f"expected auto, translate or forward, got {text!r}")
     return lowered
 
 

@@ -1360,3 +1360,54 @@ async def test_serve_forever_runs_until_cancelled() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+# -- scripted shell use (scripts/try_codex.sh) -------------------------------------------------------------
+
+EXEC_COMMAND = {
+    "type": "function",
+    "function": {
+        "name": "exec_command",
+        "parameters": {
+            "type": "object",
+            "properties": {"cmd": {"type": "string"}, "workdir": {"type": "string"}},
+            "required": ["cmd"],
+        },
+    },
+}
+SHELL = {
+    "type": "function",
+    "function": {
+        "name": "shell",
+        "parameters": {
+            "type": "object",
+            "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+            "required": ["command"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [(EXEC_COMMAND, {"cmd": "echo hi"}), (SHELL, {"command": ["bash", "-lc", "echo hi"]})],
+)
+def test_run_marker_calls_the_shell_tool_then_quotes_its_output(
+    sdk: openai.OpenAI, tool: dict[str, Any], arguments: dict[str, Any]
+) -> None:
+    other = {"type": "function", "function": {"name": "view_image", "parameters": {"type": "object"}}}
+    user = {"role": "user", "content": "[[run: echo hi]] please"}
+    first = sdk.chat.completions.create(model="gpt-4o", messages=[user], tools=[other, tool])
+    call = first.choices[0].message.tool_calls[0]
+    assert call.function.name == tool["function"]["name"]
+    assert json.loads(call.function.arguments) == arguments
+    second = sdk.chat.completions.create(
+        model="gpt-4o",
+        messages=[
+            user,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "Exit code: 0\nOutput:\nhi\n"},
+        ],
+        tools=[other, tool],
+    )
+    assert second.choices[0].message.content == "The command printed: hi"

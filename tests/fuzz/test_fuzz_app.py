@@ -395,6 +395,32 @@ def models(preferred: list[str]) -> st.SearchStrategy[str]:
     return weighted((8, st.sampled_from(preferred)), (1, st.sampled_from(ODD_MODELS)), (1, text))
 
 
+response_item = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "developer"]), "content": text}
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("message"),
+            "role": st.just("user"),
+            "content": st.lists(
+                st.fixed_dictionaries({"type": st.just("input_text"), "text": text}), max_size=2
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("function_call"), "call_id": st.just("c1"), "name": st.just("f"), "arguments": text}
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("function_call_output"), "call_id": st.just("c1"), "output": text}
+    ),
+    st.fixed_dictionaries({"type": st.just("reasoning"), "id": st.just("rs_1"), "summary": st.just([])}),
+)
+response_tool = st.fixed_dictionaries(
+    {"type": st.just("function"), "name": st.sampled_from(["f", "get_weather"])},
+    optional={"parameters": st.just({"type": "object", "properties": {"city": {"type": "string"}}})},
+) | st.just({"type": "web_search"})
+
 VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "/api/chat": st.fixed_dictionaries(
         {"model": models(CHAT_MODELS), "messages": messages},
@@ -445,6 +471,21 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "/v1/embeddings": st.fixed_dictionaries(
         {"model": models(EMBED_MODELS), "input": text | st.lists(text, min_size=1, max_size=5)},
         optional={"encoding_format": st.sampled_from(["float", "base64"]), "dimensions": st.integers(1, 8)},
+    ),
+    "/v1/responses": st.fixed_dictionaries(
+        {"model": models(CHAT_MODELS), "input": text | st.lists(response_item, min_size=1, max_size=4)},
+        optional={
+            "stream": st.booleans(),
+            "instructions": text,
+            "max_output_tokens": st.integers(1, 50),
+            "temperature": st.floats(0, 2),
+            "tools": st.lists(response_tool, max_size=2),
+            "tool_choice": st.sampled_from(["auto", "none", "required"]),
+            "reasoning": st.fixed_dictionaries({}, optional={"effort": st.sampled_from(["low", "high"])}),
+            "text": st.just({"format": {"type": "json_object"}})
+            | st.just({"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}}),
+            "store": st.booleans(),
+        },
     ),
 }
 # The model-management routes answer 501 without reading the body: any body will do.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from falcon_ollama.resources.responses import forwards
 from falcon_ollama.settings import BindAddress, Settings, SettingsError, parse_ollama_host, read_env_file
 
 
@@ -79,6 +80,7 @@ def test_key_or_base_url_leaves_offline_mode(tmp_path: Path) -> None:
         ("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", "maybe"),
         ("FALCON_OLLAMA_REPORTED_VERSION", "latest"),
         ("FALCON_OLLAMA_LOG_LEVEL", "loud"),
+        ("FALCON_OLLAMA_RESPONSES_MODE", "maybe"),
         ("OLLAMA_KEEP_ALIVE", "5 minutes"),
         ("FALCON_OLLAMA_MODELS_TTL", "nan"),
         ("FALCON_OLLAMA_CATALOG", "/nonexistent/models.toml"),
@@ -160,3 +162,23 @@ def test_named_env_file_must_exist(tmp_path: Path) -> None:
         Settings.from_env({}, env_file=tmp_path / "missing.env")
     with pytest.raises(SettingsError, match="no such file"):
         Settings.from_env({"FALCON_OLLAMA_ENV_FILE": str(tmp_path / "missing.env")})
+
+
+@pytest.mark.parametrize(
+    ("mode", "base_url", "forwarded"),
+    [
+        ("auto", "https://api.openai.com/v1", True),
+        ("auto", "https://API.OpenAI.com:443/v1", True),
+        ("auto", "http://127.0.0.1:8080/v1", False),
+        ("auto", "https://openrouter.ai/api/v1", False),
+        ("forward", "http://127.0.0.1:8080/v1", True),
+        ("translate", "https://api.openai.com/v1", False),
+    ],
+)
+def test_responses_mode(mode: str, base_url: str, forwarded: bool, tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"FALCON_OLLAMA_RESPONSES_MODE": mode.upper(), "OPENAI_BASE_URL": base_url},
+        env_file=empty_env(tmp_path),
+    )
+    assert settings.responses_mode == mode
+    assert forwards(settings.responses_mode, settings.openai_base_url) is forwarded

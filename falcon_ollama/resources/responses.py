@@ -1,0 +1,139 @@
+"""``POST /v1/responses``: the OpenAI Responses API, forwarded or translated to chat completions.
+
+Forward mode (the backend serves the Responses API itself, as OpenAI does) passes the request on as
+``/v1/chat/completions`` is passed on: alias resolved, our key, bytes relayed. Translate mode (llama.cpp,
+vLLM, the bundled fake) turns the request into a chat completion and the answer back into a Response
+object or its event stream. ``FALCON_OLLAMA_RESPONSES_MODE`` chooses (docs/configuration.md). Errors are
+OpenAI error objects either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+import falcon
+import falcon.asgi
+import orjson
+
+from falcon_ollama.catalog import Catalog
+from falcon_ollama.errors import OllamaError, ProxyError
+from falcon_ollama.limits import Limits
+from falcon_ollama.logs import WarnOnce
+from falcon_ollama.requestlog import info_of, note_model
+from falcon_ollama.resources.common import read_json_object
+from falcon_ollama.resources.error_map import status_of
+from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall, json_bytes
+from falcon_ollama.translate.responses_request import responses_to_chat
+from falcon_ollama.translate.responses_response import (
+    SSE_CONTENT_TYPE,
+    ResponsesStreamTranslator,
+    completion_to_response,
+)
+from falcon_ollama.upstream import UpstreamError
+
+log = logging.getLogger("falcon_ollama.responses")
+
+JSON = "application/json"
+RESPONSES_MODES = ("auto", "translate", "forward")
+_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
+          429: "rate_limit_error", 503: "server_error"}  # fmt: skip
+
+
+def forwards(mode: str, base_url: str) -> bool:
+    """Whether ``/v1/responses`` is forwarded: ``forward``, or ``auto`` with OpenAI's own API as upstream."""
+    if mode == "auto":
+        return (urllib.parse.urlsplit(base_url).hostname or "").lower() == "api.openai.com"
+    return mode == "forward"
+
+
+def openai_error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+class ResponsesResource:
+    """``POST /v1/responses`` in translate mode (forward mode is a ForwardResource, see app.py)."""
+
+    def __init__(self, catalog: Catalog, call: UpstreamCall, limits: Limits, *, include_usage: bool) -> None:
+        self._catalog = catalog
+        self._call = call
+        self._limits = limits
+        self._include_usage = include_usage
+        self._warn_once = WarnOnce(log)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        try:
+            await self._respond(req, resp)
+        except ClientDisconnected:
+            resp.status = 499
+        except UpstreamError as exc:
+            _send_upstream_error(resp, exc)
+        except OllamaError as exc:
+            code = "model_not_found" if exc.status == 404 else None
+            _send(resp, exc.status, openai_error_body(exc.status, exc.message, code), exc.headers)
+        except ProxyError as exc:
+            status = status_of(exc)
+            _send(resp, status, openai_error_body(status, exc.message), exc.headers)
+
+    async def _respond(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await read_json_object(req, self._limits)
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise OllamaError(400, "you must provide a model parameter")
+        entry = await self._catalog.resolve(name)
+        note_model(req, entry)
+        plan = responses_to_chat(
+            body, entry.facts, entry.upstream_id, include_usage=self._include_usage, limits=self._limits
+        )
+        for dropped in plan.dropped:
+            self._warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
+        upstream_body = json_bytes(plan.body)
+        if plan.stream:
+            translator = ResponsesStreamTranslator(
+                model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
+            )
+            await self._call.stream(
+                req,
+                resp,
+                "chat/completions",
+                upstream_body,
+                model=name,
+                translator=translator,
+                content_type=SSE_CONTENT_TYPE,
+            )
+            return
+        answer = await self._call.complete(req, "chat/completions", upstream_body, model=name)
+        response = completion_to_response(
+            answer.body, model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
+        )
+        info = info_of(req)
+        if info is not None and response.get("usage"):
+            usage = response["usage"]
+            if usage is not None:
+                info.prompt_tokens, info.completion_tokens = usage["input_tokens"], usage["output_tokens"]
+        resp.content_type = JSON
+        resp.data = orjson.dumps(response)
+
+
+def _send(resp: falcon.asgi.Response, status: int, data: bytes, headers: dict[str, str]) -> None:
+    resp.status = status
+    resp.content_type = JSON
+    resp.data = data
+    for header, value in headers.items():
+        resp.set_header(header, value)
+
+
+def _send_upstream_error(resp: falcon.asgi.Response, error: UpstreamError) -> None:
+    """The upstream's own OpenAI-shaped 4xx body goes on as is (never 401/403: it may echo our key)."""
+    status = error.upstream_status or 0
+    if 400 <= status < 500 and status not in (401, 403, 404) and error.raw_body:
+        try:
+            parsed = orjson.loads(error.raw_body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            _send(resp, status, error.raw_body, error.headers)
+            return
+    code = "model_not_found" if error.status == 404 else None
+    _send(resp, error.status, openai_error_body(error.status, error.message, code), error.headers)
