@@ -10,6 +10,7 @@ The docs read are docs/*.md, README.md and .env.example."""
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -17,6 +18,7 @@ from functools import cache
 import gunicorn.config
 import pytest
 
+from falcon_ollama import cli
 from falcon_ollama.gunicorn_support import default_workers, int_setting
 from falcon_ollama.settings import Settings, SettingsError
 from tests.servers import REPO
@@ -364,3 +366,29 @@ def test_sizing_figures_are_the_measured_ones() -> None:
     performance = DOCS["performance.md"]
     missing = [f for f in figures if f not in performance]
     assert not missing, f"deployment.md quotes figures performance.md does not have: {missing}"
+
+
+def test_defaults_quoted_in_passing_are_the_code_defaults(declared: dict[str, Declared]) -> None:
+    # "`FALCON_OLLAMA_KEEPALIVE` (75 s)", "`FALCON_OLLAMA_TOTAL_TIMEOUT`, 1800 s", "`FALCON_OLLAMA_X` (2)"
+    wrong, found = [], 0
+    for doc, text in DOCS.items():
+        for name, d in declared.items():
+            if not d.numeric or d.default is None:
+                continue
+            link = r"(?:\]\([^)]*\))?"
+            pattern = rf"`{name}`{link}(?:, | \((?:default )?)`?([0-9][0-9,.]*)`?(?= s\b| seconds|\)|,)"
+            for written in re.findall(pattern, text):
+                found += 1
+                if float(written.replace(",", "")) != float(d.default):  # type: ignore[arg-type]
+                    wrong.append(f"{doc}: {name} {written}, the code's default is {d.default}")
+    assert found >= 5, found
+    assert not wrong, "\n".join(wrong)
+
+
+def test_troubleshooting_quotes_the_json_banner(caplog: pytest.LogCaptureFixture) -> None:
+    url = "http://127.0.0.1:40071/v1"
+    with caplog.at_level(logging.WARNING, logger="falcon_ollama"):
+        cli.announce_offline_demo(url, "json", logging.getLogger("falcon_ollama"))
+    (record,) = caplog.records
+    assert record.fields == {"fake_upstream": url}  # type: ignore[attr-defined]
+    assert f'"message":"{record.getMessage()}","fake_upstream":"{url}"' in DOCS["troubleshooting.md"]
