@@ -6,11 +6,12 @@ With no OPENAI_API_KEY and no OPENAI_BASE_URL, the master starts the bundled fak
 the workers use it (offline demo), exactly like ``falcon-ollama serve``.
 """
 
+import logging
 import os
 import subprocess
 import sys
 
-from falcon_ollama.cli import OFFLINE_BANNER, load_settings_or_exit
+from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen, load_settings_or_exit
 from falcon_ollama.gunicorn_support import (
     default_workers,
     free_loopback_port,
@@ -18,6 +19,7 @@ from falcon_ollama.gunicorn_support import (
     prepare_metrics_dir,
     wait_for_port,
 )
+from falcon_ollama.logs import gunicorn_log_config
 
 _settings = load_settings_or_exit()
 
@@ -68,13 +70,17 @@ control_socket_disable = True
 loglevel = _settings.log_level
 accesslog = None  # our own request summary lines are the access log
 errorlog = "-"
+# gunicorn's own lines (master and workers) in FALCON_OLLAMA_LOG_FORMAT, where ours go: one format.
+logconfig_dict = gunicorn_log_config(_settings.log_level, _settings.log_format, _settings.log_file)
 
 _fake_process = None
 
 
 def on_starting(server):
-    """Offline demo: start the bundled fake upstream and point the workers at it."""
+    """Say which variable sets the address when it is taken; offline demo: start the bundled fake upstream."""
     global _fake_process
+    if not {"GUNICORN_FD", "LISTEN_FDS"} & set(os.environ):  # gunicorn binds (sockets not inherited)
+        exit_if_cannot_listen(_settings.bind)
     if not _settings.offline:
         return
     port = free_loopback_port()
@@ -91,11 +97,13 @@ def on_starting(server):
             "--token-delay-ms",
             "20",
         ],
+        stdout=subprocess.DEVNULL,  # its "listening on" line would repeat the banner, in another format
+        stderr=subprocess.DEVNULL,
     )
     wait_for_port("127.0.0.1", port, timeout=15.0)
     url = f"http://127.0.0.1:{port}/v1"
     os.environ["OPENAI_BASE_URL"] = url  # inherited by every worker forked after this
-    print(OFFLINE_BANNER.format(url=url), file=sys.stderr, flush=True)
+    announce_offline_demo(url, _settings.log_format, logging.getLogger("gunicorn.error"))
 
 
 def post_worker_init(worker):

@@ -12,13 +12,18 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
 from falcon_ollama import __version__
-from falcon_ollama.settings import Settings, SettingsError
+from falcon_ollama.settings import BindAddress, Settings, SettingsError
 
 EXIT_CONFIG_ERROR = 2
+EXIT_CANNOT_LISTEN = 1
 
 OFFLINE_BANNER = """\
 ======================================================================================
@@ -35,7 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG_ERROR
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`falcon-ollama check | head -1`): not an error worth a traceback. Point stdout
+        # at /dev/null so the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 
@@ -85,6 +97,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings_or_exit(args.env_file)
     configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
+    exit_if_cannot_listen(settings.bind)
     fake_thread = None
     if settings.offline:
         from fake_openai import FakeConfig, FakeUpstreamThread
@@ -92,13 +105,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         fake_thread = FakeUpstreamThread(FakeConfig(token_delay_ms=20.0))
         fake_thread.__enter__()
         settings = dataclasses.replace(settings, openai_base_url=fake_thread.base_url)
-        print(OFFLINE_BANNER.format(url=fake_thread.base_url), file=sys.stderr, flush=True)
+        announce_offline_demo(fake_thread.base_url, settings.log_format, logging.getLogger("falcon_ollama"))
     try:
         uvicorn.run(
             create_app(settings),
             host=settings.bind.uvicorn_host,
             port=settings.bind.port,
             log_level=settings.log_level,
+            log_config=None,  # keep configure_logging's handlers: uvicorn's lines in the chosen format too
             lifespan="on",
             timeout_keep_alive=75,
             access_log=False,
@@ -107,6 +121,39 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if fake_thread is not None:
             fake_thread.__exit__(None, None, None)
     return 0
+
+
+def announce_offline_demo(url: str, log_format: str, logger: logging.Logger) -> None:
+    """The offline banner: a box on stderr for a terminal (text), else one warning line in the JSON log."""
+    if log_format == "json":
+        lines = OFFLINE_BANNER.format(url=url).splitlines()[1:-1]
+        logger.warning(" ".join(line.strip() for line in lines), extra={"fields": {"fake_upstream": url}})
+    else:
+        print(OFFLINE_BANNER.format(url=url), file=sys.stderr, flush=True)
+
+
+def cannot_listen_reason(bind: BindAddress) -> str | None:
+    """Why the server could not listen on ``bind`` (a port taken, an address not on this host), else None.
+
+    Binding a throw-away socket first lets both start paths name the variable that sets the address, which
+    uvicorn's and gunicorn's own bind errors do not."""
+    host = bind.uvicorn_host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and gunicorn bind
+        try:
+            sock.bind((host, bind.port))
+        except OSError as exc:
+            what = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            return f"cannot listen on {bind.gunicorn_bind}: {what}; OLLAMA_HOST sets the address (host:port)"
+    return None
+
+
+def exit_if_cannot_listen(bind: BindAddress) -> None:
+    reason = cannot_listen_reason(bind)
+    if reason is not None:
+        print(f"falcon-ollama: {reason}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CANNOT_LISTEN)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -119,7 +166,6 @@ def _cmd_fake_upstream(args: argparse.Namespace) -> int:
     import fake_openai
 
     config = fake_openai.config_from_args(args)
-    print(f"fake OpenAI upstream listening on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(fake_openai.serve_forever(args.host, args.port, config))
     return 0

@@ -91,6 +91,38 @@ def configure_logging(
         logger.propagate = True
 
 
+def gunicorn_log_config(level: str, fmt: str = "json", file: str | None = None) -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its own lines (master and workers, ``gunicorn.error``) in our format, on
+    stdout and the log file like ours, so one process tree writes one format. The root logger gets no handler
+    here: each worker's ``configure_logging`` adds ours (a handler here too would print every line twice)."""
+    formatter = f"{__name__}.{JsonFormatter.__name__ if fmt == 'json' else TextFormatter.__name__}"
+    handlers: dict[str, dict[str, Any]] = {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "falcon_ollama",
+            "stream": "ext://sys.stdout",
+        }
+    }
+    if file:
+        handlers["file"] = {
+            "class": "logging.FileHandler",
+            "formatter": "falcon_ollama",
+            "filename": file,
+            "encoding": "utf-8",
+        }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"falcon_ollama": {"()": formatter}},
+        "handlers": handlers,
+        "root": {"level": level.upper(), "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": list(handlers), "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+    }
+
+
 def redact(value: Any) -> Any:
     """A copy of a JSON-like value with secret-looking fields masked (for opt-in body logging)."""
     if isinstance(value, dict):

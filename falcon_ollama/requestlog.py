@@ -27,12 +27,15 @@ log = logging.getLogger("falcon_ollama.request")
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _NOT_LOGGED = frozenset({"/health", "/ready", "/metrics"})
+# Not counted in the in-flight gauge: a scrape would otherwise always see itself (an idle server reading 1).
+_NOT_COUNTED = frozenset({"/metrics"})
 
 
 class RequestInfo:
     """What is known about one request, filled in as it goes."""
 
     __slots__ = (
+        "_counted",
         "_done",
         "_metrics",
         "client",
@@ -70,6 +73,9 @@ class RequestInfo:
         self.first_chunk_ns: int | None = None
         self._metrics = metrics
         self._done = False
+        self._counted = path not in _NOT_COUNTED
+        if self._counted:
+            metrics.in_flight.inc()
 
     def first_chunk(self) -> None:
         if self.first_chunk_ns is None:
@@ -84,7 +90,8 @@ class RequestInfo:
         total = (now - self.started_ns) / 1e9
         metrics = self._metrics
         model = self.model_label
-        metrics.in_flight.dec()
+        if self._counted:
+            metrics.in_flight.dec()
         metrics.requests.labels(self.route, model, self.outcome or str(self.status)).inc()
         metrics.latency.labels(self.route).observe(total)
         fields: dict[str, Any] = {
@@ -128,7 +135,6 @@ class RequestTracking:
         req.context.info = RequestInfo(
             request_id, req.method, req.path, req.path, self._metrics, req.remote_addr
         )
-        self._metrics.in_flight.inc()
         resp.set_header("X-Request-ID", request_id)
 
     async def process_resource(

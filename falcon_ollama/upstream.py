@@ -290,7 +290,8 @@ class Upstream:
                 self.retries += 1
                 if self._metrics is not None:
                     self._metrics.retries.inc()
-                log.info("upstream %s; retry %d in %.2f s", exc.upstream_status or exc.message, tries, delay)
+                what = f"upstream {exc.upstream_status}" if exc.upstream_status else exc.message
+                log.info("%s; retry %d in %.2f s", what, tries, delay)
                 await asyncio.sleep(delay)
 
     async def _request(

@@ -9,11 +9,15 @@ if sys.version_info < (3, 11):
     sys.exit(f"falcon-ollama needs Python >= 3.11, this is {sys.version.split()[0]}")
 PY
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $("$PYTHON" --version 2>&1)"
   "$PYTHON" -m venv .venv
 fi
+echo "setup: installing the newest pip into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
+echo "setup: installing falcon-ollama and its test tools into .venv (a minute or two on a first run)"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 if [ -d .git ] && [ -z "${CI:-}" ]; then
+  echo "setup: installing the pre-commit hooks (ruff, mypy)"
   .venv/bin/pre-commit install >/dev/null 2>&1 || true
 fi
 echo "ready: .venv (activate with: source .venv/bin/activate)"

@@ -4,6 +4,7 @@ the documented defaults are the code's; docs/troubleshooting.md quotes the error
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import os
@@ -13,15 +14,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import gunicorn.config
 import orjson
 import pytest
-from gunicorn.config import validate_pos_int
 
 from falcon_ollama import access, catalog, check, cli, limits, upstream
 from falcon_ollama.admission import BUSY_MESSAGE
 from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.errors import OllamaError, ProxyError
-from falcon_ollama.gunicorn_support import default_workers
+from falcon_ollama.gunicorn_support import default_workers, int_setting
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.resources import chat as chat_resources
 from falcon_ollama.resources import common, health, manage, relay
@@ -89,6 +90,13 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_LOG_FILE": "log_file",
     "FALCON_OLLAMA_LOG_BODIES": "log_bodies",
     "FALCON_OLLAMA_CATALOG": "catalog_path",
+}
+# gunicorn.conf.py's int_setting("NAME", default, minimum) calls: what the docs must say about each.
+GUNICORN_INT_SETTINGS = {
+    name: (int(default), int(minimum))
+    for name, default, minimum in re.findall(
+        r'int_setting\(\s*"([A-Z][A-Z0-9_]+)",\s*(\d+),\s*(\d+)\)', (REPO / "gunicorn.conf.py").read_text()
+    )
 }
 # Examples naming files that exist only on a deployed machine; every other example must be accepted.
 EXAMPLES_NEEDING_FILES = frozenset(
@@ -411,14 +419,24 @@ def test_troubleshooting_quotes_env_file_and_gunicorn_errors(
     with pytest.raises(SystemExit) as exited:
         default_workers("0")
     assert exited.value.code == cli.EXIT_CONFIG_ERROR
-    assert capsys.readouterr().out.strip() in text
+    line = capsys.readouterr().err.strip()  # stderr, as the docs say
+    assert line and line in text
 
     with pytest.raises(ValueError) as not_a_number:
         int("auto")  # what gunicorn itself does with WEB_CONCURRENCY, before gunicorn.conf.py runs
     assert f"ValueError: {not_a_number.value}" in text
-    with pytest.raises(ValueError) as negative:
-        validate_pos_int(-1)  # gunicorn's check of keepalive, timeouts and max_requests
-    assert f"Error: {negative.value}" in text
+    assert 'int(os.environ.get("WEB_CONCURRENCY", 1))' in inspect.getsource(gunicorn.config)
+
+    # The other gunicorn variables: gunicorn.conf.py's int_setting, one line and exit 2.
+    for name, value in (("FALCON_OLLAMA_KEEPALIVE", "75s"), ("FALCON_OLLAMA_MAX_REQUESTS", "-1")):
+        monkeypatch.setenv(name, value)
+        default, minimum = GUNICORN_INT_SETTINGS[name]
+        with pytest.raises(SystemExit) as exited:
+            int_setting(name, default, minimum)
+        assert exited.value.code == cli.EXIT_CONFIG_ERROR
+        line = capsys.readouterr().err.strip()
+        assert line.startswith(f"falcon-ollama: configuration error: {name}: ") and line in text
+        assert line in CONFIGURATION.read_text() or line.split(": ", 3)[3] in CONFIGURATION.read_text()
 
 
 def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixture) -> None:
