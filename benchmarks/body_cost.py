@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -95,31 +96,22 @@ def servers() -> Iterator[tuple[str, int]]:
 
 
 class StreamWatch:
-    """A streamed chat on another connection; records the longest gap between two chunks."""
+    """A streamed chat on another connection, read by another process (so that building and sending the
+    big body here cannot delay it); records the longest gap between two chunks."""
 
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._stop = threading.Event()
-        self._started = threading.Event()
-        self.max_gap = 0.0
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._started = context.Event()
+        self._gap = context.Value("d", 0.0)
+        self._process = context.Process(target=_watch, args=(url, self._started, self._stop, self._gap))
 
-    def _run(self) -> None:
-        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-        with httpx.stream("POST", self._url + "/api/chat", json=body, timeout=300) as resp:
-            last = time.monotonic()
-            for _ in resp.iter_raw():
-                now = time.monotonic()
-                if self._started.is_set():
-                    self.max_gap = max(self.max_gap, now - last)
-                else:
-                    self._started.set()
-                last = now
-                if self._stop.is_set():
-                    return
+    @property
+    def max_gap(self) -> float:
+        return float(self._gap.value)
 
     def __enter__(self) -> StreamWatch:
-        self._thread.start()
+        self._process.start()
         self._started.wait(30)
         time.sleep(0.2)
         return self
@@ -127,12 +119,32 @@ class StreamWatch:
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.1)
         self._stop.set()
-        self._thread.join(30)
+        self._process.join(30)
+
+
+def _watch(url: str, started: Any, stop: Any, gap: Any) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", url + "/api/chat", json=body, timeout=300) as resp:
+        last = time.monotonic()
+        for _ in resp.iter_raw():
+            now = time.monotonic()
+            if started.is_set():
+                gap.value = max(gap.value, now - last)
+            else:
+                started.set()
+            last = now
+            if stop.is_set():
+                return
 
 
 def _list_of(item: bytes, size: int) -> bytes:
     count = max(1, size // (len(item) + 1))
     return b"[" + b",".join([item] * count) + b"]"
+
+
+def _capped(head: bytes, item: bytes, values_each: int, size: int) -> bytes:
+    items = _list_of(item, (999_900 // values_each) * (len(item) + 1))
+    return head + items + b',"pad":"' + b"a" * (size - len(head) - len(items) - 16) + b'"}'
 
 
 def bodies(size: int) -> dict[str, tuple[str, Callable[[], bytes]]]:
@@ -160,6 +172,13 @@ def bodies(size: int) -> dict[str, tuple[str, Callable[[], bytes]]]:
                     "messages": [{"role": "user", "content": "describe", "images": [image] * 3}],
                 }
             ),
+        ),
+        # The most a body within the default value limit (1,000,000) can hold, the rest of it one string.
+        "capped_lists": ("/api/chat", lambda: _capped(head, b"[]", 2, size)),
+        "capped_objects": ("/api/chat", lambda: _capped(head, b'{"a":1}', 3, size)),
+        "embed_2048": (
+            "/api/embed",
+            lambda: orjson.dumps({"model": "text-embedding-3-small", "input": ["a"] * 2048}),
         ),
         "embed_fanout": (
             "/api/embed",

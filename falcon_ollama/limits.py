@@ -56,6 +56,7 @@ _DROP = bytes(sorted(set(range(256)) - set(b'"[]{},:')))
 _STRING = re.compile(rb'"[^"]*"')
 # Nesting steps: +1 for an opening bracket, -1 (as a signed byte) for a closing one.
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_CONTAINERS = (dict, list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def parse_json(raw: bytes, limits: Limits) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
-    if shape.keys and measure(orjson.dumps(value), limits.max_json_values).keys != shape.keys:
+    if shape.keys and _parsed_keys(value) != shape.keys:
         _check_duplicates_exactly(raw)  # raises, naming the key
         raise OllamaError(400, "invalid JSON in request body: duplicate key")
     return value
@@ -106,6 +107,22 @@ def measure(raw: bytes, max_values: int) -> Shape:
         nesting = marks.translate(None, b",:").translate(_STEPS)
         depth = max(accumulate(array("b", nesting)), default=0)
     return Shape(values=values, keys=marks.count(b":"), depth=depth)
+
+
+def _parsed_keys(value: Any) -> int:
+    """Object keys in the parsed value. A walk in Python, but over at most ``max_json_values`` values (0.14 s
+    for 500,000 arrays); scanning ``orjson.dumps(value)`` instead is faster on containers but would copy
+    every string once more."""
+    keys = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            keys += len(item)
+            pending += [v for v in item.values() if type(v) in _CONTAINERS]
+        elif type(item) is list:
+            pending += [v for v in item if type(v) in _CONTAINERS]
+    return keys
 
 
 def _too_many_values(limit: int) -> OllamaError:

@@ -157,3 +157,11 @@ def test_default_value_limit(proxy: ProxyThread) -> None:
     """A 2 MB body of a million zeros is within the byte limit, not within the default value limit."""
     zeros = b'{"model":"gpt-4o","x":[' + b",".join([b"0"] * 1_000_000) + b"]}"
     assert_error(post(proxy, "/api/show", zeros), 413, "too many JSON values (limit 1000000 values and keys)")
+
+
+def test_duplicate_keys_among_many_containers(proxy: ProxyThread) -> None:
+    """One duplicate among 20,000 objects is found (keys written vs keys parsed, over the whole body)."""
+    many = b"[" + b",".join([b'{"k":[]}'] * 20_000) + b"]"
+    assert post(proxy, "/api/show", b'{"model":"gpt-4o","x":' + many + b"}").status_code == 200
+    twice = b'{"model":"gpt-4o","x":' + many + b',"model":"o4-mini"}'
+    assert_error(post(proxy, "/api/show", twice), 400, "duplicate key 'model'")
