@@ -97,11 +97,15 @@ def measure(raw: bytes, max_values: int) -> Shape:
     strings = marks.count(b'"') // 2
     if strings > max_values:
         raise _too_many_values(max_values)
-    if strings:
-        marks = _STRING.sub(b"", marks)
-    values = 1 + len(marks) - marks.count(b"]") - marks.count(b"}")
+    # Count first, from the strings' own punctuation, so that a body of punctuation costs one copy of it
+    # (``marks``); the punctuation outside strings is only built once it is known to be small.
+    inside = b"".join(_STRING.findall(marks)) if strings else b""
+    closers = marks.count(b"]") + marks.count(b"}") - inside.count(b"]") - inside.count(b"}")
+    values = 1 + len(marks) - len(inside) - closers
     if values > max_values:
         raise _too_many_values(max_values)
+    if strings:
+        marks = _STRING.sub(b"", marks)
     depth = marks.count(b"[") + marks.count(b"{")
     if depth > 1:
         nesting = marks.translate(None, b",:").translate(_STEPS)
