@@ -23,7 +23,7 @@ from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
-from falcon_ollama.requestlog import info_of, note_model
+from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
@@ -116,7 +116,7 @@ class _Embedder:
                 vectors, tokens = await self._embed_batch(
                     entry, requested, batch.inputs, dimensions, truncate, request_id, normalize=True
                 )
-            return orjson.dumps(vectors), tokens  # the floats are freed here, the bytes are 3x smaller
+            return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
         if len(batches) == 1:
             part, tokens = await run(batches[0])
@@ -184,17 +184,24 @@ class EmbedResource(_Embedder):
         resp.status = falcon.HTTP_200
         resp.content_type = JSON_CONTENT_TYPE
         resp.content_length = len(head) + len(tail) + sum(len(part) - 1 for part in parts) - 1
-        resp.stream = _answer(head, parts, tail)
+        resp.stream = _answer(head, parts, tail, info_of(req))
 
 
-async def _answer(head: bytes, parts: list[bytes], tail: bytes) -> AsyncIterator[bytes]:
-    """``head``, the batches' arrays joined into one, ``tail``; each part is dropped once sent."""
-    yield head
-    for index, part in enumerate(parts):
-        parts[index] = b""
-        yield (b"," if index else b"") + part[1:-1]
-        del part
-    yield tail
+async def _answer(
+    head: bytes, parts: list[bytes], tail: bytes, info: RequestInfo | None
+) -> AsyncIterator[bytes]:
+    """``head``, the batches' arrays joined into one, ``tail``; each part is dropped once sent. As with the
+    relay's streams, the summary line and the metrics are written after the last byte."""
+    try:
+        yield head
+        for index, part in enumerate(parts):
+            parts[index] = b""
+            yield (b"," if index else b"") + part[1:-1]
+            del part
+        yield tail
+    finally:
+        if info is not None:
+            info.finish()
 
 
 class EmbeddingsResource(_Embedder):

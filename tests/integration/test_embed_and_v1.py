@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -163,8 +164,12 @@ def test_default_input_cap_refuses_the_fan_out(proxy: ProxyThread, fake: FakeUps
     assert embedding_requests(fake) == []
 
 
-def test_batched_answer_is_one_exact_json_document(start_proxy: Callable[..., ProxyThread]) -> None:
-    """Batches are serialized one by one and sent as one answer: its length, order and normalization."""
+def test_batched_answer_is_one_exact_json_document(
+    start_proxy: Callable[..., ProxyThread], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches are serialized one by one and sent as one answer: its length, order and normalization, and
+    the request's summary line once the answer is sent."""
+    caplog.set_level(logging.INFO, logger="falcon_ollama.request")
     with FakeUpstreamThread(FakeConfig(max_embedding_inputs=4)) as fake:
         proxy = start_proxy(fake, embed_batch_size=4)
         body = {"model": "text-embedding-3-small", "input": [f"t{i}" for i in range(10)]}
@@ -178,6 +183,13 @@ def test_batched_answer_is_one_exact_json_document(start_proxy: Callable[..., Pr
         alone = httpx.post(proxy.url + "/api/embed", json={**body, "input": "t7"}).json()["embeddings"][0]
         assert answer["embeddings"][7] == alone
         assert len(embedding_requests(fake)) == 4
+        deadline = time.monotonic() + 10
+        while len(summaries := [r for r in caplog.records if r.name == "falcon_ollama.request"]) < 2:
+            assert time.monotonic() < deadline, "no summary line for a streamed /api/embed answer"
+            time.sleep(0.05)
+        assert [r.fields["status"] for r in summaries] == [200, 200]  # type: ignore[attr-defined]
+        gauge = "falcon_ollama_in_flight_requests 1.0"  # the /metrics request itself
+        assert gauge in httpx.get(proxy.url + "/metrics").text
 
 
 # --- /api/embeddings (legacy) ----------------------------------------------------------------------------
