@@ -129,6 +129,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         max_images=settings.max_images,
         max_image_bytes=settings.max_image_bytes,
         max_text_chars=settings.max_text_chars,
+        max_json_values=settings.max_json_values,
+        max_embed_inputs=settings.max_embed_inputs,
     )
     app.add_route("/", RootResource())
     app.add_route("/health", HealthResource())

@@ -40,17 +40,47 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger: message key=value ...`` for reading in a terminal."""
+    """``time level logger: message key=value ...`` for reading in a terminal.
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Control characters in the message and fields are escaped (a ``%0a`` in a path or a newline in a model
+    name must not start a forged line, as with the JSON format); traceback lines are indented, so a line
+    that starts at column 0 is always the start of a genuine record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        record.message = record.getMessage()
+        text = (
+            f"{self.formatTime(record)} {record.levelname} {record.name}: {escape_controls(record.message)}"
+        )
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict) and fields:
-            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            text += " " + " ".join(
+                f"{escape_controls(str(k))}={escape_controls(str(v))}" for k, v in fields.items()
+            )
+        if record.exc_info:
+            text += "\n" + _indented(self.formatException(record.exc_info))
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
         return text
+
+
+# C0 and C1 controls, DEL and the Unicode line/paragraph separators: whatever a terminal or a log shipper
+# might take for the end of a line.
+_CONTROLS = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``), on one line."""
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROLS)
+
+
+def _indented(block: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in block.splitlines())
 
 
 class RedactingFormatter(logging.Formatter):

@@ -178,6 +178,8 @@ class Settings:
     max_images: int = _LIMITS.max_images
     max_image_bytes: int = _LIMITS.max_image_bytes
     max_text_chars: int = _LIMITS.max_text_chars
+    max_json_values: int = _LIMITS.max_json_values
+    max_embed_inputs: int = _LIMITS.max_embed_inputs
     log_level: str = "info"
     log_format: str = "json"
     log_file: str | None = None
@@ -272,6 +274,8 @@ class Settings:
             max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", d.max_images, _non_negative_int),
             max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", d.max_image_bytes, _positive_int),
             max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", d.max_text_chars, _positive_int),
+            max_json_values=r.get("FALCON_OLLAMA_MAX_JSON_VALUES", d.max_json_values, _positive_int),
+            max_embed_inputs=r.get("FALCON_OLLAMA_MAX_EMBED_INPUTS", d.max_embed_inputs, _positive_int),
             log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", d.log_level, _log_level),
             log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", d.log_format, _log_format),
             log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),

@@ -1,6 +1,7 @@
 """What every Ollama resource does the same way: read a JSON body, write a JSON body, read the model field.
 
-Bodies are read whole (bounded by ``max_body_bytes``) and parsed once with orjson. Error texts follow
+Bodies are read whole (bounded by ``max_body_bytes``) and parsed once with orjson, after the cheap checks
+of :func:`falcon_ollama.limits.parse_json` (values, depth, duplicate keys). Error texts follow
 Ollama's where clients might show them: ``missing request body``, ``model is required``.
 """
 
@@ -13,7 +14,7 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.limits import Limits, check_content_type, check_structure
+from falcon_ollama.limits import Limits, check_content_type, parse_json
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 
@@ -38,13 +39,9 @@ async def read_json_object(req: falcon.asgi.Request, limits: Limits) -> dict[str
     body = await read_body(req, limits.max_body_bytes)
     if not body.strip():
         raise OllamaError(400, "missing request body")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
+    data = parse_json(body, limits)
     if not isinstance(data, dict):
         raise OllamaError(400, f"request body must be a JSON object, not {_json_type(data)}")
-    check_structure(data, body, limits)
     return data
 
 

@@ -1,17 +1,21 @@
 """``POST /api/embed`` and ``POST /api/embeddings`` (legacy).
 
 Large inputs are split into batches within the upstream's caps and sent concurrently (bounded), then put
-back in input order; one failed batch fails the request (the others are cancelled).
+back in input order; one failed batch fails the request (the others are cancelled). The number of inputs
+is capped (each is a vector in the answer), and each batch's vectors are serialized as soon as they are
+checked, so the floats of one batch at most are alive at a time and the answer is sent from those bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import falcon
 import falcon.asgi
+import orjson
 
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog, ModelEntry
@@ -19,14 +23,13 @@ from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
-from falcon_ollama.requestlog import info_of, note_model
+from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
     Batch,
     embeddings_request,
     is_context_length_error,
-    l2_normalize,
     make_batches,
     parse_dimensions,
     parse_embed_input,
@@ -35,6 +38,7 @@ from falcon_ollama.translate.embed import (
     truncate_inputs,
 )
 from falcon_ollama.upstream import Upstream
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 CONTEXT_EXCEEDED = "the input length exceeds the context length"
 
@@ -72,6 +76,8 @@ class _Embedder:
         dimensions: int | None,
         truncate: bool,
         request_id: str | None,
+        *,
+        normalize: bool,
     ) -> tuple[list[list[float]], int | None]:
         upstream = self._deps.upstream
         body = embeddings_request(entry.upstream_id, inputs, dimensions)
@@ -90,7 +96,7 @@ class _Embedder:
                 model=requested,
                 request_id=request_id,
             )
-        return parse_embeddings_response(answer.body, len(inputs))
+        return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
     async def _embed_all(
         self,
@@ -100,31 +106,33 @@ class _Embedder:
         dimensions: int | None,
         truncate: bool,
         request_id: str | None,
-    ) -> tuple[list[list[float]], int]:
+    ) -> tuple[list[bytes], int]:
+        """Each batch's normalized vectors as a JSON array (bytes, in input order) and the token count."""
         batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
         limit = asyncio.Semaphore(self._deps.concurrency)
 
-        async def run(batch: Batch) -> tuple[list[list[float]], int | None]:
+        async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
-                return await self._embed_batch(
-                    entry, requested, batch.inputs, dimensions, truncate, request_id
+                vectors, tokens = await self._embed_batch(
+                    entry, requested, batch.inputs, dimensions, truncate, request_id, normalize=True
                 )
+            return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
         if len(batches) == 1:
-            vectors, tokens = await run(batches[0])
-            return vectors, tokens if tokens is not None else _estimate_tokens(inputs)
+            part, tokens = await run(batches[0])
+            return [part], tokens if tokens is not None else _estimate_tokens(inputs)
         try:
             async with asyncio.TaskGroup() as group:  # the first failure cancels the other batches
                 tasks = [group.create_task(run(batch)) for batch in batches]
         except* OllamaError as failed:
             raise failed.exceptions[0] from None
         results = [task.result() for task in tasks]
-        vectors = [vector for part, _ in results for vector in part]
+        del tasks
         counted = [tokens for _, tokens in results]
         total = sum(t for t in counted if t is not None)
         if any(t is None for t in counted):
             total = _estimate_tokens(inputs)
-        return vectors, total
+        return [part for part, _ in results], total
 
 
 def _request_id(req: falcon.asgi.Request) -> str | None:
@@ -146,9 +154,14 @@ class EmbedResource(_Embedder):
         if not name:
             raise model_not_found(name)
         inputs = parse_embed_input(body.get("input"))
-        limit = self._deps.limits.max_text_chars
-        if sum(len(text) for text in inputs) > limit:
-            raise OllamaError(413, f"'input' is too long (limit {limit} characters in all)")
+        limits = self._deps.limits
+        if len(inputs) > limits.max_embed_inputs:
+            limit = limits.max_embed_inputs
+            raise OllamaError(
+                413, f"too many inputs (limit {limit} per request): send them in several requests"
+            )
+        if sum(len(text) for text in inputs) > limits.max_text_chars:
+            raise OllamaError(413, f"'input' is too long (limit {limits.max_text_chars} characters in all)")
         truncate = parse_truncate(body.get("truncate"))
         dimensions = parse_dimensions(body.get("dimensions"))
         keep_alive = self._keep_alive(body.get("keep_alive"))
@@ -163,18 +176,32 @@ class EmbedResource(_Embedder):
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
         slot = await self._deps.admission.acquire()
         try:
-            vectors, tokens = await self._embed_all(
-                entry, name, inputs, dimensions, truncate, _request_id(req)
-            )
+            parts, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate, _request_id(req))
         finally:
             slot.release()
-        payload: EmbedResponse = {
-            "model": name,
-            "embeddings": [l2_normalize(v) for v in vectors],
-            "total_duration": time.monotonic_ns() - started,
-            "prompt_eval_count": tokens,
-        }
-        send_json(resp, payload)
+        head = b'{"model":' + orjson.dumps(name) + b',"embeddings":['
+        tail = b'],"total_duration":%d,"prompt_eval_count":%d}' % (time.monotonic_ns() - started, tokens)
+        resp.status = falcon.HTTP_200
+        resp.content_type = JSON_CONTENT_TYPE
+        resp.content_length = len(head) + len(tail) + sum(len(part) - 1 for part in parts) - 1
+        resp.stream = _answer(head, parts, tail, info_of(req))
+
+
+async def _answer(
+    head: bytes, parts: list[bytes], tail: bytes, info: RequestInfo | None
+) -> AsyncIterator[bytes]:
+    """``head``, the batches' arrays joined into one, ``tail``; each part is dropped once sent. As with the
+    relay's streams, the summary line and the metrics are written after the last byte."""
+    try:
+        yield head
+        for index, part in enumerate(parts):
+            parts[index] = b""
+            yield (b"," if index else b"") + part[1:-1]
+            del part
+        yield tail
+    finally:
+        if info is not None:
+            info.finish()
 
 
 class EmbeddingsResource(_Embedder):
@@ -199,7 +226,9 @@ class EmbeddingsResource(_Embedder):
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
         slot = await self._deps.admission.acquire()
         try:
-            vectors, _ = await self._embed_batch(entry, name, text, None, True, _request_id(req))
+            vectors, _ = await self._embed_batch(
+                entry, name, text, None, True, _request_id(req), normalize=False
+            )
         finally:
             slot.release()
         payload: EmbeddingsResponse = {"embedding": vectors[0]}

@@ -24,7 +24,7 @@ import orjson
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.limits import Limits, check_content_type, check_structure
+from falcon_ollama.limits import Limits, check_content_type, parse_json
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.relay import (
@@ -175,13 +175,9 @@ class ForwardResource:
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
         check_content_type(req.content_type)
         raw = await read_body(req, self._limits.max_body_bytes)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
+        body = parse_json(raw, self._limits)
         if not isinstance(body, dict):
             raise OllamaError(400, "request body must be a JSON object")
-        check_structure(body, raw, self._limits)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise OllamaError(400, "you must provide a model parameter")

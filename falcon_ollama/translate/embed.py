@@ -87,8 +87,15 @@ def embeddings_request(upstream_id: str, inputs: list[str], dimensions: int | No
     return orjson.dumps(body)
 
 
-def parse_embeddings_response(payload: bytes, expected: int) -> tuple[list[list[float]], int | None]:
-    """The vectors in input order and ``usage.prompt_tokens``; anything malformed is a 502 saying what."""
+def parse_embeddings_response(
+    payload: bytes, expected: int, *, normalize: bool
+) -> tuple[list[list[float]], int | None]:
+    """The vectors in input order (L2-normalized in place when asked) and ``usage.prompt_tokens``; anything
+    malformed is a 502 saying what.
+
+    The checks run at C speed where they can (``math.hypot`` refuses anything that is not a number), and a
+    vector is normalized in place: a Python float costs 32 bytes, so a second copy of every vector would
+    double the memory of a large answer."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -98,6 +105,7 @@ def parse_embeddings_response(payload: bytes, expected: int) -> tuple[list[list[
         raise OllamaError(502, "the upstream returned invalid embeddings (no 'data' array)")
     if len(items) != expected:
         raise OllamaError(502, f"the upstream returned {len(items)} embeddings for {expected} inputs")
+    may_have_booleans = b"true" in payload or b"false" in payload
     vectors: list[list[float] | None] = [None] * expected
     for position, item in enumerate(items):
         if not isinstance(item, dict):
@@ -106,18 +114,12 @@ def parse_embeddings_response(payload: bytes, expected: int) -> tuple[list[list[
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < expected:
             raise OllamaError(502, f"the upstream returned an embedding with an invalid index {index!r}")
         vector = item.get("embedding")
-        if (
-            not isinstance(vector, list)
-            or not vector
-            or not all(isinstance(x, float | int) and not isinstance(x, bool) for x in vector)
-        ):
-            raise OllamaError(
-                502,
-                "the upstream returned an embedding that is not a flat list of numbers "
-                "(is the model an embedding model?)",
-            )
+        norm = _norm(vector, may_have_booleans)
+        assert isinstance(vector, list)  # _norm refused anything else
         if vectors[index] is not None:
             raise OllamaError(502, f"the upstream returned two embeddings for input {index}")
+        if normalize and norm != 0.0 and abs(norm - 1.0) >= 1e-6:
+            vector[:] = [x / norm for x in vector]
         vectors[index] = vector
     usage = data.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
@@ -125,12 +127,20 @@ def parse_embeddings_response(payload: bytes, expected: int) -> tuple[list[list[
     return [v for v in vectors if v is not None], prompt_tokens
 
 
-def l2_normalize(vector: list[float]) -> list[float]:
-    """Unit length (Ollama's /api/embed promise); vectors already of unit length (OpenAI's) are kept."""
-    norm = math.hypot(*vector)
-    if norm == 0.0 or abs(norm - 1.0) < 1e-6:
-        return vector
-    return [x / norm for x in vector]
+def _norm(vector: Any, may_have_booleans: bool) -> float:
+    """The L2 norm of a non-empty flat list of numbers; a 502 for anything else."""
+    try:
+        if isinstance(vector, list) and vector:
+            if may_have_booleans and any(x is True or x is False for x in vector):
+                raise TypeError("a boolean")
+            return math.hypot(*vector)
+    except TypeError:
+        pass
+    raise OllamaError(
+        502,
+        "the upstream returned an embedding that is not a flat list of numbers "
+        "(is the model an embedding model?)",
+    )
 
 
 def is_context_length_error(message: str) -> bool:

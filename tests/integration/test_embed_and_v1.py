@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -140,6 +141,55 @@ def test_body_over_the_limit_is_413_before_any_upstream_call(
     )
     assert resp.status_code == 413 and resp.json()["error"]
     assert embedding_requests(fake) == []
+
+
+def test_too_many_inputs_is_413_before_any_upstream_call(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """20,000 one-character inputs (a 100 KB body) were a 650 MB answer; each input is now counted."""
+    proxy = start_proxy(fake, max_embed_inputs=3)
+    client = ollama.Client(host=proxy.url)
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.embed("text-embedding-3-small", input=["a"] * 4)
+    assert refused.value.status_code == 413
+    assert refused.value.error == "too many inputs (limit 3 per request): send them in several requests"
+    assert embedding_requests(fake) == []
+    assert len(client.embed("text-embedding-3-small", input=["a"] * 3).embeddings) == 3
+
+
+def test_default_input_cap_refuses_the_fan_out(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    body = {"model": "text-embedding-3-small", "input": ["a"] * 20_000}
+    resp = httpx.post(proxy.url + "/api/embed", json=body)
+    assert resp.status_code == 413 and "limit 2048 per request" in resp.json()["error"]
+    assert embedding_requests(fake) == []
+
+
+def test_batched_answer_is_one_exact_json_document(
+    start_proxy: Callable[..., ProxyThread], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches are serialized one by one and sent as one answer: its length, order and normalization, and
+    the request's summary line once the answer is sent."""
+    caplog.set_level(logging.INFO, logger="falcon_ollama.request")
+    with FakeUpstreamThread(FakeConfig(max_embedding_inputs=4)) as fake:
+        proxy = start_proxy(fake, embed_batch_size=4)
+        body = {"model": "text-embedding-3-small", "input": [f"t{i}" for i in range(10)]}
+        resp = httpx.post(proxy.url + "/api/embed", json=body)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
+        assert int(resp.headers["content-length"]) == len(resp.content)
+        answer = resp.json()
+        assert list(answer) == ["model", "embeddings", "total_duration", "prompt_eval_count"]
+        assert answer["model"] == "text-embedding-3-small" and len(answer["embeddings"]) == 10
+        assert all(abs(math.hypot(*vector) - 1.0) < 1e-9 for vector in answer["embeddings"])
+        alone = httpx.post(proxy.url + "/api/embed", json={**body, "input": "t7"}).json()["embeddings"][0]
+        assert answer["embeddings"][7] == alone
+        assert len(embedding_requests(fake)) == 4
+        deadline = time.monotonic() + 10
+        while len(summaries := [r for r in caplog.records if r.name == "falcon_ollama.request"]) < 2:
+            assert time.monotonic() < deadline, "no summary line for a streamed /api/embed answer"
+            time.sleep(0.05)
+        assert [r.fields["status"] for r in summaries] == [200, 200]  # type: ignore[attr-defined]
+        gauge = "falcon_ollama_in_flight_requests 1.0"  # the /metrics request itself
+        assert gauge in httpx.get(proxy.url + "/metrics").text
 
 
 # --- /api/embeddings (legacy) ----------------------------------------------------------------------------

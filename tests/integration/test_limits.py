@@ -110,3 +110,58 @@ def test_depth_setting_is_capped_where_forwarding_stays_possible() -> None:
 
     with pytest.raises(SettingsError, match="FALCON_OLLAMA_MAX_JSON_DEPTH: at most 250"):
         Settings.from_mapping({"FALCON_OLLAMA_MAX_JSON_DEPTH": "1000"})
+
+
+@pytest.fixture
+def few_values(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> ProxyThread:
+    return start_proxy(fake, max_json_values=1000, max_json_depth=8)
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/embed", "/api/show", "/v1/chat/completions"])
+@pytest.mark.parametrize("item", [b"[]", b'{"a":1}', b'"ab"', b"0.5"])
+def test_bodies_of_many_small_values_are_413(few_values: ProxyThread, path: str, item: bytes) -> None:
+    """64 MB of ``[[],[],...]`` cost 21-54 s and 1.4-3.5 GB: the values are now counted before parsing."""
+    resp = post(few_values, path, b'{"model":"gpt-4o","x":[' + b",".join([item] * 1000) + b"]}")
+    assert resp.status_code == 413, resp.text
+    assert "request body has too many JSON values (limit 1000 values and keys)" in resp.text
+
+
+def test_the_value_limit_is_exact(few_values: ProxyThread) -> None:
+    def body(zeros: int) -> bytes:  # 1 + '{' ':' ',' ':' '[' + the commas between the zeros
+        return b'{"model":"gpt-4o","x":[' + b",".join([b"0"] * zeros) + b"]}"
+
+    assert post(few_values, "/api/show", body(995)).status_code == 200
+    assert_error(post(few_values, "/api/show", body(996)), 413, "too many JSON values")
+
+
+def test_punctuation_inside_strings_is_not_structure(few_values: ProxyThread) -> None:
+    """Text full of commas, colons, brackets and escaped quotes is neither values nor nesting."""
+    text = '[{"a": [1, 2], "b": {}}, \\" ,:' * 500 + "[" * 100
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], "stream": False}
+    assert httpx.post(few_values.url + "/api/chat", json=chat).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model":"gpt-4o","messages":[{"role":"user","content":"a\\":\\"b","content":"c"}]}',
+        b'{"model":"gpt-4o","options":{"seed":1,"x":{"seed":2},"seed":3}}',
+        b'{"model":"gpt-4o","messages":[{"role":"user","content":"\\\\","role":"user"}]}',
+    ],
+)
+def test_nested_duplicate_keys_are_found_exactly(few_values: ProxyThread, content: bytes) -> None:
+    assert_error(post(few_values, "/api/chat", content), 400, "duplicate key")
+
+
+def test_default_value_limit(proxy: ProxyThread) -> None:
+    """A 2 MB body of a million zeros is within the byte limit, not within the default value limit."""
+    zeros = b'{"model":"gpt-4o","x":[' + b",".join([b"0"] * 1_000_000) + b"]}"
+    assert_error(post(proxy, "/api/show", zeros), 413, "too many JSON values (limit 1000000 values and keys)")
+
+
+def test_duplicate_keys_among_many_containers(proxy: ProxyThread) -> None:
+    """One duplicate among 20,000 objects is found (keys written vs keys parsed, over the whole body)."""
+    many = b"[" + b",".join([b'{"k":[]}'] * 20_000) + b"]"
+    assert post(proxy, "/api/show", b'{"model":"gpt-4o","x":' + many + b"}").status_code == 200
+    twice = b'{"model":"gpt-4o","x":' + many + b',"model":"o4-mini"}'
+    assert_error(post(proxy, "/api/show", twice), 400, "duplicate key 'model'")

@@ -157,3 +157,29 @@ def test_unlisted_models_share_one_metrics_label(
     text = httpx.get(proxy.url + "/metrics").text
     assert 'falcon_ollama_requests_total{model="unlisted",route="/api/chat",status="200"} 3.0' in text
     assert "client-made-up" not in text
+
+
+TEXT_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+def test_text_logs_cannot_be_forged(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``%0a`` in the path or a newline in a model name stays on its record's line (text format)."""
+    proxy = start_proxy(fake, allow_unlisted_models=True)
+    caplog.set_level(logging.INFO, logger="falcon_ollama.request")
+    forged = "2026-01-01 00:00:00,000 INFO falcon_ollama.request: GET /forged 200"
+    httpx.get(proxy.url + "/api/tags%0a" + forged.replace(" ", "%20"))
+    httpx.post(
+        proxy.url + "/api/chat", json={"model": "gpt-4o\r\n" + forged, "messages": USER, "stream": False}
+    )
+    records = [r for r in caplog.records if r.name == "falcon_ollama.request"]
+    assert len(records) == 2
+    text = "\n".join(TextFormatter().format(r) for r in records)
+    lines = text.split("\n")
+    assert len(lines) == 2 and all(TEXT_RECORD.match(line) for line in lines)
+    assert "/api/tags\\n2026-01-01" in lines[0]
+    assert "model=gpt-4o\\r\\n2026-01-01" in lines[1]
+    assert "\x1b" not in TextFormatter().format(
+        logging.LogRecord("x", logging.INFO, __file__, 1, "%s", ("\x1b[2J\u2028",), None)
+    )

@@ -25,7 +25,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.gunicorn_support import default_workers, int_setting
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.resources import chat as chat_resources
-from falcon_ollama.resources import common, health, manage, relay
+from falcon_ollama.resources import common, embed, health, manage, relay
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.embed import CONTEXT_EXCEEDED
 from falcon_ollama.resources.manage import NotManagedResource
@@ -85,6 +85,8 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_MAX_IMAGES": "max_images",
     "FALCON_OLLAMA_MAX_IMAGE_BYTES": "max_image_bytes",
     "FALCON_OLLAMA_MAX_TEXT_CHARS": "max_text_chars",
+    "FALCON_OLLAMA_MAX_JSON_VALUES": "max_json_values",
+    "FALCON_OLLAMA_MAX_EMBED_INPUTS": "max_embed_inputs",
     "FALCON_OLLAMA_LOG_LEVEL": "log_level",
     "FALCON_OLLAMA_LOG_FORMAT": "log_format",
     "FALCON_OLLAMA_LOG_FILE": "log_file",
@@ -338,7 +340,13 @@ def error_texts_from_the_code() -> list[str]:
         _raised(limits.check_images, [""] * (defaults.max_images + 1), limit),
         _raised(limits.check_images, ["A" * (defaults.max_image_bytes * 4 // 3 + 4)], limit),
         _raised(limits.check_text, "x" * (defaults.max_text_chars + 1), "prompt", limit),
-        _raised(limits.check_structure, {"a": nested}, b"", limit),
+        _raised(limits.parse_json, orjson.dumps({"a": nested}), limit),
+        _raised(limits.parse_json, b"[" + b"0," * defaults.max_json_values + b"0]", limit),
+        _rendered(
+            embed,
+            "too many inputs (limit {limit} per request): send them in several requests",
+            limit=defaults.max_embed_inputs,
+        ),
         _raised(limits._reject_duplicates, [("model", 1), ("model", 2)]),
         _raised(limits.check_content_type, "application/xml"),
         _raised(images.image_data_uri, "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=", 0),

@@ -17,7 +17,7 @@ from ollama import _types as sdk
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
-from falcon_ollama.translate.embed import l2_normalize, parse_embeddings_response
+from falcon_ollama.translate.embed import parse_embeddings_response
 from tests.real_fixtures import (
     last_finish_reason,
     llamacpp,
@@ -158,10 +158,10 @@ def test_completion_to_ollama_generate(label: str) -> None:
 def test_embeddings_to_ollama(label: str, raw: Any, count: int) -> None:
     body = raw()
     data = json.loads(body)
-    vectors, prompt_tokens = parse_embeddings_response(body, count)
+    vectors, prompt_tokens = parse_embeddings_response(body, count, normalize=False)
     assert vectors == [item["embedding"] for item in sorted(data["data"], key=lambda i: i["index"])]
     assert prompt_tokens == data["usage"]["prompt_tokens"]
-    normalized = [l2_normalize(v) for v in vectors]
+    normalized, _ = parse_embeddings_response(body, count, normalize=True)
     sdk.EmbedResponse.model_validate({"model": "m", "embeddings": normalized})
     for vector in normalized:
         assert sum(x * x for x in vector) == pytest.approx(1.0)
@@ -172,7 +172,7 @@ def test_per_token_embeddings_are_refused_clearly() -> None:
     body = llamacpp("embeddings_per_token").body
     assert isinstance(json.loads(body)["data"][0]["embedding"][0], list)
     with pytest.raises(OllamaError) as caught:
-        parse_embeddings_response(body, 1)
+        parse_embeddings_response(body, 1, normalize=True)
     assert caught.value.status == 502
     assert "not a flat list of numbers" in caught.value.message
 
