@@ -167,10 +167,14 @@ def create_app(settings: Settings) -> FalconOllamaApp:
 
 
 def app_from_env() -> FalconOllamaApp:
-    """The gunicorn/uvicorn factory: settings from the environment (already validated by the launcher)."""
+    """The uvicorn factory: settings from the environment (already validated by the launcher)."""
+    return app_from_settings(Settings.from_env())
+
+
+def app_from_settings(settings: Settings) -> FalconOllamaApp:
+    """A server process's app: logging configured from ``settings``, then the app."""
     from falcon_ollama.logs import configure_logging
 
-    settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, settings.log_file)
     return create_app(settings)
 

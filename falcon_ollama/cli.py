@@ -81,9 +81,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from falcon_ollama.app import create_app
     from falcon_ollama.logs import configure_logging
+    from falcon_ollama.open_files import guarded_http_protocol
 
     settings = load_settings_or_exit(args.env_file)
     configure_logging(settings.log_level, settings.log_format, settings.log_file)
+    http_protocol = guarded_http_protocol(settings)  # client connection bounds, as under gunicorn
     fake_thread = None
     if settings.offline:
         from falcon_ollama.fake_upstream import FakeConfig, FakeUpstreamThread
@@ -99,6 +101,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             port=settings.bind.port,
             log_level=settings.log_level,
             lifespan="on",
+            http=http_protocol,
             timeout_keep_alive=75,
             access_log=False,
         )
