@@ -99,9 +99,35 @@ def measure(server: GunicornProcess, name: str, payload: bytes | None) -> None:
     )
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def held_heads(server: GunicornProcess, count: int, size: int) -> None:
+    """``count`` connections each holding an unfinished head of ``size`` bytes: the worker's RSS growth."""
+    assert server.proc is not None
+    (worker,) = worker_pids(server.proc.pid)
+    before = rss_mb(worker)
+    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(count)]
+    for sock in socks:
+        sock.sendall(b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * size)
+    time.sleep(2)
+    grown = rss_mb(worker) - before
+    for sock in socks:
+        sock.close()
+    print(
+        f"{count} connections holding a {size}-byte unfinished head: worker RSS +{grown:.0f} MB "
+        f"({grown * 1024 / count:.0f} KiB each)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--header-mb", type=int, default=80)
+    parser.add_argument("--held-heads", type=int, default=1000, help="connections holding a near-full head")
     args = parser.parse_args()
     head = b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     with (
@@ -114,6 +140,7 @@ def main() -> None:
         )
         many = b"".join(b"X-%d: v\r\n" % i for i in range(2000))
         measure(server, "2,000 headers", head + many + b"\r\n")
+        held_heads(server, args.held_heads, 65000)
     print("worker timeouts:", server.output.count(b"WORKER TIMEOUT"))
 
 
