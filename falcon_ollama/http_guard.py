@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
+import orjson
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from falcon_ollama.resources.openai_compat import openai_error
 from falcon_ollama.wire import error_body
 
 log = logging.getLogger("falcon_ollama.connections")
@@ -239,7 +239,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _error_response(self, status: int, message: str) -> bytes:
         url = getattr(self, "url", b"")  # set once a request line began
-        body = openai_error(status, message) if url.startswith(b"/v1/") else error_body(message)
+        if url.startswith(b"/v1/"):  # OpenAI's error object, as resources/openai_compat answers
+            error = {"message": message, "type": "api_error", "param": None, "code": None}
+            body = orjson.dumps({"error": error})
+        else:
+            body = error_body(message)
         lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}".encode()]
         lines += [name + b": " + value for name, value in self.server_state.default_headers]
         lines += [
