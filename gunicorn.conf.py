@@ -2,41 +2,45 @@
 
 Every value comes from the environment so the same file serves bare metal, Docker and Kubernetes. Settings
 are validated here, in the master, before any worker starts: a bad value is one line on stderr and exit 2.
+Workers are forked with the settings the master validated. gunicorn runs this file again on SIGHUP: a bad
+configuration then is one line in the log and the running configuration is kept (the master lives on).
 With no OPENAI_API_KEY and no OPENAI_BASE_URL, the master starts the bundled fake upstream on loopback and
 the workers use it (offline demo), exactly like ``falcon-ollama serve``.
 """
 
 import logging
 import os
-import subprocess
-import sys
 
-from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen, load_settings_or_exit
+from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen
 from falcon_ollama.gunicorn_support import (
     default_workers,
-    free_loopback_port,
     int_setting,
-    prepare_metrics_dir,
-    wait_for_port,
+    master_settings,
+    metrics_dir,
+    start_fake_upstream,
+    stop_fake_upstream,
+    use_upstream,
 )
 from falcon_ollama.logs import gunicorn_log_config
 
-_settings = load_settings_or_exit()
+_settings = master_settings()
 
 # Prometheus multiprocess mode: every worker writes its samples to files in this directory and one scrape
 # of /metrics on any worker covers them all. It must be in the environment before a worker imports
 # prometheus_client, and is emptied at start so a restart does not resurrect old samples.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = prepare_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 # Bind where Ollama would: OLLAMA_HOST ("host:port", ":port", bare host; default 127.0.0.1:11434).
 bind = [_settings.bind.gunicorn_bind]
 
-# The ASGI app, built in each worker by a factory (no app object is shared across a fork).
-wsgi_app = "falcon_ollama.app:app_from_env()"
+# The ASGI app, built in each worker by a factory (no app object is shared across a fork) from the settings
+# the master validated.
+wsgi_app = "falcon_ollama.gunicorn_worker:app()"
 
-# uvicorn's worker for gunicorn, from the uvicorn-worker package (uvicorn.workers is deprecated). It picks
-# uvloop and httptools when installed (they are: uvicorn[standard]).
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker for gunicorn (uvicorn-worker package; uvloop), with the httptools protocol guarded by our
+# client connection bounds (header size and count, head and body timeouts, connections per worker), and
+# its open-file soft limit raised to the hard limit.
+worker_class = "falcon_ollama.gunicorn_worker.Worker"
 
 # One async worker per core serves thousands of concurrent streams; more would only add context switches.
 workers = default_workers(os.environ.get("WEB_CONCURRENCY"))
@@ -73,36 +77,16 @@ errorlog = "-"
 # gunicorn's own lines (master and workers) in FALCON_OLLAMA_LOG_FORMAT, where ours go: one format.
 logconfig_dict = gunicorn_log_config(_settings.log_level, _settings.log_format, _settings.log_file)
 
-_fake_process = None
-
 
 def on_starting(server):
-    """Say which variable sets the address when it is taken; offline demo: start the bundled fake upstream."""
-    global _fake_process
+    """Say which variable sets the address when it is taken; offline demo: start the bundled fake upstream
+    and point the workers at it (once: not on reload)."""
     if not {"GUNICORN_FD", "LISTEN_FDS"} & set(os.environ):  # gunicorn binds (sockets not inherited)
         exit_if_cannot_listen(_settings.bind)
     if not _settings.offline:
         return
-    port = free_loopback_port()
-    _fake_process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "falcon_ollama",
-            "fake-upstream",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--token-delay-ms",
-            "20",
-        ],
-        stdout=subprocess.DEVNULL,  # its "listening on" line would repeat the banner, in another format
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port("127.0.0.1", port, timeout=15.0)
-    url = f"http://127.0.0.1:{port}/v1"
-    os.environ["OPENAI_BASE_URL"] = url  # inherited by every worker forked after this
+    url = start_fake_upstream()
+    use_upstream(url)
     announce_offline_demo(url, _settings.log_format, logging.getLogger("gunicorn.error"))
 
 
@@ -124,9 +108,4 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _fake_process is not None:
-        _fake_process.terminate()
-        try:
-            _fake_process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _fake_process.kill()
+    stop_fake_upstream()

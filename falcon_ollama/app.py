@@ -214,11 +214,15 @@ def access_control(settings: Settings) -> AccessControl:
 
 
 def app_from_env() -> FalconOllamaApp:
-    """The gunicorn/uvicorn factory: settings from the environment (already validated by the launcher)."""
+    """The uvicorn factory: settings from the environment (already validated by the launcher)."""
+    return app_from_settings(Settings.from_env())
+
+
+def app_from_settings(settings: Settings) -> FalconOllamaApp:
+    """A server process's app: logging configured from ``settings``, then the app."""
     from falcon_ollama.logs import configure_logging
     from falcon_ollama.redaction import redactor_for
 
-    settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
     return create_app(settings)
 

@@ -93,11 +93,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from falcon_ollama.app import create_app
     from falcon_ollama.logs import configure_logging
+    from falcon_ollama.open_files import guarded_http_protocol
     from falcon_ollama.redaction import redactor_for
 
     settings = load_settings_or_exit(args.env_file)
     configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
     exit_if_cannot_listen(settings.bind)
+    http_protocol = guarded_http_protocol(settings)  # client connection bounds, as under gunicorn
     fake_thread = None
     if settings.offline:
         from fake_openai import FakeConfig, FakeUpstreamThread
@@ -114,6 +116,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             log_config=None,  # keep configure_logging's handlers: uvicorn's lines in the chosen format too
             lifespan="on",
+            http=http_protocol,
             timeout_keep_alive=75,
             access_log=False,
         )

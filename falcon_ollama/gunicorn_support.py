@@ -1,13 +1,111 @@
-"""Small helpers for ``gunicorn.conf.py``, kept in the package so they are typed and tested."""
+"""Small helpers for ``gunicorn.conf.py``, kept in the package so they are typed and tested.
+
+gunicorn executes ``gunicorn.conf.py`` again in the master on every SIGHUP, in a fresh namespace. What must
+outlive that (the validated settings the workers are forked with, the offline fake upstream's process, the
+metrics directory) is kept here, in a module the master imported once.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
+
+from falcon_ollama.settings import Settings, SettingsError
+
+_settings: Settings | None = None  # the master's current, validated settings; workers inherit it by fork
+_fake_upstream: subprocess.Popen[bytes] | None = None
+_metrics_dir: str | None = None
+
+
+def master_settings() -> Settings:
+    """The settings for this (re)load of gunicorn.conf.py, validated.
+
+    At start a bad value is the usual one line and exit 2. On a reload (SIGHUP) exiting would kill the
+    master and orphan its workers: the error is written to the log instead, and the running settings are
+    kept, so the workers gunicorn starts for the reload serve exactly what was served before.
+    """
+    global _settings
+    if _settings is None:
+        from falcon_ollama.cli import load_settings_or_exit
+
+        _settings = load_settings_or_exit()
+        return _settings
+    try:
+        _settings = Settings.from_env()
+    except SettingsError as exc:
+        print(
+            f"falcon-ollama: configuration error: {exc} (reload refused: the running configuration is kept)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return _settings
+
+
+def current_settings() -> Settings:
+    """In a worker: the settings the master validated (read from the environment when not under our conf)."""
+    return _settings if _settings is not None else Settings.from_env()
+
+
+def use_upstream(base_url: str) -> None:
+    """Point the current settings (and so every worker forked from now on) at ``base_url``."""
+    global _settings
+    import dataclasses
+
+    os.environ["OPENAI_BASE_URL"] = base_url  # a reload reads it again
+    if _settings is not None:
+        _settings = dataclasses.replace(_settings, openai_base_url=base_url, openai_base_url_set=True)
+
+
+def start_fake_upstream() -> str:
+    """Start the bundled fake upstream on loopback, once per master; its base URL."""
+    global _fake_upstream
+    port = free_loopback_port()
+    _fake_upstream = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "falcon_ollama",
+            "fake-upstream",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-delay-ms",
+            "20",
+        ],
+        stdout=subprocess.DEVNULL,  # its "listening on" line would repeat the banner, in another format
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port("127.0.0.1", port, timeout=15.0)
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def stop_fake_upstream() -> None:
+    """Stop the fake upstream started by this master, if any (whichever load of the conf started it)."""
+    global _fake_upstream
+    process, _fake_upstream = _fake_upstream, None
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def metrics_dir(configured: str | None) -> str:
+    """The Prometheus multiprocess directory, prepared once per master: a reload must not empty the files
+    the running workers still write to."""
+    global _metrics_dir
+    if _metrics_dir is None:
+        _metrics_dir = prepare_metrics_dir(configured)
+    return _metrics_dir
 
 
 def default_workers(web_concurrency: str | None) -> int:

@@ -31,6 +31,8 @@ DEFAULT_OLLAMA_PORT = 11434
 # Ollama's newest stable release when written: clients that gate features on /api/version (GitHub Copilot's
 # Ollama provider needs >= 0.6.4) enable them all.
 DEFAULT_REPORTED_VERSION = "0.32.15"
+# Below this a request line with a long path and the usual headers no longer fits.
+MIN_HEADER_BYTES = 1024
 
 T = TypeVar("T")
 
@@ -180,6 +182,12 @@ class Settings:
     max_text_chars: int = _LIMITS.max_text_chars
     max_json_values: int = _LIMITS.max_json_values
     max_embed_inputs: int = _LIMITS.max_embed_inputs
+    # Client connections (falcon_ollama/http_guard.py): what a client can hold before the app sees a request.
+    max_header_bytes: int = 65536
+    max_headers: int = 100
+    request_head_timeout: float = 30.0
+    request_body_timeout: float = 60.0
+    max_client_connections: int = 4096
     log_level: str = "info"
     log_format: str = "json"
     log_file: str | None = None
@@ -276,6 +284,17 @@ class Settings:
             max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", d.max_text_chars, _positive_int),
             max_json_values=r.get("FALCON_OLLAMA_MAX_JSON_VALUES", d.max_json_values, _positive_int),
             max_embed_inputs=r.get("FALCON_OLLAMA_MAX_EMBED_INPUTS", d.max_embed_inputs, _positive_int),
+            max_header_bytes=r.get("FALCON_OLLAMA_MAX_HEADER_BYTES", d.max_header_bytes, _header_bytes),
+            max_headers=r.get("FALCON_OLLAMA_MAX_HEADERS", d.max_headers, _positive_int),
+            request_head_timeout=r.get(
+                "FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT", d.request_head_timeout, _positive_float
+            ),
+            request_body_timeout=r.get(
+                "FALCON_OLLAMA_REQUEST_BODY_TIMEOUT", d.request_body_timeout, _positive_float
+            ),
+            max_client_connections=r.get(
+                "FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS", d.max_client_connections, _positive_int
+            ),
             log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", d.log_level, _log_level),
             log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", d.log_format, _log_format),
             log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),
@@ -336,6 +355,13 @@ def _positive_int(text: str) -> int:
         raise ValueError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _header_bytes(text: str) -> int:
+    value = _positive_int(text)
+    if value < MIN_HEADER_BYTES:
+        raise ValueError(f"at least {MIN_HEADER_BYTES} (a request line and a few headers), got {text!r}")
     return value
 
 

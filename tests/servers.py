@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -66,7 +66,10 @@ class ProxyThread:
 class GunicornProcess:
     """``gunicorn -c gunicorn.conf.py`` exactly as production runs it, in a subprocess."""
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], port: int | None = None, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. a lowered resource limit)
         self.port = port or free_port()
         self.env = {**os.environ, **env, "OLLAMA_HOST": f"127.0.0.1:{self.port}"}
         self.env.setdefault("WEB_CONCURRENCY", "2")
@@ -84,6 +87,7 @@ class GunicornProcess:
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -124,3 +124,81 @@ def test_killed_worker_is_replaced_and_the_other_keeps_serving() -> None:
                 seen_both = True
                 break
         assert seen_both, "never saw streams on both workers: the survivor's streams were not observed"
+
+
+def hup_during_streams(server: GunicornProcess, tokens: int) -> list[tuple[str, bool]]:
+    """SIGHUP to the master while 8 streams are under way; their results."""
+
+    async def run() -> list[tuple[str, bool]]:
+        streams = [asyncio.create_task(stream_chat(server.url)) for _ in range(8)]
+        await asyncio.sleep(0.6)  # every stream is under way
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        return list(await asyncio.gather(*streams))
+
+    return asyncio.run(run())
+
+
+def reported_version(url: str) -> str:
+    version: str = httpx.get(url + "/api/version", timeout=10).json()["version"]
+    return version
+
+
+def test_sighup_with_a_bad_configuration_keeps_the_master_and_the_running_configuration(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / "falcon.env"
+    env_file.write_text("FALCON_OLLAMA_REPORTED_VERSION=0.40.1\n")
+    with FakeUpstreamThread(FakeConfig(tokens=40, token_delay_ms=50, record=False)) as fake:
+        env = {**gunicorn_env(fake), "FALCON_OLLAMA_ENV_FILE": str(env_file)}
+        with GunicornProcess(env) as server:
+            assert server.proc is not None
+            assert reported_version(server.url) == "0.40.1"
+            env_file.write_text("FALCON_OLLAMA_CONNECT_TIMEOUT=-3\n")
+            assert hup_during_streams(server, 40) == [(expected_text(40), True)] * 8
+            time.sleep(1)
+            assert server.proc.poll() is None, "the master exited on a bad configuration"
+            wait_for_two_workers(server.proc.pid)
+            for _ in range(10):  # every worker serves the configuration that was running
+                assert reported_version(server.url) == "0.40.1"
+            # A good configuration is applied, with streams in flight intact.
+            env_file.write_text("FALCON_OLLAMA_REPORTED_VERSION=0.41.0\n")
+            assert hup_during_streams(server, 40) == [(expected_text(40), True)] * 8
+            wait_for_two_workers(server.proc.pid)
+            assert {reported_version(server.url) for _ in range(10)} == {"0.41.0"}
+    assert server.proc.returncode == 0
+    assert b"FALCON_OLLAMA_CONNECT_TIMEOUT" in server.output
+    assert b"reload refused: the running configuration is kept" in server.output
+
+
+def children(pid: int) -> set[int]:
+    return worker_pids(pid)
+
+
+def test_offline_demo_reloads_never_orphan_the_fake_upstream(tmp_path: Path) -> None:
+    env_file = tmp_path / "falcon.env"
+    env_file.write_text("FALCON_OLLAMA_REPORTED_VERSION=0.40.1\n")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "FALCON_OLLAMA_", "OLLAMA_", "PROMETHEUS_"))
+    }
+    env |= {"FALCON_OLLAMA_ENV_FILE": str(env_file), "WEB_CONCURRENCY": "1"}
+    with GunicornProcess(env) as server:
+        assert server.proc is not None
+        master = server.proc.pid
+        (fake,) = [
+            pid for pid in children(master) if b"fake-upstream" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        for content in ("FALCON_OLLAMA_MAX_QUEUE=-1\n", "FALCON_OLLAMA_REPORTED_VERSION=0.41.0\n"):
+            env_file.write_text(content)
+            server.proc.send_signal(signal.SIGHUP)
+            time.sleep(2)
+            assert server.proc.poll() is None, "the master exited on reload"
+            assert httpx.get(server.url + "/api/tags", timeout=10).status_code == 200
+        assert reported_version(server.url) == "0.41.0"
+    assert server.proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{fake}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{fake}"), "the fake upstream outlived the master"
