@@ -36,8 +36,10 @@ from falcon_ollama.resources.embed import EmbedDeps, EmbeddingsResource, EmbedRe
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
+from falcon_ollama.resources.messages import CountTokensResource, MessagesDeps, MessagesResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
+from falcon_ollama.resources.upstream_call import UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
@@ -96,6 +98,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         allow_unlisted=settings.allow_unlisted_models,
     )
     services = Services(settings, upstream, catalog, RunningModels())
+    upstream_call = UpstreamCall(upstream, admission)  # the dialect resources' one way to the upstream
 
     # AccessControl last: when it refuses a request the others' process_request has already run.
     middleware: list[Any] = [
@@ -158,6 +161,17 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, limits))
+    messages = MessagesDeps(
+        catalog=catalog,
+        running=services.running,
+        call=upstream_call,
+        limits=limits,
+        warn_once=WarnOnce(logging.getLogger("falcon_ollama.anthropic")),
+        keep_alive_default=settings.keep_alive_default,
+        stream_usage=settings.stream_usage,
+    )
+    app.add_route("/v1/messages", MessagesResource(messages))
+    app.add_route("/v1/messages/count_tokens", CountTokensResource(messages))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))
