@@ -326,11 +326,13 @@ class OpenAIResponder:
             return fmt
 
         thoughts = [f"r{i} " for i in range(max(0, cfg.reasoning_tokens))] if reasoning else []
-        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"))
+        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"), cfg)
         pieces: list[str] = []
         finish = "tool_calls"
         if not calls:
             pieces = self._content_pieces(cfg.tokens, fmt)
+            if cfg.echo_tool_result and conversation.last_turn == "tool":
+                pieces = ["tool said: ", *_fragments(conversation.tool_output)]
             finish = "stop"
             if limit is not None and limit < len(pieces):
                 pieces = pieces[:limit]
@@ -345,11 +347,18 @@ class OpenAIResponder:
         return self._chat_full(model, thoughts, pieces, calls, finish, usage, top)
 
     def _plan_calls(
-        self, plan: ToolPlan, conversation: Conversation, parallel: Any
+        self, plan: ToolPlan, conversation: Conversation, parallel: Any, cfg: FakeConfig
     ) -> list[tuple[str, str, list[str]]]:
         """The tool calls to answer with: (id, name, argument fragments); empty means answer with text."""
         if not plan.tools or plan.choice == "none":
             return []
+        if cfg.call_tool and plan.forced is None:  # scripted: one named tool, when offered
+            if conversation.last_turn != "user" or cfg.call_tool not in {name for name, _ in plan.tools}:
+                return []
+            arguments = (
+                cfg.call_arguments or orjson.dumps(schema_instance(dict(plan.tools)[cfg.call_tool])).decode()
+            )
+            return [(self.new_id("call_", 24), cfg.call_tool, _fragments(arguments))]
         if plan.forced is None and plan.choice != "required" and conversation.last_role != "user":
             return []
         if plan.forced is not None:
