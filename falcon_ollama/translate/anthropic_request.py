@@ -135,6 +135,8 @@ def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
         raise InvalidRequest("messages: Field required")
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array")
+    if not messages:
+        raise InvalidRequest("messages: at least one message is required")
     if len(messages) > max_messages:
         raise TooLarge(f"messages: too many messages (limit {max_messages})")
     return messages

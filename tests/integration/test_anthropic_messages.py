@@ -301,6 +301,9 @@ def test_x_api_key_and_beta(fake: FakeUpstreamThread, start_proxy: Callable[...,
         )
     body: Any = info.value.body
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    missing = httpx.post(f"{proxy.url}/v1/messages", json={"model": "gpt-4o"}, timeout=30)
+    assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(f"{proxy.url}/api/tags", headers={"x-api-key": key}, timeout=30).status_code == 200
 
 
 # --- raw HTTP ------------------------------------------------------------------------------------------

@@ -242,6 +242,7 @@ ERROR_CASES: list[tuple[dict[str, Any], type[ProxyError], str]] = [
     (request(max_tokens=True), InvalidRequest, "max_tokens: must be a positive integer"),
     ({"model": "m", "max_tokens": 5}, InvalidRequest, "messages: Field required"),
     (request(messages="hi"), InvalidRequest, "messages: must be an array"),
+    (request(messages=[]), InvalidRequest, "messages: at least one message is required"),
     (request(messages=[{"role": "tool", "content": "x"}]), InvalidRequest, "messages.0.role"),
     (request(messages=[{"role": "user", "content": 5}]), InvalidRequest, "messages.0.content"),
     (
