@@ -82,7 +82,8 @@ class MessagesResource:
             message_id = "msg_" + secrets.token_hex(12)
             upstream_body = json_bytes(plan.body)
             if plan.stream:
-                translator = MessageStream(name, message_id, plan.estimated_input_tokens)
+                # message_start carries input_tokens before the upstream has counted: the estimate.
+                translator = MessageStream(name, message_id, estimate_input_tokens(body))
                 await deps.call.stream(
                     req,
                     resp,

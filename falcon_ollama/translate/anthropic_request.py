@@ -46,12 +46,11 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 @dataclass(frozen=True, slots=True)
 class MessagesPlan:
-    """The upstream request, whether it streams, what was dropped, and the estimated prompt size."""
+    """The upstream request, whether it streams, and what was dropped."""
 
     body: ChatCompletionRequest
     stream: bool
     dropped: tuple[str, ...]
-    estimated_input_tokens: int
 
 
 def messages_to_openai(
@@ -81,7 +80,11 @@ def messages_to_openai(
     if system:
         messages.append({"role": "system", "content": system})
     for index, message in enumerate(raw_messages):
-        messages.extend(_message(message, f"messages.{index}", counter))
+        simple = _simple(message)
+        if simple is not None:
+            messages.append(simple)
+        else:
+            messages.extend(_message(message, f"messages.{index}", counter))
 
     out: ChatCompletionRequest = {"model": upstream_id, "messages": messages}
     if stream:
@@ -106,7 +109,7 @@ def messages_to_openai(
     effort = _effort(body, facts, dropped)
     if effort is not None:
         out["reasoning_effort"] = effort
-    return MessagesPlan(out, stream, tuple(dropped), estimate_input_tokens(body))
+    return MessagesPlan(out, stream, tuple(dropped))
 
 
 def system_text(value: Any, where: str) -> str:
@@ -153,6 +156,26 @@ class _ImageCounter:
         self.count += 1
         if self.count > self.limit:
             raise TooLarge(f"too many images (limit {self.limit} per request)")
+
+
+def _simple(message: Any) -> ChatMessage | None:
+    """The common turn, a string or a single text block, without the general path's bookkeeping (None: not
+    that shape; the general path then checks and translates it)."""
+    if type(message) is not dict:
+        return None
+    role = message.get("role")
+    if role != "user" and role != "assistant":
+        return None
+    content = message.get("content")
+    if type(content) is str:
+        return {"role": role, "content": content}
+    if type(content) is list and len(content) == 1:
+        block = content[0]
+        if type(block) is dict and block.get("type") == "text":
+            text = block.get("text")
+            if type(text) is str:
+                return {"role": role, "content": text}
+    return None
 
 
 def _message(message: Any, where: str, images: _ImageCounter) -> list[ChatMessage]:
