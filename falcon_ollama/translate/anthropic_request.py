@@ -224,7 +224,8 @@ def _assistant(blocks: list[Any], where: str) -> ChatMessage:
             raise InvalidRequest(
                 f"{where}.{index}: block type {kind!r} is not allowed in an assistant message"
             )
-    out: ChatMessage = {"role": "assistant", "content": "".join(texts) if texts else None}
+    # No text and no calls (a turn of thinking only): an empty string, since chat completions refuses null.
+    out: ChatMessage = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         out["tool_calls"] = calls
     return out
@@ -254,7 +255,9 @@ def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMess
             continue
         else:
             raise InvalidRequest(f"{at}: block type {kind!r} is not supported in a user message")
-    if parts:
+    if not parts and not results:
+        results.append({"role": "user", "content": ""})  # an empty turn stays a turn
+    elif parts:
         if len(parts) == 1 and parts[0]["type"] == "text":
             results.append({"role": "user", "content": parts[0]["text"]})
         else:
@@ -280,8 +283,8 @@ def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tu
                 extra.append(_image(item.get("source"), f"{at}.source"))
             elif kind == "document":
                 texts.append(_document(item, at))
-            else:
-                raise InvalidRequest(f"{at}: block type {kind!r} is not supported in a tool_result")
+            else:  # newer result blocks (tool_reference, search_result...): their JSON is the closest text
+                texts.append(orjson.dumps(item).decode())
     elif content is not None:
         raise InvalidRequest(f"{where}.content: must be a string or an array of content blocks")
     text = "\n".join(texts)

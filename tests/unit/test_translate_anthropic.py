@@ -316,6 +316,37 @@ def test_request_errors(body: dict[str, Any], kind: type[ProxyError], message: s
     assert info.value.message.startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": ""}]},
+            [{"role": "assistant", "content": ""}],
+        ),
+        ({"role": "user", "content": []}, [{"role": "user", "content": ""}]),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "a",
+                        "content": [{"type": "tool_reference", "tool_name": "x"}],
+                    }
+                ],
+            },
+            [{"role": "tool", "tool_call_id": "a", "content": '{"type":"tool_reference","tool_name":"x"}'}],
+        ),
+        (
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a"}]},
+            [{"role": "tool", "tool_call_id": "a", "content": ""}],
+        ),
+    ],
+)
+def test_edge_turns(message: dict[str, Any], expected: list[dict[str, Any]]) -> None:
+    assert messages_to_openai(request(messages=[message]), CHAT, "up").body["messages"] == expected
+
+
 def test_limits() -> None:
     with pytest.raises(TooLarge):
         messages_to_openai(request(messages=HI * 3), CHAT, "up", max_messages=2)
