@@ -376,7 +376,7 @@ class OpenAIResponder:
         thinks = reasoning or any(fnmatch.fnmatchcase(model, p) for p in cfg.open_reasoning_models)
         thoughts = [f"r{i} " for i in range(max(0, cfg.reasoning_tokens))] if thinks else []
         scripted = _scripted_command(data["messages"])
-        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"), scripted)
+        calls = self._plan_calls(tools, conversation, data.get("parallel_tool_calls"), cfg, scripted)
         pieces: list[str] = []
         finish = "tool_calls"
         if not calls and scripted is not None and conversation.last_role == "tool":
@@ -384,6 +384,8 @@ class OpenAIResponder:
             finish = "stop"
         elif not calls:
             pieces = self._content_pieces(cfg.tokens, fmt)
+            if cfg.echo_tool_result and conversation.last_turn == "tool":
+                pieces = ["tool said: ", *_fragments(conversation.tool_output)]
             finish = "stop"
             if limit is not None and limit < len(pieces):
                 pieces = pieces[:limit]
@@ -398,17 +400,29 @@ class OpenAIResponder:
         return self._chat_full(model, thoughts, pieces, calls, finish, usage, top)
 
     def _plan_calls(
-        self, plan: ToolPlan, conversation: Conversation, parallel: Any, scripted: str | None = None
+        self,
+        plan: ToolPlan,
+        conversation: Conversation,
+        parallel: Any,
+        cfg: FakeConfig,
+        scripted: str | None = None,
     ) -> list[tuple[str, str, list[str]]]:
         """The tool calls to answer with: (id, name, argument fragments); empty means answer with text."""
         if not plan.tools or plan.choice == "none":
             return []
         shell = next((t for t in plan.tools if t[0] in SHELL_TOOLS), None)
-        if scripted is not None and shell is not None:
+        if scripted is not None and shell is not None:  # a "[[run: CMD]]" prompt: the CLI's shell tool
             if conversation.last_role != "user":
                 return []
             arguments = orjson.dumps(_shell_arguments(shell[1], scripted)).decode()
             return [(self.new_id("call_", 24), shell[0], _fragments(arguments))]
+        if cfg.call_tool and plan.forced is None:  # scripted: one named tool, when offered
+            if conversation.last_turn != "user" or cfg.call_tool not in {name for name, _ in plan.tools}:
+                return []
+            arguments = (
+                cfg.call_arguments or orjson.dumps(schema_instance(dict(plan.tools)[cfg.call_tool])).decode()
+            )
+            return [(self.new_id("call_", 24), cfg.call_tool, _fragments(arguments))]
         if plan.forced is None and plan.choice != "required" and conversation.last_role != "user":
             return []
         if plan.forced is not None:

@@ -75,6 +75,12 @@ class FakeConfig:
     # OpenAI refuses request fields it does not know ("Unrecognized request argument supplied: top_k");
     # False mimics llama.cpp and vLLM, which ignore them.
     reject_unknown_params: bool = True
+    # Scripting agent CLIs (Claude Code, Codex): which offered tool a user turn is answered with ("" the
+    # first one, "none" never a tool call), the call's arguments as JSON object text ("" an instance of the
+    # tool's schema), and whether the answer after a tool result quotes it ("tool said: <output>").
+    call_tool: str = ""
+    call_arguments: str = ""
+    echo_tool_result: bool = False
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply a partial configuration (the admin endpoint's body), checking names and types first.
@@ -99,6 +105,20 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         raise ValueError("api_key must be a string or null")
+    if name == "call_tool":
+        if isinstance(value, str):
+            return value
+        raise ValueError("call_tool must be a string")
+    if name == "call_arguments":
+        if value == "":
+            return value
+        try:
+            parsed = orjson.loads(value) if isinstance(value, str) else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return value
+        raise ValueError("call_arguments must be JSON object text (or empty)")
     if name == "models":
         if isinstance(value, list) and all(isinstance(m, str) for m in value):
             return list(value)

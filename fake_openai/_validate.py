@@ -201,13 +201,25 @@ def is_number(value: Any) -> bool:
 class Conversation:
     """What the chat handler needs to know about the validated messages."""
 
-    __slots__ = ("last_role", "last_text", "mentions_json", "prompt_tokens")
+    __slots__ = ("last_role", "last_text", "last_turn", "mentions_json", "prompt_tokens", "tool_output")
 
-    def __init__(self, prompt_tokens: int, last_role: str, last_text: str, mentions_json: bool) -> None:
+    def __init__(
+        self,
+        prompt_tokens: int,
+        last_role: str,
+        last_text: str,
+        mentions_json: bool,
+        last_turn: str = "",
+        tool_output: str = "",
+    ) -> None:
         self.prompt_tokens = prompt_tokens
         self.last_role = last_role
         self.last_text = last_text
         self.mentions_json = mentions_json
+        # The last user/assistant/tool message's (role, text), skipping system messages after it (Claude
+        # Code ends its requests with one): what a scripted tool call looks at.
+        self.last_turn = last_turn
+        self.tool_output = tool_output  # the last tool message's text
 
 
 def check_messages(messages: Any) -> FullAnswer | Conversation:
@@ -224,6 +236,8 @@ def check_messages(messages: Any) -> FullAnswer | Conversation:
     mentions_json = False
     last_role = ""
     last_text = ""
+    last_turn = ""
+    tool_output = ""
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -287,9 +301,13 @@ def check_messages(messages: Any) -> FullAnswer | Conversation:
             mentions_json = True
         last_role = role
         last_text = text
+        if role not in ("system", "developer"):
+            last_turn = role
+        if role == "tool":
+            tool_output = text
     if unanswered:
         return unanswered_calls(len(messages), unanswered)
-    return Conversation(tokens, last_role, last_text, mentions_json)
+    return Conversation(tokens, last_role, last_text, mentions_json, last_turn, tool_output)
 
 
 def unanswered_calls(index: int, ids: list[str]) -> FullAnswer:

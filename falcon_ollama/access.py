@@ -368,9 +368,12 @@ class AccessControl:
         return False
 
     def _authenticate(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """401 unless ``Authorization: Bearer <key>`` carries a configured key (the key is never logged)."""
+        """401 unless ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (Anthropic's clients) carries a
+        configured key (the key is never logged)."""
         scheme, _, token = (req.get_header("Authorization") or "").strip().partition(" ")
         token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            scheme, token = "bearer", (req.get_header("x-api-key") or "").strip()
         if scheme.lower() == "bearer" and token:
             if self._keys.verify(token):
                 return
@@ -381,7 +384,11 @@ class AccessControl:
         resp.status = 401
         resp.content_type = _JSON
         resp.set_header("WWW-Authenticate", challenge)
-        if req.path.startswith("/v1/"):
+        if req.path.startswith("/v1/messages"):
+            resp.data = orjson.dumps(
+                {"type": "error", "error": {"type": "authentication_error", "message": message}}
+            )
+        elif req.path.startswith("/v1/"):
             error = {"message": message, "type": "invalid_request_error", "param": None, "code": _KEY_CODE}
             resp.data = orjson.dumps({"error": error})
         else:

@@ -43,6 +43,7 @@ from falcon_ollama.resources.embed import EmbedDeps, EmbeddingsResource, EmbedRe
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
+from falcon_ollama.resources.messages import CountTokensResource, MessagesDeps, MessagesResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
 from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
 from falcon_ollama.resources.responses import ResponsesResource, forwards
@@ -182,6 +183,17 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     else:
         responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)
         app.add_route("/v1/responses", responses)
+    messages = MessagesDeps(
+        catalog=catalog,
+        running=services.running,
+        call=upstream_call,
+        limits=limits,
+        warn_once=WarnOnce(logging.getLogger("falcon_ollama.anthropic")),
+        keep_alive_default=settings.keep_alive_default,
+        stream_usage=settings.stream_usage,
+    )
+    app.add_route("/v1/messages", MessagesResource(messages))
+    app.add_route("/v1/messages/count_tokens", CountTokensResource(messages))
     app.add_route("/api/push", NotManagedResource("/api/push", ("POST",)))
     app.add_route("/api/create", NotManagedResource("/api/create", ("POST",)))
     app.add_route("/api/copy", NotManagedResource("/api/copy", ("POST",)))

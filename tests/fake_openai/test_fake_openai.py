@@ -1411,3 +1411,29 @@ def test_run_marker_calls_the_shell_tool_then_quotes_its_output(
         tools=[other, tool],
     )
     assert second.choices[0].message.content == "The command printed: hi"
+
+
+def test_scripted_tool_call_for_agent_clis(sdk: openai.OpenAI, tfake: FakeUpstreamThread) -> None:
+    """call_tool / call_arguments / echo_tool_result: how scripts/try_claude_code.sh drives a real CLI."""
+    other = {"type": "function", "function": {"name": "Agent", "parameters": {"type": "object"}}}
+    shell = {"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}
+    tfake.config.update({"call_tool": "none"})
+    plain = sdk.chat.completions.create(model="gpt-4o", messages=USER, tools=[other, shell])  # type: ignore[list-item]
+    assert plain.choices[0].message.tool_calls is None
+    tfake.config.update(
+        {"call_tool": "Bash", "call_arguments": '{"command": "echo hi"}', "echo_tool_result": True}
+    )
+    asked: list[Any] = [*USER, {"role": "system", "content": "a reminder after the user turn"}]
+    first = sdk.chat.completions.create(model="gpt-4o", messages=asked, tools=[other, shell])  # type: ignore[list-item]
+    (call,) = first.choices[0].message.tool_calls or []
+    assert call.function.name == "Bash" and json.loads(call.function.arguments) == {"command": "echo hi"}
+    answered: list[Any] = [
+        *asked,
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "hi"},
+        {"role": "system", "content": "another reminder"},
+    ]
+    final = sdk.chat.completions.create(model="gpt-4o", messages=answered, tools=[other, shell])  # type: ignore[list-item]
+    assert final.choices[0].message.content == "tool said: hi"
+    with pytest.raises(ValueError, match="call_arguments"):
+        tfake.config.update({"call_arguments": "[1]"})

@@ -487,6 +487,30 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "store": st.booleans(),
         },
     ),
+    "/v1/messages": st.fixed_dictionaries(
+        {
+            "model": models(CHAT_MODELS),
+            "max_tokens": st.integers(1, 50),
+            "messages": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "role": st.just("user"),
+                        "content": text
+                        | st.lists(st.builds(lambda t: {"type": "text", "text": t}, text), max_size=2),
+                    }
+                ),
+                min_size=1,
+                max_size=2,
+            ),
+        },
+        optional={
+            "stream": st.booleans(),
+            "system": text,
+            "temperature": st.floats(0, 1),
+            "top_k": st.integers(1, 50),
+            "thinking": st.sampled_from([{"type": "enabled", "budget_tokens": 1024}, {"type": "adaptive"}]),
+        },
+    ),
 }
 # The model-management routes answer 501 without reading the body: any body will do.
 MANAGEMENT = [
@@ -747,7 +771,14 @@ faults = st.builds(
     size=st.sampled_from([10, 70_000, 2_000_000]),
     times=st.integers(1, 3),
 )
-FAULT_ROUTES = ["/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/v1/chat/completions"]
+FAULT_ROUTES = [
+    "/api/chat",
+    "/api/generate",
+    "/api/embed",
+    "/api/embeddings",
+    "/v1/chat/completions",
+    "/v1/messages",
+]
 
 
 @pytest.mark.parametrize("path", FAULT_ROUTES)

@@ -1,0 +1,565 @@
+"""The Anthropic Messages translation, table by table: request -> chat completion, answers -> message/SSE."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+import pytest
+
+from falcon_ollama.catalog_config import ModelFacts
+from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, Unsupported, UpstreamProtocolError
+from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai
+from falcon_ollama.translate.anthropic_response import MessageStream, completion_to_message, error_type
+
+CHAT = ModelFacts(128000, ("completion", "tools", "vision"), "gpt-4o")
+REASONING = ModelFacts(200000, ("completion", "tools", "thinking"), "o4", reasoning=True)
+HI = [{"role": "user", "content": "hi"}]
+
+
+def request(**fields: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 64, "messages": HI, **fields}
+
+
+# --- request ----------------------------------------------------------------------------------------------
+
+REQUEST_CASES: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any], tuple[str, ...]]] = [
+    ("plain", request(), CHAT, {"model": "up", "max_tokens": 64, "messages": HI}, ()),
+    (
+        "reasoning model: max_completion_tokens, sampling dropped",
+        request(temperature=0.2, top_p=0.5),
+        REASONING,
+        {"max_completion_tokens": 64},
+        ("temperature", "top_p"),
+    ),
+    ("sampling kept", request(temperature=0.2, top_p=0.5), CHAT, {"temperature": 0.2, "top_p": 0.5}, ()),
+    ("top_k dropped", request(top_k=3), CHAT, {}, ("top_k",)),
+    ("stop sequences", request(stop_sequences=["a", "b"]), CHAT, {"stop": ["a", "b"]}, ()),
+    (
+        "stream asks for usage",
+        request(stream=True),
+        CHAT,
+        {"stream": True, "stream_options": {"include_usage": True}},
+        (),
+    ),
+    (
+        "system string",
+        request(system="be brief"),
+        CHAT,
+        {"messages": [{"role": "system", "content": "be brief"}, *HI]},
+        (),
+    ),
+    (
+        "system blocks, cache_control and metadata ignored",
+        request(
+            system=[
+                {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "b"},
+            ],
+            metadata={"user_id": "x"},
+            context_management={"edits": []},
+        ),
+        CHAT,
+        {"messages": [{"role": "system", "content": "a\n\nb"}, *HI]},
+        (),
+    ),
+    (
+        "role system inside messages",
+        request(messages=[*HI, {"role": "system", "content": [{"type": "text", "text": "remember"}]}]),
+        CHAT,
+        {"messages": [*HI, {"role": "system", "content": "remember"}]},
+        (),
+    ),
+    (
+        "budget -> low",
+        request(thinking={"type": "enabled", "budget_tokens": 1024}),
+        REASONING,
+        {"reasoning_effort": "low"},
+        (),
+    ),
+    (
+        "budget -> medium",
+        request(thinking={"type": "enabled", "budget_tokens": 8000}),
+        REASONING,
+        {"reasoning_effort": "medium"},
+        (),
+    ),
+    (
+        "budget -> high",
+        request(thinking={"type": "enabled", "budget_tokens": 32000}),
+        REASONING,
+        {"reasoning_effort": "high"},
+        (),
+    ),
+    (
+        "effort wins over budget",
+        request(thinking={"type": "enabled", "budget_tokens": 32000}, output_config={"effort": "low"}),
+        REASONING,
+        {"reasoning_effort": "low"},
+        (),
+    ),
+    ("adaptive: backend default", request(thinking={"type": "adaptive"}), REASONING, {}, ()),
+    (
+        "thinking on a chat model",
+        request(thinking={"type": "enabled", "budget_tokens": 2048}),
+        CHAT,
+        {},
+        ("thinking",),
+    ),
+    (
+        "tools, $schema stripped, additionalProperties kept, any -> required",
+        request(
+            tools=[
+                {
+                    "name": "f",
+                    "description": "d",
+                    "input_schema": {"$schema": "x", "type": "object", "additionalProperties": False},
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+            tool_choice={"type": "any", "disable_parallel_tool_use": True},
+        ),
+        CHAT,
+        {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {"type": "object", "additionalProperties": False},
+                        "description": "d",
+                    },
+                }
+            ],
+            "tool_choice": "required",
+            "parallel_tool_calls": False,
+        },
+        (),
+    ),
+    (
+        "server tools dropped",
+        request(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
+        CHAT,
+        {},
+        ("tools[web_search_20250305]",),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "facts", "expected", "dropped"), REQUEST_CASES, ids=[c[0] for c in REQUEST_CASES]
+)
+def test_request(
+    name: str, body: dict[str, Any], facts: ModelFacts, expected: dict[str, Any], dropped: tuple[str, ...]
+) -> None:
+    plan = messages_to_openai(body, facts, "up")
+    out: dict[str, Any] = dict(plan.body)
+    for key, value in expected.items():
+        assert out[key] == value, key
+    assert plan.dropped == dropped
+    assert ("max_tokens" in out) != ("max_completion_tokens" in out)
+    assert "top_k" not in out and "metadata" not in out and "thinking" not in out
+    if not facts.reasoning:
+        assert "reasoning_effort" not in out
+
+
+def test_conversation_with_tools_images_and_documents() -> None:
+    png = base64.b64encode(b"png").decode()
+    text = base64.b64encode(b"plain text").decode()
+    body = request(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                    {"type": "text", "text": "calling"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "g", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "one"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_2",
+                        "is_error": True,
+                        "content": [
+                            {"type": "text", "text": "bad"},
+                            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                        ],
+                    },
+                    {
+                        "type": "document",
+                        "title": "T",
+                        "source": {"type": "base64", "media_type": "text/plain", "data": text},
+                    },
+                ],
+            },
+        ]
+    )
+    messages = messages_to_openai(body, CHAT, "up").body["messages"]
+    assert messages == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "calling",
+            "tool_calls": [
+                {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
+                {"id": "toolu_2", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "one"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: bad"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                {"type": "text", "text": "T\n\nplain text"},
+            ],
+        },
+    ]
+
+
+ERROR_CASES: list[tuple[dict[str, Any], type[ProxyError], str]] = [
+    ({"model": "m", "messages": HI}, InvalidRequest, "max_tokens: Field required"),
+    (request(max_tokens=0), InvalidRequest, "max_tokens: must be a positive integer"),
+    (request(max_tokens=True), InvalidRequest, "max_tokens: must be a positive integer"),
+    ({"model": "m", "max_tokens": 5}, InvalidRequest, "messages: Field required"),
+    (request(messages="hi"), InvalidRequest, "messages: must be an array"),
+    (request(messages=[]), InvalidRequest, "messages: at least one message is required"),
+    (request(messages=[{"role": "tool", "content": "x"}]), InvalidRequest, "messages.0.role"),
+    (request(messages=[{"role": "user", "content": 5}]), InvalidRequest, "messages.0.content"),
+    (
+        request(messages=[{"role": "user", "content": [{"type": "text"}]}]),
+        InvalidRequest,
+        "messages.0.content.0.text",
+    ),
+    (
+        request(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/bmp", "data": "x"},
+                        }
+                    ],
+                }
+            ]
+        ),
+        InvalidRequest,
+        "messages.0.content.0.source.media_type",
+    ),
+    (
+        request(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "source": {"type": "base64", "media_type": "application/pdf", "data": "x"},
+                        }
+                    ],
+                }
+            ]
+        ),
+        Unsupported,
+        "messages.0.content.0.source: only text documents",
+    ),
+    (
+        request(
+            messages=[
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": []}]}
+            ]
+        ),
+        InvalidRequest,
+        "messages.0.content.0.input",
+    ),
+    (request(system=5), InvalidRequest, "system: must be a string"),
+    (request(tools=[{"name": "f"}]), InvalidRequest, "tools.0.input_schema"),
+    (
+        request(tools=[{"name": "f", "input_schema": {}}], tool_choice={"type": "sometimes"}),
+        InvalidRequest,
+        "tool_choice.type",
+    ),
+    (request(thinking={"type": "enabled"}), InvalidRequest, "thinking.budget_tokens"),
+    (request(thinking={"type": "on"}), InvalidRequest, "thinking.type"),
+    (request(output_config={"effort": "huge"}), InvalidRequest, "output_config.effort"),
+    (request(temperature="hot"), InvalidRequest, "temperature: must be a number"),
+    (request(stream="yes"), InvalidRequest, "stream: must be a boolean"),
+    (request(stop_sequences="x"), InvalidRequest, "stop_sequences"),
+]
+
+
+@pytest.mark.parametrize(("body", "kind", "message"), ERROR_CASES)
+def test_request_errors(body: dict[str, Any], kind: type[ProxyError], message: str) -> None:
+    with pytest.raises(kind) as info:
+        messages_to_openai(body, REASONING, "up")
+    assert info.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": ""}]},
+            [{"role": "assistant", "content": ""}],
+        ),
+        ({"role": "user", "content": []}, [{"role": "user", "content": ""}]),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "a",
+                        "content": [{"type": "tool_reference", "tool_name": "x"}],
+                    }
+                ],
+            },
+            [{"role": "tool", "tool_call_id": "a", "content": '{"type":"tool_reference","tool_name":"x"}'}],
+        ),
+        (
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a"}]},
+            [{"role": "tool", "tool_call_id": "a", "content": ""}],
+        ),
+    ],
+)
+def test_edge_turns(message: dict[str, Any], expected: list[dict[str, Any]]) -> None:
+    assert messages_to_openai(request(messages=[message]), CHAT, "up").body["messages"] == expected
+
+
+def test_limits() -> None:
+    with pytest.raises(TooLarge):
+        messages_to_openai(request(messages=HI * 3), CHAT, "up", max_messages=2)
+    image = {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
+    with pytest.raises(TooLarge):
+        messages_to_openai(
+            request(messages=[{"role": "user", "content": [image] * 3}]), CHAT, "up", max_images=2
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "tokens"),
+    [
+        ({"messages": [{"role": "user", "content": "x" * 8}]}, 2 + 4),
+        ({"system": "y" * 4, "messages": [{"role": "user", "content": "x" * 5}]}, 3 + 4),
+        ({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, 1600 + 4),
+        ({"messages": "bad", "tools": [{"name": "ab", "description": "cd", "input_schema": {}}]}, 2),
+    ],
+)
+def test_estimate(body: dict[str, Any], tokens: int) -> None:
+    assert estimate_input_tokens(body) == tokens
+
+
+# --- response -----------------------------------------------------------------------------------------------
+
+
+def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps({"choices": [{"message": message, "finish_reason": finish}], "usage": usage or {}})
+
+
+@pytest.mark.parametrize(
+    ("message", "finish", "content", "stop"),
+    [
+        ({"content": "hi"}, "stop", [{"type": "text", "text": "hi"}], "end_turn"),
+        ({"content": "hi"}, "length", [{"type": "text", "text": "hi"}], "max_tokens"),
+        ({"content": ""}, "content_filter", [], "refusal"),
+        (
+            {"content": "ok", "reasoning_content": "think"},
+            "stop",
+            [{"type": "thinking", "thinking": "think", "signature": ""}, {"type": "text", "text": "ok"}],
+            "end_turn",
+        ),
+        (
+            {"content": None, "reasoning": "r"},
+            "stop",
+            [{"type": "thinking", "thinking": "r", "signature": ""}],
+            "end_turn",
+        ),
+        (
+            {
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+                ],
+            },
+            "tool_calls",
+            [{"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}],
+            "tool_use",
+        ),
+        (
+            {
+                "content": None,
+                "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": ""}}],
+            },
+            "stop",  # some backends say "stop" with tool calls
+            [{"type": "tool_use", "id": "toolu_msg_1_0", "name": "f", "input": {}}],
+            "tool_use",
+        ),
+    ],
+)
+def test_completion_to_message(message: dict[str, Any], finish: str, content: list[Any], stop: str) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}
+    out = completion_to_message(completion(message, finish, usage), "asked", "msg_1")
+    assert out["content"] == content and out["stop_reason"] == stop and out["model"] == "asked"
+    assert out["usage"] == {
+        "input_tokens": 6,
+        "output_tokens": 3,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"choices": []}',
+        completion(
+            {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}, "tool_calls"
+        ),
+    ],
+)
+def test_completion_protocol_errors(body: bytes) -> None:
+    with pytest.raises(UpstreamProtocolError):
+        completion_to_message(body, "m", "msg_1")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (404, "not_found_error"),
+        (413, "request_too_large"),
+        (429, "rate_limit_error"),
+        (529, "overloaded_error"),
+        (502, "api_error"),
+        (500, "api_error"),
+    ],
+)
+def test_error_types(status: int, kind: str) -> None:
+    assert error_type(status) == kind
+
+
+# --- stream -------------------------------------------------------------------------------------------------
+
+
+def chunk(
+    delta: dict[str, Any] | None = None, finish: str | None = None, usage: dict[str, Any] | None = None
+) -> bytes:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return orjson.dumps({"choices": choices, "usage": usage})
+
+
+def events(data: bytes) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for frame in data.split(b"\n\n")[:-1]:
+        name, payload = frame.split(b"\n")
+        out.append((name.removeprefix(b"event: ").decode(), orjson.loads(payload.removeprefix(b"data: "))))
+    return out
+
+
+def run(chunks: list[bytes]) -> tuple[list[tuple[str, dict[str, Any]]], MessageStream]:
+    stream = MessageStream("asked", "msg_1", input_estimate=7)
+    data = b"".join(stream.feed(c) for c in chunks) + stream.finish()
+    return events(data), stream
+
+
+def test_stream_thinking_text_tools() -> None:
+    got, stream = run(
+        [
+            chunk({"role": "assistant", "content": ""}),
+            chunk({"reasoning_content": "r0 "}),
+            chunk({"reasoning": "r1 "}),
+            chunk({"content": "hi"}),
+            chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": ""}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a"'}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}),
+            chunk(
+                {"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g", "arguments": "{}"}}]}
+            ),
+            chunk({}, finish="tool_calls"),
+            chunk(usage={"prompt_tokens": 12, "completion_tokens": 9}),
+        ]
+    )
+    shape = [
+        (n, d.get("index"), (d.get("content_block") or d.get("delta") or {}).get("type")) for n, d in got
+    ]
+    assert shape == [
+        ("message_start", None, None),
+        ("ping", None, None),
+        ("content_block_start", 0, "thinking"),
+        ("content_block_delta", 0, "thinking_delta"),
+        ("content_block_delta", 0, "thinking_delta"),
+        ("content_block_stop", 0, None),
+        ("content_block_start", 1, "text"),
+        ("content_block_delta", 1, "text_delta"),
+        ("content_block_stop", 1, None),
+        ("content_block_start", 2, "tool_use"),
+        ("content_block_delta", 2, "input_json_delta"),
+        ("content_block_delta", 2, "input_json_delta"),
+        ("content_block_stop", 2, None),
+        ("content_block_start", 3, "tool_use"),
+        ("content_block_delta", 3, "input_json_delta"),
+        ("content_block_stop", 3, None),
+        ("message_delta", None, None),
+        ("message_stop", None, None),
+    ]
+    assert got[0][1]["message"]["usage"] == {"input_tokens": 7, "output_tokens": 0}  # the estimate, up front
+    assert got[9][1]["content_block"] == {"type": "tool_use", "id": "call_a", "name": "f", "input": {}}
+    assert got[-2][1]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert got[-2][1]["usage"]["input_tokens"] == 12 and got[-2][1]["usage"]["output_tokens"] == 9
+    assert stream.counts() == (12, 9)
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop"), [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")]
+)
+def test_stream_stop_reasons_and_no_usage(finish: str, stop: str) -> None:
+    got, stream = run([chunk({"content": "a"}), chunk({}, finish=finish)])
+    assert got[-2][1]["delta"]["stop_reason"] == stop
+    assert got[-2][1]["usage"]["input_tokens"] == 7  # no usage chunk: the estimate stands
+    assert stream.counts() == (None, None)
+
+
+def test_stream_empty_answer_still_frames() -> None:
+    got, _ = run([chunk({}, finish="stop")])
+    assert [n for n, _ in got] == ["message_start", "ping", "message_delta", "message_stop"]
+
+
+def test_stream_incomplete_and_errors() -> None:
+    stream = MessageStream("m", "msg_1")
+    stream.feed(chunk({"content": "a"}))
+    with pytest.raises(UpstreamProtocolError):
+        stream.finish()  # cut before finish_reason
+    failed = events(stream.fail("boom"))
+    assert failed == [("error", {"type": "error", "error": {"type": "api_error", "message": "boom"}})]
+    for bad in (b"nope", orjson.dumps({"error": {"message": "overloaded"}})):
+        with pytest.raises(UpstreamProtocolError):
+            MessageStream("m", "msg_1").feed(bad)
+    interleaved = MessageStream("m", "msg_1")
+    interleaved.feed(chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f"}}]}))
+    interleaved.feed(chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g"}}]}))
+    with pytest.raises(UpstreamProtocolError):
+        interleaved.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}))
