@@ -37,6 +37,7 @@ from falcon_ollama.resources.relay import (
     end_stream,
 )
 from falcon_ollama.sse import DoneFinder
+from falcon_ollama.translate.models import newest_first
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.openai_compat")
@@ -94,7 +95,10 @@ class ModelsResource:
             return
         resp.content_type = JSON
         resp.data = orjson.dumps(
-            {"object": "list", "data": [model_object(e, self._started_at) for e in entries]}
+            {
+                "object": "list",
+                "data": [model_object(e, self._started_at) for e in newest_first(entries, self._started_at)],
+            }
         )
 
 

@@ -90,14 +90,16 @@ def tags_entry(entry: ModelEntry, fallback_epoch_s: float) -> TagModel:
     }
 
 
-def tags_models(entries: list[ModelEntry], fallback_epoch_s: float) -> list[TagModel]:
-    """The ``/api/tags`` list in Ollama's order: newest ``modified_at`` (whole seconds) first, ties kept in
-    name order (Ollama's sortListModelResponses is a stable sort on the Unix second)."""
+def newest_first(entries: list[ModelEntry], fallback_epoch_s: float) -> list[ModelEntry]:
+    """Ollama's order for ``/api/tags`` (and so ``/v1/models``): newest ``modified_at`` (whole seconds)
+    first, ties kept in name order (Ollama's sortListModelResponses is a stable sort on the Unix second)."""
     by_name = sorted(entries, key=lambda e: e.name)
-    newest_first = sorted(
-        by_name, key=lambda e: -int(e.created if e.created is not None else fallback_epoch_s)
-    )
-    return [tags_entry(e, fallback_epoch_s) for e in newest_first]
+    return sorted(by_name, key=lambda e: -int(e.created if e.created is not None else fallback_epoch_s))
+
+
+def tags_models(entries: list[ModelEntry], fallback_epoch_s: float) -> list[TagModel]:
+    """The ``/api/tags`` rows, in Ollama's order."""
+    return [tags_entry(e, fallback_epoch_s) for e in newest_first(entries, fallback_epoch_s)]
 
 
 def model_info(entry: ModelEntry, requested_name: str, user_agent: str) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import ollama
 import orjson
 import pytest
 
-from fake_openai import FakeUpstreamThread
-from falcon_ollama.catalog_config import parse_catalog
+from fake_openai import FakeConfig, FakeUpstreamThread
+from falcon_ollama.catalog_config import load_catalog_file, parse_catalog
 from falcon_ollama.settings import Settings
 from tests.hostile_upstream import HostileUpstream, Reply, chat_answer
 from tests.servers import REPO, ProxyThread
@@ -348,3 +348,14 @@ def test_tagged_embedding_name_and_a_tagged_alias_that_says_otherwise(shipped: P
     assert missing.value.status_code == 404
     with pytest.raises(ollama.ResponseError):
         client.show("gpt-4o:mini")  # upstream ids are not aliases: their tags are theirs
+
+
+def test_the_shipped_catalogs_defaults_never_refuse_thinking(start: Callable[..., ProxyThread]) -> None:
+    """conf/models.toml has a [defaults] table: its guessed capabilities made every undescribed model
+    "known" and refused ``think`` wherever that file was served (run_local.sh, the image)."""
+    with FakeUpstreamThread(FakeConfig(models=["gpt-4o", "deepseek-r1-distill-qwen-7b"])) as fake:
+        proxy = start(fake.base_url, catalog=load_catalog_file(REPO / "conf" / "models.toml"))
+        reply = ollama.Client(host=proxy.url).chat(
+            "deepseek-r1-distill-qwen-7b", messages=[{"role": "user", "content": "hi"}], think=True
+        )
+        assert reply.message.thinking and reply.message.content
