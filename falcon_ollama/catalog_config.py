@@ -177,13 +177,13 @@ def merge_upstream(facts: ModelFacts, upstream: UpstreamFacts | None) -> ModelFa
             changes[key] = value
             changed[key] = "upstream"
     if upstream.capabilities is not None and facts.source_of("capabilities") != "catalog":
+        extra = tuple(c for c in upstream.capabilities if c not in facts.capabilities)
         if upstream.capabilities_complete:
             changes["capabilities"] = upstream.capabilities
-            changed["thinking"] = "upstream"
-        else:
-            extra = tuple(c for c in upstream.capabilities if c not in facts.capabilities)
+            changed["capabilities"] = changed["thinking"] = "upstream"
+        elif extra:  # a partial word that adds nothing changes nothing (LM Studio's "llm")
             changes["capabilities"] = facts.capabilities + extra
-        changed["capabilities"] = "upstream"
+            changed["capabilities"] = "upstream"
     if not changes:
         return facts
     return _with_sources(facts, changes, changed)
