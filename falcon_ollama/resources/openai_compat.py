@@ -40,6 +40,7 @@ from falcon_ollama.resources.relay import (
     end_stream,
 )
 from falcon_ollama.sse import DoneFinder
+from falcon_ollama.translate.models import newest_first
 from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, adapt_openai_body
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 
@@ -100,7 +101,10 @@ class ModelsResource:
             return
         resp.content_type = JSON
         resp.data = orjson.dumps(
-            {"object": "list", "data": [model_object(e, self._started_at) for e in entries]}
+            {
+                "object": "list",
+                "data": [model_object(e, self._started_at) for e in newest_first(entries, self._started_at)],
+            }
         )
 
 
