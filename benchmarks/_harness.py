@@ -236,8 +236,11 @@ class InProcessApp:
             for name in FakeConfig().models
         ]
 
-        async def list_models() -> list[dict[str, Any]]:
-            return listing
+        # As Upstream.list_models: the /models body (bounded) and whether it is complete.
+        listing_body = orjson.dumps({"object": "list", "data": listing})
+
+        async def list_models() -> tuple[bytes, bool]:
+            return listing_body, True
 
         async def post_json(path: str, body: bytes, **kwargs: Any) -> Any:
             return answer
