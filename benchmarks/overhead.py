@@ -192,6 +192,9 @@ def busy_ns() -> int:
     return (user + nice + system + irq + softirq + steal) * 1_000_000_000 // ticks
 
 
+REPO_PREFIX = "repo:"  # a proxy-b "configuration" naming another checkout (--compare-repo)
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, directory: Path) -> None:
         self.args = args
@@ -202,6 +205,8 @@ class Bench:
         configs = {"proxy": args.gunicorn_config}
         if args.compare_config:
             configs["proxy-b"] = args.compare_config
+        elif args.compare_repo:
+            configs["proxy-b"] = REPO_PREFIX + str(Path(args.compare_repo).resolve())
         self.proxy_configs = configs
         self.proxy_ports = {name: h.free_port() for name in configs}
         self.proxies: dict[str, subprocess.Popen[bytes]] = {}
@@ -314,12 +319,18 @@ def start_proxy(
     extra = {"FALCON_OLLAMA_MAX_REQUESTS": "0"}  # no worker recycling in the middle of a measurement
     if config == "gunicorn.conf.py":
         return h.start_gunicorn(port, upstream_port, workers, log, **extra)
-    # Another configuration file (e.g. benchmarks/gunicorn_reuseport.conf.py): same launcher otherwise.
+    # Another checkout (--compare-repo, e.g. an older commit): its own venv, its own gunicorn.conf.py.
+    # Otherwise another configuration file (e.g. benchmarks/gunicorn_reuseport.conf.py).
+    python, cwd, conf = sys.executable, h.REPO, str(Path(config).resolve())
+    if config.startswith(REPO_PREFIX):
+        cwd = Path(config.removeprefix(REPO_PREFIX))
+        python, conf = str(cwd / ".venv" / "bin" / "python"), "gunicorn.conf.py"
     env = h.proxy_env(port, upstream_port, workers, **extra)
+    env.pop("VIRTUAL_ENV", None)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(Path(config).resolve())],
-            cwd=h.REPO,
+            [python, "-m", "gunicorn", "-c", conf],
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -445,6 +456,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['args']['duration']:g} s per cell, (min-max) when repeated. proxy: "
         f"{report['args']['gunicorn_config']}, {report['args']['workers']} workers"
         + (f"; proxy-b: {report['args']['compare_config']}" if report["args"].get("compare_config") else "")
+        + (f"; proxy-b: {report['args']['compare_repo']}" if report["args"].get("compare_repo") else "")
         + ".",
         "",
         "| mode | c | path | req/s | p50 ms | p99 ms | errors | hop CPU ms/req | µs/token | other CPU % |",
@@ -514,11 +526,12 @@ def chart(report: dict[str, Any], path: Path) -> None:
         "proxy-b": ("tab:orange", "^"),
     }
     args = report["args"]
+    b_name = args.get("compare_config") or args.get("compare_repo") or "-"
     labels = {
         "direct": "direct (fake upstream)",
         "nginx": "nginx hop",
         "proxy": f"falcon-ollama ({Path(args['gunicorn_config']).name})",
-        "proxy-b": f"falcon-ollama ({Path(args.get('compare_config') or '-').name})",
+        "proxy-b": f"falcon-ollama ({Path(b_name).name})",
     }
     for row, mode in enumerate(modes):
         concurrencies = sorted({c for m, c, _ in groups if m == mode})
@@ -588,6 +601,12 @@ def main(argv: list[str] | None = None) -> None:
         "--compare-config",
         default=None,
         help="also measure a second proxy with this configuration, side by side (target proxy-b)",
+    )
+    parser.add_argument(
+        "--compare-repo",
+        default=None,
+        help="also measure the proxy of another checkout (its .venv, its gunicorn.conf.py), side by side"
+        " (target proxy-b), e.g. an older commit in a scratch worktree",
     )
     parser.add_argument("--hold", type=int, default=1000, help="concurrent streams to hold (0: skip)")
     parser.add_argument("--hold-seconds", type=float, default=15.0)

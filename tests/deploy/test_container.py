@@ -40,7 +40,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import falcon_ollama
-from falcon_ollama.settings import parse_ollama_host
+from falcon_ollama.settings import Settings, parse_ollama_host
 from tests.servers import REPO, free_port
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -643,6 +643,45 @@ def test_deployment_contract() -> None:
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/metrics"
     assert annotations["prometheus.io/port"] == str(OLLAMA_PORT)
+
+
+MiB = 1 << 20
+
+
+def quantity_bytes(text: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "K": 10**3, "M": 10**6, "G": 10**9}
+    number, unit = re.fullmatch(r"(\d+)([KMG]i?)?", text).groups()  # type: ignore[union-attr]
+    return int(number) * (units[unit] if unit else 1)
+
+
+def worst_case_per_worker(settings: Settings, at_the_bound: int) -> float:
+    """docs/deployment.md "Memory": the measured worst case of one worker (benchmarks/worst_case_memory.py),
+    with ``at_the_bound`` requests holding their bound at once and every connection holding a head."""
+    heads = settings.max_client_connections * 70 * 1024 * settings.max_header_bytes / 65536
+    held = max(
+        settings.max_body_bytes, settings.max_upstream_body_bytes, 6 * settings.max_stream_accumulated_bytes
+    )
+    parse = max(4.5 * settings.max_body_bytes, 2.3 * settings.max_upstream_body_bytes)
+    return 50 * MiB + heads + at_the_bound * held + parse
+
+
+def test_memory_limit_holds_the_measured_worst_case_of_the_configmap_bounds() -> None:
+    # Issue 10 item 14: a worker holds the sum of what its requests hold, so the pod's memory limit follows
+    # from the request bounds the ConfigMap sets. Raising a bound there without the limit fails here.
+    objects = rendered()
+    container = container_of(one("Deployment"))
+    data: dict[str, str] = {}
+    for source in container["envFrom"]:
+        if "configMapRef" in source:
+            data.update(objects["ConfigMap/" + source["configMapRef"]["name"]]["data"])
+    settings = Settings.from_mapping(data)
+    workers = math.ceil(float(str(container["resources"]["limits"]["cpu"])))
+    limit = quantity_bytes(str(container["resources"]["limits"]["memory"]))
+    assert limit >= workers * worst_case_per_worker(settings, at_the_bound=16)
+    # The code's defaults would not fit: the reason the ConfigMap sets tighter bounds.
+    assert limit < workers * worst_case_per_worker(Settings(), at_the_bound=16)
+    # An embeddings batch answer (about 23 bytes per dimension, 3,072 dimensions) fits the answer bound.
+    assert settings.embed_batch_size * 3072 * 23 <= settings.max_upstream_body_bytes
 
 
 def prestop_seconds(container: dict[str, Any]) -> int:
