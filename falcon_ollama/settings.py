@@ -280,6 +280,9 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT", SECONDS, 30.0, "seconds to send a request head"),
         _V("FALCON_OLLAMA_REQUEST_BODY_TIMEOUT", SECONDS, 60.0, "seconds a body may stall"),
         _V("FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS", POSITIVE_INT, 4096, "client connections per worker"),
+    ),
+    *group(
+        "gunicorn",  # gunicorn.conf.py; `falcon-ollama serve` uses FALCON_OLLAMA_KEEPALIVE too
         _V("WEB_CONCURRENCY", POSITIVE_INT, None, "gunicorn workers (unset: one per CPU)"),
         _V("FALCON_OLLAMA_KEEPALIVE", _AT_LEAST_1, 75, "seconds an idle client connection is kept"),
         _V("FALCON_OLLAMA_GRACEFUL_TIMEOUT", _AT_LEAST_1, 120, "seconds streams get on SIGTERM"),

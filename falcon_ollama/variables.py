@@ -41,8 +41,8 @@ class Variable:
 
     @property
     def minimum(self) -> float | None:
-        """The smallest accepted number, when the parser is numeric."""
-        return getattr(self.parse, "minimum", None)
+        """The smallest accepted number (exclusive for ``Real(exclusive=True)``) of a numeric parser."""
+        return getattr(self.parse, "lowest", getattr(self.parse, "minimum", None))
 
     @property
     def maximum(self) -> float | None:
@@ -77,6 +77,10 @@ class Integer:
     floor_reason: str = ""
     maximum: int | None = None
     maximum_reason: str = ""
+
+    @property
+    def lowest(self) -> int:
+        return self.minimum if self.floor is None else max(self.minimum, self.floor)
 
     def __call__(self, text: str) -> int:
         try:
