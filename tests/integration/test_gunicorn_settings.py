@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -91,3 +92,46 @@ def test_bad_env_file_value_is_one_line_and_exit_2(
     assert proc.returncode == 2, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert stderr.startswith(f"falcon-ollama: configuration error: {error.format(file=in_the_way)}"), stderr
+
+
+def test_serve_keeps_idle_connections_for_the_declared_keepalive(tmp_path: Path) -> None:
+    # `serve` had a hard-coded 75 s for uvicorn's keep-alive; FALCON_OLLAMA_KEEPALIVE was gunicorn's only.
+    port = free_port()
+    env_file = tmp_path / "falcon.env"
+    env_file.write_text("FALCON_OLLAMA_KEEPALIVE=1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FALCON_OLLAMA_", "OLLAMA_"))}
+    env |= {"FALCON_OLLAMA_ENV_FILE": str(env_file), "OLLAMA_HOST": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "falcon_ollama", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            sock.settimeout(10)
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.endswith(b"Ollama is running"):
+                chunk = sock.recv(65536)
+                assert chunk, reply
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200"), reply
+            started = time.monotonic()
+            assert sock.recv(65536) == b"", "the idle connection was not closed"  # within the 10 s timeout
+            assert time.monotonic() - started < 5, (
+                "closed after the 30 s head timeout, not the 1 s keep-alive"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
