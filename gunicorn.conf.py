@@ -1,7 +1,8 @@
 """gunicorn configuration: the production entry point (``gunicorn -c gunicorn.conf.py``).
 
-Every value comes from the environment so the same file serves bare metal, Docker and Kubernetes. Settings
-are validated here, in the master, before any worker starts: a bad value is one line on stderr and exit 2.
+Every value comes from the environment and ``.env``, read through the one table of variables
+(falcon_ollama/settings.py), so the same file serves bare metal, Docker and Kubernetes. Settings are
+validated here, in the master, before any worker starts: a bad value is one line on stderr and exit 2.
 Workers are forked with the settings the master validated. gunicorn runs this file again on SIGHUP: a bad
 configuration then is one line in the log and the running configuration is kept (the master lives on).
 With no OPENAI_API_KEY and no OPENAI_BASE_URL, the master starts the bundled fake upstream on loopback and
@@ -13,8 +14,6 @@ import os
 
 from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen
 from falcon_ollama.gunicorn_support import (
-    default_workers,
-    int_setting,
     master_settings,
     metrics_dir,
     start_fake_upstream,
@@ -24,14 +23,15 @@ from falcon_ollama.gunicorn_support import (
 from falcon_ollama.logs import gunicorn_log_config
 
 _settings = master_settings()
+_server = _settings.server
 
 # Prometheus multiprocess mode: every worker writes its samples to files in this directory and one scrape
 # of /metrics on any worker covers them all. It must be in the environment before a worker imports
 # prometheus_client, and is emptied at start so a restart does not resurrect old samples.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir(_server.metrics_dir)
 
 # Bind where Ollama would: OLLAMA_HOST ("host:port", ":port", bare host; default 127.0.0.1:11434).
-bind = [_settings.bind.gunicorn_bind]
+bind = [_server.bind.gunicorn_bind]
 
 # The ASGI app, built in each worker by a factory (no app object is shared across a fork) from the settings
 # the master validated.
@@ -42,8 +42,9 @@ wsgi_app = "falcon_ollama.gunicorn_worker:app()"
 # its open-file soft limit raised to the hard limit.
 worker_class = "falcon_ollama.gunicorn_worker.Worker"
 
-# One async worker per core serves thousands of concurrent streams; more would only add context switches.
-workers = default_workers(os.environ.get("WEB_CONCURRENCY"))
+# WEB_CONCURRENCY, else one async worker per core: that serves thousands of concurrent streams, and more
+# workers would only add context switches.
+workers = _server.workers
 
 # preload_app stays False: each worker imports the app and opens its own upstream pool after the fork, so no
 # socket or event-loop state is ever shared between processes. Start-up cost is small (no model to load).
@@ -51,18 +52,18 @@ preload_app = False
 
 # Keep idle client connections open longer than a typical load balancer's idle timeout (60 s), so the LB
 # never sends a request on a connection we are closing.
-keepalive = int_setting("FALCON_OLLAMA_KEEPALIVE", 75, 1)
+keepalive = _server.keepalive  # FALCON_OLLAMA_KEEPALIVE
 
 # On SIGTERM, in-flight streamed answers may take minutes to finish: give them this long before workers die.
-graceful_timeout = int_setting("FALCON_OLLAMA_GRACEFUL_TIMEOUT", 120, 1)
+graceful_timeout = _server.graceful_timeout  # FALCON_OLLAMA_GRACEFUL_TIMEOUT
 
 # Worker heartbeat: async workers notify from their event loop, independent of request length.
-timeout = int_setting("FALCON_OLLAMA_WORKER_TIMEOUT", 60, 1)
+timeout = _server.worker_timeout  # FALCON_OLLAMA_WORKER_TIMEOUT
 
 # Recycle workers now and then (bounded memory growth from fragmentation), staggered so they never all
 # restart at once.
-max_requests = int_setting("FALCON_OLLAMA_MAX_REQUESTS", 50000, 0)
-max_requests_jitter = int_setting("FALCON_OLLAMA_MAX_REQUESTS_JITTER", 5000, 0)
+max_requests = _server.max_requests  # FALCON_OLLAMA_MAX_REQUESTS
+max_requests_jitter = _server.max_requests_jitter  # FALCON_OLLAMA_MAX_REQUESTS_JITTER
 
 # The heartbeat file lives on tmpfs when there is one: a disk-backed /tmp can stall workers under I/O load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -82,7 +83,7 @@ def on_starting(server):
     """Say which variable sets the address when it is taken; offline demo: start the bundled fake upstream
     and point the workers at it (once: not on reload)."""
     if not {"GUNICORN_FD", "LISTEN_FDS"} & set(os.environ):  # gunicorn binds (sockets not inherited)
-        exit_if_cannot_listen(_settings.bind)
+        exit_if_cannot_listen(_server.bind)
     if not _settings.offline:
         return
     url = start_fake_upstream()

@@ -19,7 +19,6 @@ from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
-from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
 from falcon_ollama.requestlog import RequestTracking
@@ -123,16 +122,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_error_handler(ProxyError, _handle_proxy_error)
 
     started_at = process_start_time()
-    limits = Limits(
-        max_body_bytes=settings.max_body_bytes,
-        max_json_depth=min(settings.max_json_depth, MAX_JSON_DEPTH),
-        max_messages=settings.max_messages,
-        max_images=settings.max_images,
-        max_image_bytes=settings.max_image_bytes,
-        max_text_chars=settings.max_text_chars,
-        max_json_values=settings.max_json_values,
-        max_embed_inputs=settings.max_embed_inputs,
-    )
+    limits = settings.limits
     app.add_route("/", RootResource())
     app.add_route("/health", HealthResource())
     app.add_route("/metrics", MetricsResource(metrics))
@@ -217,11 +207,12 @@ def add_cloud_routes(app: falcon.asgi.App) -> None:  # type: ignore[type-arg]
 
 def access_control(settings: Settings) -> AccessControl:
     """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
+    access = settings.access
     return AccessControl(
-        api_keys=settings.api_keys,
-        exempt_paths=settings.auth_exempt_paths,
-        origins=OriginPolicy(settings.ollama_origins),
-        check_host=settings.check_host and settings.bind.is_loopback,
+        api_keys=access.api_keys,
+        exempt_paths=access.auth_exempt_paths,
+        origins=OriginPolicy(access.ollama_origins),
+        check_host=access.check_host and settings.bind.is_loopback,
     )
 
 

@@ -98,7 +98,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings_or_exit(args.env_file)
     configure_logging(settings.log_level, settings.log_format, settings.log_file, redactor_for(settings))
-    exit_if_cannot_listen(settings.bind)
+    exit_if_cannot_listen(settings.server.bind)
     http_protocol = guarded_http_protocol(settings)  # client connection bounds, as under gunicorn
     fake_thread = None
     if settings.offline:
@@ -111,13 +111,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(
             create_app(settings),
-            host=settings.bind.uvicorn_host,
-            port=settings.bind.port,
+            host=settings.server.bind.uvicorn_host,
+            port=settings.server.bind.port,
             log_level=settings.log_level,
             log_config=None,  # keep configure_logging's handlers: uvicorn's lines in the chosen format too
             lifespan="on",
             http=http_protocol,
-            timeout_keep_alive=75,
+            timeout_keep_alive=settings.server.keepalive,  # FALCON_OLLAMA_KEEPALIVE, as gunicorn
             access_log=False,
         )
     finally:

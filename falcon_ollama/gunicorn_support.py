@@ -104,29 +104,20 @@ def metrics_dir(configured: str | None) -> str:
     the running workers still write to."""
     global _metrics_dir
     if _metrics_dir is None:
-        _metrics_dir = prepare_metrics_dir(configured)
-    return _metrics_dir
-
-
-def default_workers(web_concurrency: str | None) -> int:
-    """``WEB_CONCURRENCY`` if set (a positive integer), else one async worker per CPU core."""
-    if web_concurrency:
         try:
-            value = int(web_concurrency)
-        except ValueError:
-            value = 0
-        if value <= 0:
+            _metrics_dir = prepare_metrics_dir(configured)
+        except OSError as exc:
             from falcon_ollama.cli import EXIT_CONFIG_ERROR
 
+            reason = exc.strerror or str(exc)
             print(
-                f"falcon-ollama: configuration error: WEB_CONCURRENCY: expected a positive integer, "
-                f"got {web_concurrency!r}",
+                "falcon-ollama: configuration error: PROMETHEUS_MULTIPROC_DIR: "
+                f"cannot prepare {configured!r}: {reason}",
                 file=sys.stderr,
                 flush=True,
             )
-            raise SystemExit(EXIT_CONFIG_ERROR)
-        return value
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+            raise SystemExit(EXIT_CONFIG_ERROR) from None
+    return _metrics_dir
 
 
 def free_loopback_port() -> int:
@@ -162,24 +153,3 @@ def prepare_metrics_dir(configured: str | None) -> str:
         else:
             os.unlink(path)
     return configured
-
-
-def int_setting(name: str, default: int, minimum: int = 0) -> int:
-    """An integer gunicorn setting from the environment, or one configuration-error line and exit 2."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        from falcon_ollama.cli import EXIT_CONFIG_ERROR
-
-        print(
-            f"falcon-ollama: configuration error: {name}: expected an integer >= {minimum}, got {raw!r}",
-            file=sys.stderr,
-            flush=True,
-        )
-        raise SystemExit(EXIT_CONFIG_ERROR)
-    return value

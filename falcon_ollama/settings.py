@@ -7,9 +7,10 @@ variables win over the ``.env`` file, as with docker compose and most twelve-fac
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,24 @@ from falcon_ollama.access import (
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
+from falcon_ollama.variables import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    SECONDS,
+    Choice,
+    Integer,
+    SettingsError,
+    Variable,
+    boolean,
+    group,
+    http_url,
+    keep_alive_seconds,
+    text,
+    version,
+    writable_directory,
+    writable_file,
+)
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_PORT = 11434
@@ -34,7 +53,11 @@ DEFAULT_REPORTED_VERSION = "0.32.15"
 # Below this a request line with a long path and the usual headers no longer fits.
 MIN_HEADER_BYTES = 1024
 
-T = TypeVar("T")
+# Names the .env file itself: read before the file, so not one of VARIABLES.
+ENV_FILE_VARIABLE = "FALCON_OLLAMA_ENV_FILE"
+_AT_LEAST_1 = Integer(minimum=1, expected="an integer >= 1")  # the gunicorn variables' wording
+
+V = TypeVar("V")
 
 # The catalog shipped inside the package, served when FALCON_OLLAMA_CATALOG is unset (gunicorn from a
 # checkout, ``falcon-ollama serve``, the image): every start path answers the same names.
@@ -47,11 +70,18 @@ def _shipped_catalog() -> CatalogConfig:
     return load_catalog_file(SHIPPED_CATALOG)
 
 
-_LIMITS = Limits()  # the input limits' defaults live on Limits
+def _catalog_setting(text: str) -> str | None:
+    """FALCON_OLLAMA_CATALOG: ``shipped`` (the default), ``none`` (no file: built-in facts, no aliases), or
+    a path."""
+    return None if text.lower() == CATALOG_OFF else text
 
 
-class SettingsError(ValueError):
-    """A configuration value is invalid; the message names the variable and is meant to be shown as is."""
+def catalog_file(setting: str) -> Path:
+    """The file a FALCON_OLLAMA_CATALOG value names."""
+    return SHIPPED_CATALOG if setting == CATALOG_SHIPPED else Path(setting)
+
+
+__all__ = ["VARIABLES", "BindAddress", "Settings", "SettingsError", "Variable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,70 +172,338 @@ def _split_host_port(hostport: str) -> tuple[str | None, str | None]:
     return (hostport or None), None
 
 
+# --- every variable, declared once -------------------------------------------------------------------------
+# To add one: a row `_V("FALCON_OLLAMA_X", parser, default, "one doc line")` in its group below (add
+# `attribute="..."` when the Settings field is not the name in lower case without FALCON_OLLAMA_), and the
+# field `x: type = _default("x")` on Settings. Bounded numbers parse with Integer(...) / Real(...) or the
+# shared POSITIVE_INT, NON_NEGATIVE_INT, SECONDS, NON_NEGATIVE (falcon_ollama/variables.py). The reader, the
+# docs tests and gunicorn.conf.py pick the row up; document it in .env.example, README and configuration.md.
+_L = Limits()  # the input limits' defaults live on Limits
+_V = Variable
+VARIABLES: tuple[Variable, ...] = (
+    *group(
+        "upstream",
+        _V("OPENAI_API_KEY", text, None, "the upstream's API key (unset: offline demo)"),
+        _V("OPENAI_BASE_URL", http_url, DEFAULT_OPENAI_BASE_URL, "the upstream's /v1 URL"),
+        _V("OPENAI_ORGANIZATION", text, None, "sent as OpenAI-Organization"),
+        _V("OPENAI_PROJECT", text, None, "sent as OpenAI-Project"),
+        _V("FALCON_OLLAMA_CONNECT_TIMEOUT", SECONDS, 10.0, "seconds to connect to the upstream"),
+        _V("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", SECONDS, 600.0, "seconds until the upstream's first byte"),
+        _V("FALCON_OLLAMA_IDLE_TIMEOUT", SECONDS, 300.0, "seconds a stream may stay silent"),
+        _V("FALCON_OLLAMA_TOTAL_TIMEOUT", SECONDS, 1800.0, "seconds one upstream answer may take"),
+        _V("FALCON_OLLAMA_MAX_CONNECTIONS", POSITIVE_INT, 1024, "upstream connections per worker"),
+        _V("FALCON_OLLAMA_MAX_RETRIES", NON_NEGATIVE_INT, 2, "retries of a failed upstream request"),
+        _V("FALCON_OLLAMA_RETRY_BASE_DELAY", NON_NEGATIVE, 0.5, "first retry back-off, seconds"),
+        _V("FALCON_OLLAMA_MAX_RETRY_WAIT", NON_NEGATIVE, 20.0, "longest Retry-After honoured, seconds"),
+        _V("FALCON_OLLAMA_STREAM_USAGE", boolean, True, "ask streams for token usage"),
+        _V(
+            "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES",
+            POSITIVE_INT,
+            128 * 1024 * 1024,
+            "largest upstream answer",
+        ),
+        _V("FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES", POSITIVE_INT, 64 * 1024, "largest upstream error body"),
+        _V(
+            "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES",
+            POSITIVE_INT,
+            256 * 1024 * 1024,
+            "largest upstream stream",
+        ),
+        _V(
+            "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES",
+            POSITIVE_INT,
+            16 * 1024 * 1024,
+            "largest upstream model list",
+        ),
+        _V(
+            "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES",
+            POSITIVE_INT,
+            MAX_STREAM_ACCUMULATED_BYTES,
+            "what one stream may keep",
+        ),
+        _V(
+            "FALCON_OLLAMA_RESPONSES_MODE",
+            Choice(("auto", "translate", "forward"), "auto, translate or forward"),
+            "auto",
+            "/v1/responses: forward or translate",
+        ),
+    ),
+    *group(
+        "limits",
+        _V("FALCON_OLLAMA_MAX_IN_FLIGHT", POSITIVE_INT, 1024, "upstream requests at once per worker"),
+        _V("FALCON_OLLAMA_MAX_QUEUE", NON_NEGATIVE_INT, 512, "requests waiting for a slot per worker"),
+        _V("FALCON_OLLAMA_MAX_BODY_BYTES", POSITIVE_INT, _L.max_body_bytes, "largest request body"),
+        _V(
+            "FALCON_OLLAMA_MAX_JSON_DEPTH",
+            Integer(maximum=MAX_JSON_DEPTH, maximum_reason="JSON nested deeper cannot be forwarded"),
+            _L.max_json_depth,
+            "deepest JSON nesting",
+        ),
+        _V("FALCON_OLLAMA_MAX_MESSAGES", POSITIVE_INT, _L.max_messages, "messages per chat"),
+        _V("FALCON_OLLAMA_MAX_IMAGES", NON_NEGATIVE_INT, _L.max_images, "images per request"),
+        _V("FALCON_OLLAMA_MAX_IMAGE_BYTES", POSITIVE_INT, _L.max_image_bytes, "largest decoded image"),
+        _V("FALCON_OLLAMA_MAX_TEXT_CHARS", POSITIVE_INT, _L.max_text_chars, "longest text field"),
+        _V("FALCON_OLLAMA_MAX_JSON_VALUES", POSITIVE_INT, _L.max_json_values, "JSON values per body"),
+        _V("FALCON_OLLAMA_MAX_EMBED_INPUTS", POSITIVE_INT, _L.max_embed_inputs, "inputs per embed request"),
+    ),
+    *group(
+        "access",
+        _V("FALCON_OLLAMA_API_KEYS", parse_api_keys, ApiKeys(), "inbound keys, comma-separated"),
+        _V(
+            "FALCON_OLLAMA_API_KEYS_FILE",
+            read_api_keys_file,
+            ApiKeys(),
+            "inbound keys, one per line",
+            attribute="api_keys",
+        ),
+        _V(
+            "FALCON_OLLAMA_AUTH_EXEMPT_PATHS",
+            parse_exempt_paths,
+            DEFAULT_AUTH_EXEMPT_PATHS,
+            "paths open without a key",
+        ),
+        _V("OLLAMA_ORIGINS", parse_origins, (), "extra CORS origins"),
+        _V("FALCON_OLLAMA_CHECK_HOST", boolean, True, "refuse non-local Host names on loopback"),
+    ),
+    *group(
+        "models",
+        _V("FALCON_OLLAMA_EMBED_BATCH_SIZE", POSITIVE_INT, 2048, "inputs per upstream embed call"),
+        _V("FALCON_OLLAMA_EMBED_BATCH_TOKENS", POSITIVE_INT, 250_000, "estimated tokens per embed call"),
+        _V("FALCON_OLLAMA_EMBED_CONCURRENCY", POSITIVE_INT, 4, "embed calls at once per request"),
+        _V("FALCON_OLLAMA_MODELS_TTL", NON_NEGATIVE, 300.0, "seconds the model list is kept"),
+        _V("FALCON_OLLAMA_MAX_MODELS", POSITIVE_INT, 10_000, "models kept from the upstream list"),
+        _V("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", boolean, False, "forward names the list lacks"),
+        _V("FALCON_OLLAMA_REPORTED_VERSION", version, DEFAULT_REPORTED_VERSION, "what /api/version says"),
+        _V(
+            "OLLAMA_KEEP_ALIVE",
+            keep_alive_seconds,
+            300.0,
+            "reported keep_alive of a loaded model",
+            attribute="keep_alive_default",
+        ),
+        _V(
+            "FALCON_OLLAMA_CATALOG",
+            _catalog_setting,
+            CATALOG_SHIPPED,
+            "model catalog: shipped, none, or a TOML path",
+            attribute="catalog_path",
+        ),
+    ),
+    *group(
+        "server",
+        _V(
+            "OLLAMA_HOST",
+            parse_ollama_host,
+            BindAddress("127.0.0.1", DEFAULT_OLLAMA_PORT),
+            "listen address, host:port",
+            attribute="bind",
+        ),
+        _V(
+            "FALCON_OLLAMA_MAX_HEADER_BYTES",
+            Integer(floor=MIN_HEADER_BYTES, floor_reason="a request line and a few headers"),
+            65536,
+            "largest request head",
+        ),
+        _V("FALCON_OLLAMA_MAX_HEADERS", POSITIVE_INT, 100, "headers per request"),
+        _V("FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT", SECONDS, 30.0, "seconds to send a request head"),
+        _V("FALCON_OLLAMA_REQUEST_BODY_TIMEOUT", SECONDS, 60.0, "seconds a body may stall"),
+        _V("FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS", POSITIVE_INT, 4096, "client connections per worker"),
+    ),
+    *group(
+        "gunicorn",  # gunicorn.conf.py; `falcon-ollama serve` uses FALCON_OLLAMA_KEEPALIVE too
+        _V("WEB_CONCURRENCY", POSITIVE_INT, None, "gunicorn workers (unset: one per CPU)"),
+        _V("FALCON_OLLAMA_KEEPALIVE", _AT_LEAST_1, 75, "seconds an idle client connection is kept"),
+        _V("FALCON_OLLAMA_GRACEFUL_TIMEOUT", _AT_LEAST_1, 120, "seconds streams get on SIGTERM"),
+        _V("FALCON_OLLAMA_WORKER_TIMEOUT", _AT_LEAST_1, 60, "gunicorn worker heartbeat, seconds"),
+        _V("FALCON_OLLAMA_MAX_REQUESTS", NON_NEGATIVE_INT, 50000, "requests before a worker is recycled"),
+        _V("FALCON_OLLAMA_MAX_REQUESTS_JITTER", NON_NEGATIVE_INT, 5000, "random spread of that"),
+        _V(
+            "PROMETHEUS_MULTIPROC_DIR",
+            writable_directory,
+            None,
+            "gunicorn's metrics files (emptied)",
+            attribute="metrics_dir",
+        ),
+    ),
+    *group(
+        "logging",
+        _V(
+            "FALCON_OLLAMA_LOG_LEVEL",
+            Choice(
+                ("debug", "info", "warning", "error", "critical"),
+                "one of debug, info, warning, error, critical",
+            ),
+            "info",
+            "log level",
+        ),
+        _V("FALCON_OLLAMA_LOG_FORMAT", Choice(("json", "text"), "json or text"), "json", "log format"),
+        _V("FALCON_OLLAMA_LOG_FILE", writable_file, None, "log to this file too"),
+        _V("FALCON_OLLAMA_LOG_BODIES", boolean, False, "log request and answer bodies (debug)"),
+    ),
+)
+BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
+_DEFAULTS: dict[str, Any] = {v.attribute: v.default for v in VARIABLES}
+
+
+def _default(attribute: str) -> Any:
+    """A Settings field's default: the one its variable declares."""
+    return field(default=_DEFAULTS[attribute])
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """Where the tokens come from and how long and how much we wait for them."""
+
+    openai_api_key: str | None
+    openai_base_url: str
+    openai_organization: str | None
+    openai_project: str | None
+    connect_timeout: float
+    first_byte_timeout: float
+    idle_timeout: float
+    total_timeout: float
+    max_connections: int
+    max_retries: int
+    retry_base_delay: float
+    max_retry_wait: float
+    stream_usage: bool
+    max_upstream_body_bytes: int
+    max_upstream_error_bytes: int
+    max_upstream_stream_bytes: int
+    max_model_list_bytes: int
+    max_stream_accumulated_bytes: int
+    responses_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Who may call: inbound keys (digests only), paths open without one, CORS origins, the Host check."""
+
+    api_keys: ApiKeys
+    auth_exempt_paths: frozenset[str]
+    ollama_origins: tuple[str, ...]
+    check_host: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How the server listens and holds client connections, and gunicorn's process settings."""
+
+    bind: BindAddress
+    max_header_bytes: int
+    max_headers: int
+    request_head_timeout: float
+    request_body_timeout: float
+    max_client_connections: int
+    web_concurrency: int | None
+    keepalive: int
+    graceful_timeout: int
+    worker_timeout: int
+    max_requests: int
+    max_requests_jitter: int
+    metrics_dir: str | None
+
+    @property
+    def workers(self) -> int:
+        """``WEB_CONCURRENCY`` if set, else one async worker per CPU this process may use."""
+        if self.web_concurrency is not None:
+            return self.web_concurrency
+        return max(
+            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting of the service. Build with :meth:`from_env`; tests construct it directly."""
+    """Every setting of the service: flat (one field per variable), and grouped in read-only views built
+    once (``limits``, ``upstream``, ``access``, ``server``). Build with :meth:`from_env`; tests build it too.
+    """
 
-    bind: BindAddress = field(default_factory=lambda: BindAddress("127.0.0.1", DEFAULT_OLLAMA_PORT))
-    openai_api_key: str | None = None
-    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    openai_base_url_set: bool = False
-    openai_organization: str | None = None
-    openai_project: str | None = None
-    connect_timeout: float = 10.0
-    first_byte_timeout: float = 600.0
-    idle_timeout: float = 300.0
-    total_timeout: float = 1800.0
-    max_connections: int = 1024
-    max_in_flight: int = 1024
-    max_queue: int = 512
-    max_retries: int = 2
-    retry_base_delay: float = 0.5
-    max_retry_wait: float = 20.0
-    stream_usage: bool = True
+    openai_api_key: str | None = _default("openai_api_key")
+    openai_base_url: str = _default("openai_base_url")
+    openai_base_url_set: bool = False  # OPENAI_BASE_URL was given (not the default): not offline
+    openai_organization: str | None = _default("openai_organization")
+    openai_project: str | None = _default("openai_project")
+    connect_timeout: float = _default("connect_timeout")
+    first_byte_timeout: float = _default("first_byte_timeout")
+    idle_timeout: float = _default("idle_timeout")
+    total_timeout: float = _default("total_timeout")
+    max_connections: int = _default("max_connections")
+    max_retries: int = _default("max_retries")
+    retry_base_delay: float = _default("retry_base_delay")
+    max_retry_wait: float = _default("max_retry_wait")
+    stream_usage: bool = _default("stream_usage")
     # Bounds on what the upstream may send (after decompression): docs/security.md "Upstream answers".
-    max_upstream_body_bytes: int = 128 * 1024 * 1024
-    max_upstream_error_bytes: int = 64 * 1024
-    max_upstream_stream_bytes: int = 256 * 1024 * 1024
-    max_model_list_bytes: int = 16 * 1024 * 1024
-    max_models: int = 10_000
+    max_upstream_body_bytes: int = _default("max_upstream_body_bytes")
+    max_upstream_error_bytes: int = _default("max_upstream_error_bytes")
+    max_upstream_stream_bytes: int = _default("max_upstream_stream_bytes")
+    max_model_list_bytes: int = _default("max_model_list_bytes")
     # What one stream may hold at a time: its pending SSE event, and its kept tool-call arguments or text.
-    max_stream_accumulated_bytes: int = MAX_STREAM_ACCUMULATED_BYTES
+    max_stream_accumulated_bytes: int = _default("max_stream_accumulated_bytes")
     # /v1/responses: forwarded to a backend with its own Responses API, or translated to chat completions.
-    responses_mode: str = "auto"
+    responses_mode: str = _default("responses_mode")
+    max_in_flight: int = _default("max_in_flight")
+    max_queue: int = _default("max_queue")
+    max_body_bytes: int = _default("max_body_bytes")
+    max_json_depth: int = _default("max_json_depth")
+    max_messages: int = _default("max_messages")
+    max_images: int = _default("max_images")
+    max_image_bytes: int = _default("max_image_bytes")
+    max_text_chars: int = _default("max_text_chars")
+    max_json_values: int = _default("max_json_values")
+    max_embed_inputs: int = _default("max_embed_inputs")
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
-    api_keys: ApiKeys = field(default_factory=ApiKeys)
-    auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
-    ollama_origins: tuple[str, ...] = ()
-    check_host: bool = True
-    embed_batch_size: int = 2048
-    embed_batch_tokens: int = 250_000
-    embed_concurrency: int = 4
-    models_ttl: float = 300.0
-    allow_unlisted_models: bool = False
-    reported_version: str = DEFAULT_REPORTED_VERSION
-    keep_alive_default: float = 300.0
-    max_body_bytes: int = _LIMITS.max_body_bytes
-    max_json_depth: int = _LIMITS.max_json_depth
-    max_messages: int = _LIMITS.max_messages
-    max_images: int = _LIMITS.max_images
-    max_image_bytes: int = _LIMITS.max_image_bytes
-    max_text_chars: int = _LIMITS.max_text_chars
-    max_json_values: int = _LIMITS.max_json_values
-    max_embed_inputs: int = _LIMITS.max_embed_inputs
+    api_keys: ApiKeys = _default("api_keys")  # noqa: RUF009 (immutable: digests in a tuple)
+    auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
+    ollama_origins: tuple[str, ...] = _default("ollama_origins")
+    check_host: bool = _default("check_host")
+    embed_batch_size: int = _default("embed_batch_size")
+    embed_batch_tokens: int = _default("embed_batch_tokens")
+    embed_concurrency: int = _default("embed_concurrency")
+    models_ttl: float = _default("models_ttl")
+    max_models: int = _default("max_models")
+    allow_unlisted_models: bool = _default("allow_unlisted_models")
+    reported_version: str = _default("reported_version")
+    keep_alive_default: float = _default("keep_alive_default")
+    catalog_path: str | None = _default("catalog_path")
+    catalog: CatalogConfig = field(default_factory=_shipped_catalog)  # loaded from catalog_path
+    bind: BindAddress = _default("bind")  # noqa: RUF009 (a frozen dataclass)
     # Client connections (falcon_ollama/http_guard.py): what a client can hold before the app sees a request.
-    max_header_bytes: int = 65536
-    max_headers: int = 100
-    request_head_timeout: float = 30.0
-    request_body_timeout: float = 60.0
-    max_client_connections: int = 4096
-    log_level: str = "info"
-    log_format: str = "json"
-    log_file: str | None = None
-    log_bodies: bool = False
-    # The catalog file ("shipped": the one inside the package, so every start path serves the same names).
-    catalog_path: str | None = CATALOG_SHIPPED
-    catalog: CatalogConfig = field(default_factory=_shipped_catalog)
+    max_header_bytes: int = _default("max_header_bytes")
+    max_headers: int = _default("max_headers")
+    request_head_timeout: float = _default("request_head_timeout")
+    request_body_timeout: float = _default("request_body_timeout")
+    max_client_connections: int = _default("max_client_connections")
+    # gunicorn (gunicorn.conf.py); `serve` uses keepalive for uvicorn too.
+    web_concurrency: int | None = _default("web_concurrency")
+    keepalive: int = _default("keepalive")
+    graceful_timeout: int = _default("graceful_timeout")
+    worker_timeout: int = _default("worker_timeout")
+    max_requests: int = _default("max_requests")
+    max_requests_jitter: int = _default("max_requests_jitter")
+    metrics_dir: str | None = _default("metrics_dir")
+    log_level: str = _default("log_level")
+    log_format: str = _default("log_format")
+    log_file: str | None = _default("log_file")
+    log_bodies: bool = _default("log_bodies")
+    # The grouped views, built once from the fields above (again by dataclasses.replace).
+    limits: Limits = field(init=False, repr=False, compare=False)
+    upstream: UpstreamSettings = field(init=False, repr=False, compare=False)
+    access: AccessSettings = field(init=False, repr=False, compare=False)
+    server: ServerSettings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limits = self._view(Limits)
+        if limits.max_json_depth > MAX_JSON_DEPTH:  # a Settings built directly, without the parser's bound
+            limits = dataclasses.replace(limits, max_json_depth=MAX_JSON_DEPTH)
+        object.__setattr__(self, "limits", limits)
+        object.__setattr__(self, "upstream", self._view(UpstreamSettings))
+        object.__setattr__(self, "access", self._view(AccessSettings))
+        object.__setattr__(self, "server", self._view(ServerSettings))
+
+    def _view(self, kind: type[V]) -> V:
+        """One of the grouped views: its fields are Settings fields of the same names."""
+        return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})  # type: ignore[arg-type]
 
     @property
     def offline(self) -> bool:
@@ -217,108 +515,34 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = None
     ) -> Settings:
         """Read the process environment (and ``.env``, or ``FALCON_OLLAMA_ENV_FILE``) and validate it."""
-        env = dict(os.environ if environ is None else environ)
-        named = env_file or env.get("FALCON_OLLAMA_ENV_FILE")
-        file_values = read_env_file(Path(named or ".env"), required=bool(named))
-        merged = {**file_values, **env}
-        return cls.from_mapping(merged)
+        return cls.from_mapping(environment(environ, env_file=env_file))
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
-        r = _Reader(env)
-        d = cls()  # every default lives once, on the fields above
-        base_url = r.get("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, _parse_url)
-        catalog_path = r.get("FALCON_OLLAMA_CATALOG", d.catalog_path, _catalog_setting)
+        """Every declared variable read from ``env`` through its parser; the first bad one is the error."""
+        values: dict[str, Any] = {}
+        given: set[str] = set()
+        for variable in VARIABLES:
+            value, was_set = variable.read(env)
+            if was_set:
+                given.add(variable.name)
+            if variable.attribute in values:  # several variables feeding one setting add up (API keys)
+                value = values[variable.attribute] + value
+            values[variable.attribute] = value
         catalog = CatalogConfig()
-        if catalog_path:
+        if values["catalog_path"]:
             try:
-                catalog = load_catalog_file(catalog_file(catalog_path))
+                catalog = load_catalog_file(catalog_file(values["catalog_path"]))
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"FALCON_OLLAMA_CATALOG: {exc}") from exc
-        return cls(
-            bind=parse_ollama_host(env.get("OLLAMA_HOST")),
-            openai_api_key=r.get("OPENAI_API_KEY", None, str),
-            openai_base_url=base_url,
-            openai_base_url_set=bool(env.get("OPENAI_BASE_URL", "").strip()),
-            openai_organization=r.get("OPENAI_ORGANIZATION", None, str),
-            openai_project=r.get("OPENAI_PROJECT", None, str),
-            connect_timeout=r.get("FALCON_OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, _positive_float),
-            first_byte_timeout=r.get(
-                "FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", d.first_byte_timeout, _positive_float
-            ),
-            idle_timeout=r.get("FALCON_OLLAMA_IDLE_TIMEOUT", d.idle_timeout, _positive_float),
-            total_timeout=r.get("FALCON_OLLAMA_TOTAL_TIMEOUT", d.total_timeout, _positive_float),
-            max_connections=r.get("FALCON_OLLAMA_MAX_CONNECTIONS", d.max_connections, _positive_int),
-            max_in_flight=r.get("FALCON_OLLAMA_MAX_IN_FLIGHT", d.max_in_flight, _positive_int),
-            max_queue=r.get("FALCON_OLLAMA_MAX_QUEUE", d.max_queue, _non_negative_int),
-            max_retries=r.get("FALCON_OLLAMA_MAX_RETRIES", d.max_retries, _non_negative_int),
-            retry_base_delay=r.get("FALCON_OLLAMA_RETRY_BASE_DELAY", d.retry_base_delay, _non_negative_float),
-            max_retry_wait=r.get("FALCON_OLLAMA_MAX_RETRY_WAIT", d.max_retry_wait, _non_negative_float),
-            stream_usage=r.get("FALCON_OLLAMA_STREAM_USAGE", d.stream_usage, _parse_bool),
-            max_upstream_body_bytes=r.get(
-                "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES", d.max_upstream_body_bytes, _positive_int
-            ),
-            max_upstream_error_bytes=r.get(
-                "FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES", d.max_upstream_error_bytes, _positive_int
-            ),
-            max_upstream_stream_bytes=r.get(
-                "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES", d.max_upstream_stream_bytes, _positive_int
-            ),
-            max_model_list_bytes=r.get(
-                "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES", d.max_model_list_bytes, _positive_int
-            ),
-            max_models=r.get("FALCON_OLLAMA_MAX_MODELS", d.max_models, _positive_int),
-            max_stream_accumulated_bytes=r.get(
-                "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES", d.max_stream_accumulated_bytes, _positive_int
-            ),
-            responses_mode=r.get("FALCON_OLLAMA_RESPONSES_MODE", d.responses_mode, _responses_mode),
-            api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
-            + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
-            auth_exempt_paths=r.get(
-                "FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths
-            ),
-            ollama_origins=r.get("OLLAMA_ORIGINS", d.ollama_origins, parse_origins),
-            check_host=r.get("FALCON_OLLAMA_CHECK_HOST", d.check_host, _parse_bool),
-            embed_batch_size=r.get("FALCON_OLLAMA_EMBED_BATCH_SIZE", d.embed_batch_size, _positive_int),
-            embed_batch_tokens=r.get("FALCON_OLLAMA_EMBED_BATCH_TOKENS", d.embed_batch_tokens, _positive_int),
-            embed_concurrency=r.get("FALCON_OLLAMA_EMBED_CONCURRENCY", d.embed_concurrency, _positive_int),
-            models_ttl=r.get("FALCON_OLLAMA_MODELS_TTL", d.models_ttl, _non_negative_float),
-            allow_unlisted_models=r.get(
-                "FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", d.allow_unlisted_models, _parse_bool
-            ),
-            reported_version=r.get("FALCON_OLLAMA_REPORTED_VERSION", d.reported_version, _version),
-            keep_alive_default=r.get("OLLAMA_KEEP_ALIVE", d.keep_alive_default, _keep_alive_seconds),
-            max_body_bytes=r.get("FALCON_OLLAMA_MAX_BODY_BYTES", d.max_body_bytes, _positive_int),
-            max_json_depth=r.get("FALCON_OLLAMA_MAX_JSON_DEPTH", d.max_json_depth, _json_depth),
-            max_messages=r.get("FALCON_OLLAMA_MAX_MESSAGES", d.max_messages, _positive_int),
-            max_images=r.get("FALCON_OLLAMA_MAX_IMAGES", d.max_images, _non_negative_int),
-            max_image_bytes=r.get("FALCON_OLLAMA_MAX_IMAGE_BYTES", d.max_image_bytes, _positive_int),
-            max_text_chars=r.get("FALCON_OLLAMA_MAX_TEXT_CHARS", d.max_text_chars, _positive_int),
-            max_json_values=r.get("FALCON_OLLAMA_MAX_JSON_VALUES", d.max_json_values, _positive_int),
-            max_embed_inputs=r.get("FALCON_OLLAMA_MAX_EMBED_INPUTS", d.max_embed_inputs, _positive_int),
-            max_header_bytes=r.get("FALCON_OLLAMA_MAX_HEADER_BYTES", d.max_header_bytes, _header_bytes),
-            max_headers=r.get("FALCON_OLLAMA_MAX_HEADERS", d.max_headers, _positive_int),
-            request_head_timeout=r.get(
-                "FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT", d.request_head_timeout, _positive_float
-            ),
-            request_body_timeout=r.get(
-                "FALCON_OLLAMA_REQUEST_BODY_TIMEOUT", d.request_body_timeout, _positive_float
-            ),
-            max_client_connections=r.get(
-                "FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS", d.max_client_connections, _positive_int
-            ),
-            log_level=r.get("FALCON_OLLAMA_LOG_LEVEL", d.log_level, _log_level),
-            log_format=r.get("FALCON_OLLAMA_LOG_FORMAT", d.log_format, _log_format),
-            log_file=r.get("FALCON_OLLAMA_LOG_FILE", None, _writable_file),
-            log_bodies=r.get("FALCON_OLLAMA_LOG_BODIES", d.log_bodies, _parse_bool),
-            catalog_path=catalog_path,
-            catalog=catalog,
-        )
+        return cls(**values, openai_base_url_set="OPENAI_BASE_URL" in given, catalog=catalog)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked, for logs and ``falcon-ollama check``."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if not f.init:
+                continue  # a view: its values are the flat fields'
             value = getattr(self, f.name)
             if f.name == "openai_api_key":
                 value = "(set)" if value else "(not set)"
@@ -330,143 +554,14 @@ class Settings:
         return out
 
 
-class _Reader:
-    """Reads one variable at a time and turns a parse failure into a SettingsError naming it."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
-        raw = self._env.get(name)
-        if raw is None or raw.strip() == "":
-            return default
-        try:
-            return parse(raw.strip())
-        except (ValueError, TypeError) as exc:
-            raise SettingsError(f"{name}: {exc}") from None
-
-
-def _catalog_setting(text: str) -> str | None:
-    """FALCON_OLLAMA_CATALOG: ``shipped`` (the default), ``none`` (no file: built-in facts, no aliases), or
-    a path."""
-    return None if text.lower() == CATALOG_OFF else text
-
-
-def catalog_file(setting: str) -> Path:
-    """The file a FALCON_OLLAMA_CATALOG value names."""
-    return SHIPPED_CATALOG if setting == CATALOG_SHIPPED else Path(setting)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _header_bytes(text: str) -> int:
-    value = _positive_int(text)
-    if value < MIN_HEADER_BYTES:
-        raise ValueError(f"at least {MIN_HEADER_BYTES} (a request line and a few headers), got {text!r}")
-    return value
-
-
-def _json_depth(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_JSON_DEPTH:
-        raise ValueError(f"at most {MAX_JSON_DEPTH} (JSON nested deeper cannot be forwarded), got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _parse_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
-    return text.rstrip("/")
-
-
-def _version(text: str) -> str:
-    parts = text.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"expected a version like 0.32.15, got {text!r}")
-    return text
-
-
-def _log_level(text: str) -> str:
-    lowered = text.lower()
-    if lowered not in ("debug", "info", "warning", "error", "critical"):
-        raise ValueError(f"expected one of debug, info, warning, error, critical, got {text!r}")
-    return lowered
-
-
-def _responses_mode(text: str) -> str:
-    lowered = text.lower()
-    if lowered not in ("auto", "translate", "forward"):
-        raise ValueError(f"expected auto, translate or forward, got {text!r}")
-    return lowered
-
-
-def _log_format(text: str) -> str:
-    lowered = text.lower()
-    if lowered not in ("json", "text"):
-        raise ValueError(f"expected json or text, got {text!r}")
-    return lowered
-
-
-def _writable_file(text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise ValueError(f"cannot write a log file in {directory!r}")
-    return text
-
-
-def _keep_alive_seconds(text: str) -> float:
-    from falcon_ollama.durations import parse_keep_alive
-
-    return parse_keep_alive(text if not _is_number(text) else float(text))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def environment(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = None
+) -> dict[str, str]:
+    """The process environment over the ``.env`` file (or ``FALCON_OLLAMA_ENV_FILE``): real variables win."""
+    env = dict(os.environ if environ is None else environ)
+    named = env_file or env.get("FALCON_OLLAMA_ENV_FILE")
+    file_values = read_env_file(Path(named or ".env"), required=bool(named))
+    return {**file_values, **env}
 
 
 def read_env_file(path: Path, *, required: bool = False) -> dict[str, str]:

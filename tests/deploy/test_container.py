@@ -40,7 +40,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import falcon_ollama
-from falcon_ollama.settings import Settings, parse_ollama_host
+from falcon_ollama.settings import BY_NAME, Settings, parse_ollama_host
 from tests.servers import REPO, free_port
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -406,9 +406,8 @@ def interpolation_default(value: str) -> str:
 
 
 def graceful_timeout_default() -> int:
-    match = re.search(r'"FALCON_OLLAMA_GRACEFUL_TIMEOUT",\s*"?(\d+)', (REPO / "gunicorn.conf.py").read_text())
-    assert match, "gunicorn.conf.py no longer reads FALCON_OLLAMA_GRACEFUL_TIMEOUT with a default"
-    return int(match[1])
+    default: int = BY_NAME["FALCON_OLLAMA_GRACEFUL_TIMEOUT"].default  # gunicorn.conf.py's graceful_timeout
+    return default
 
 
 def seconds(duration: str | int) -> float:

@@ -4,6 +4,7 @@ the documented defaults are the code's; docs/troubleshooting.md quotes the error
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import io
 import logging
@@ -22,14 +23,13 @@ from falcon_ollama import access, catalog, check, cli, limits, upstream
 from falcon_ollama.admission import BUSY_MESSAGE
 from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.errors import OllamaError, ProxyError
-from falcon_ollama.gunicorn_support import default_workers, int_setting
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.resources import chat as chat_resources
 from falcon_ollama.resources import common, embed, health, manage, relay
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.embed import CONTEXT_EXCEEDED
 from falcon_ollama.resources.manage import NotManagedResource
-from falcon_ollama.settings import Settings
+from falcon_ollama.settings import ENV_FILE_VARIABLE, VARIABLES, Settings
 from falcon_ollama.translate import chat_request, chat_response, images, model_list, options
 from tests.servers import REPO
 
@@ -42,101 +42,54 @@ STANDARD_VARIABLES = frozenset(
     {"HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 )
 
-# Every variable Settings reads -> the Settings attribute it sets.
-SETTINGS_ATTRIBUTES = {
-    "OLLAMA_HOST": "bind",
-    "OPENAI_API_KEY": "openai_api_key",
-    "OPENAI_BASE_URL": "openai_base_url",
-    "OPENAI_ORGANIZATION": "openai_organization",
-    "OPENAI_PROJECT": "openai_project",
-    "FALCON_OLLAMA_CONNECT_TIMEOUT": "connect_timeout",
-    "FALCON_OLLAMA_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
-    "FALCON_OLLAMA_IDLE_TIMEOUT": "idle_timeout",
-    "FALCON_OLLAMA_TOTAL_TIMEOUT": "total_timeout",
-    "FALCON_OLLAMA_MAX_CONNECTIONS": "max_connections",
-    "FALCON_OLLAMA_MAX_IN_FLIGHT": "max_in_flight",
-    "FALCON_OLLAMA_MAX_QUEUE": "max_queue",
-    "FALCON_OLLAMA_MAX_RETRIES": "max_retries",
-    "FALCON_OLLAMA_RETRY_BASE_DELAY": "retry_base_delay",
-    "FALCON_OLLAMA_MAX_RETRY_WAIT": "max_retry_wait",
-    "FALCON_OLLAMA_STREAM_USAGE": "stream_usage",
-    "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES": "max_upstream_body_bytes",
-    "FALCON_OLLAMA_MAX_UPSTREAM_ERROR_BYTES": "max_upstream_error_bytes",
-    "FALCON_OLLAMA_MAX_UPSTREAM_STREAM_BYTES": "max_upstream_stream_bytes",
-    "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES": "max_model_list_bytes",
-    "FALCON_OLLAMA_MAX_MODELS": "max_models",
-    "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES": "max_stream_accumulated_bytes",
-    "FALCON_OLLAMA_RESPONSES_MODE": "responses_mode",
-    "FALCON_OLLAMA_API_KEYS": "api_keys",
-    "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
-    "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
-    "OLLAMA_ORIGINS": "ollama_origins",
-    "FALCON_OLLAMA_CHECK_HOST": "check_host",
-    "FALCON_OLLAMA_EMBED_BATCH_SIZE": "embed_batch_size",
-    "FALCON_OLLAMA_EMBED_BATCH_TOKENS": "embed_batch_tokens",
-    "FALCON_OLLAMA_EMBED_CONCURRENCY": "embed_concurrency",
-    "FALCON_OLLAMA_MODELS_TTL": "models_ttl",
-    "FALCON_OLLAMA_ALLOW_UNLISTED_MODELS": "allow_unlisted_models",
-    "FALCON_OLLAMA_REPORTED_VERSION": "reported_version",
-    "OLLAMA_KEEP_ALIVE": "keep_alive_default",
-    "FALCON_OLLAMA_MAX_BODY_BYTES": "max_body_bytes",
-    "FALCON_OLLAMA_MAX_JSON_DEPTH": "max_json_depth",
-    "FALCON_OLLAMA_MAX_MESSAGES": "max_messages",
-    "FALCON_OLLAMA_MAX_IMAGES": "max_images",
-    "FALCON_OLLAMA_MAX_IMAGE_BYTES": "max_image_bytes",
-    "FALCON_OLLAMA_MAX_TEXT_CHARS": "max_text_chars",
-    "FALCON_OLLAMA_MAX_JSON_VALUES": "max_json_values",
-    "FALCON_OLLAMA_MAX_EMBED_INPUTS": "max_embed_inputs",
-    "FALCON_OLLAMA_MAX_HEADER_BYTES": "max_header_bytes",
-    "FALCON_OLLAMA_MAX_HEADERS": "max_headers",
-    "FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT": "request_head_timeout",
-    "FALCON_OLLAMA_REQUEST_BODY_TIMEOUT": "request_body_timeout",
-    "FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS": "max_client_connections",
-    "FALCON_OLLAMA_LOG_LEVEL": "log_level",
-    "FALCON_OLLAMA_LOG_FORMAT": "log_format",
-    "FALCON_OLLAMA_LOG_FILE": "log_file",
-    "FALCON_OLLAMA_LOG_BODIES": "log_bodies",
-    "FALCON_OLLAMA_CATALOG": "catalog_path",
-}
-# gunicorn.conf.py's int_setting("NAME", default, minimum) calls: what the docs must say about each.
+# Every variable, as falcon_ollama/settings.py declares it (name, parser and bounds, default, doc line).
+DECLARED = {v.name: v for v in VARIABLES}
+# The variables the docs call "the gunicorn variables": gunicorn's integer settings, each with a default.
 GUNICORN_INT_SETTINGS = {
-    name: (int(default), int(minimum))
-    for name, default, minimum in re.findall(
-        r'int_setting\(\s*"([A-Z][A-Z0-9_]+)",\s*(\d+),\s*(\d+)\)', (REPO / "gunicorn.conf.py").read_text()
-    )
+    v.name: (v.default, v.minimum) for v in VARIABLES if v.group == "gunicorn" and v.default is not None
 }
+# Every variable the docs must describe: the declared ones, and the one naming the .env file itself.
+DOCUMENTED = {*DECLARED, ENV_FILE_VARIABLE}
 # Examples naming files that exist only on a deployed machine; every other example must be accepted.
 EXAMPLES_NEEDING_FILES = frozenset(
     {"FALCON_OLLAMA_API_KEYS_FILE", "FALCON_OLLAMA_CATALOG", "FALCON_OLLAMA_LOG_FILE"}
 )
 
 
-def variables_read_by_the_code() -> set[str]:
-    names: set[str] = set()
-    for path in [REPO / "gunicorn.conf.py", *(REPO / "falcon_ollama").glob("*.py")]:
-        text = path.read_text()
-        names |= set(re.findall(r'r\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
-        names |= set(re.findall(r'environ\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
-        names |= set(re.findall(r'env\.get\(\s*"([A-Z][A-Z0-9_]+)"', text))
-        names |= set(re.findall(r'int_setting\(\s*"([A-Z][A-Z0-9_]+)"', text))
-    return names
+def test_no_variable_is_read_outside_the_table() -> None:
+    # The one reader is Variable.read; the metrics module reads the directory the gunicorn master exported.
+    read_elsewhere: dict[str, set[str]] = {}
+    for path in [REPO / "gunicorn.conf.py", *(REPO / "falcon_ollama").rglob("*.py")]:
+        names = set(re.findall(r'(?:environ|env)\.get\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
+        if names:
+            read_elsewhere[path.name] = names
+    assert read_elsewhere == {
+        "settings.py": {ENV_FILE_VARIABLE},
+        "metrics.py": {"PROMETHEUS_MULTIPROC_DIR"},
+    }
+    assert {"OLLAMA_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL", "WEB_CONCURRENCY"} <= set(DECLARED)
+    assert len(GUNICORN_INT_SETTINGS) == 5
 
 
-def test_code_reads_the_expected_settings() -> None:
-    names = variables_read_by_the_code()
-    assert {"OLLAMA_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL", "WEB_CONCURRENCY"} <= names
-    assert len(names) >= 20
+def test_every_declaration_has_a_doc_line_and_a_settings_field() -> None:
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.init}
+    for variable in VARIABLES:
+        assert variable.doc and "\n" not in variable.doc and len(variable.doc) <= 60, variable.name
+        assert variable.attribute in fields, f"{variable.name}: Settings has no field {variable.attribute!r}"
+        assert fields[variable.attribute].default == variable.default, variable.name
+    derived = {"openai_base_url_set", "catalog"}  # from OPENAI_BASE_URL being set; loaded from catalog_path
+    assert set(fields) - {v.attribute for v in VARIABLES} == derived
 
 
 def test_every_setting_is_in_env_example() -> None:
     example = (REPO / ".env.example").read_text()
-    missing = sorted(n for n in variables_read_by_the_code() if f"{n}=" not in example)
+    missing = sorted(n for n in DOCUMENTED if f"{n}=" not in example)
     assert not missing, f"not documented in .env.example: {missing}"
 
 
 def test_every_setting_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
-    missing = sorted(n for n in variables_read_by_the_code() if n not in readme)
+    missing = sorted(n for n in DOCUMENTED if n not in readme)
     assert not missing, f"not documented in README.md: {missing}"
 
 
@@ -176,7 +129,7 @@ def documented_default(name: str) -> str | None:
 
 def test_every_setting_has_a_section_in_configuration_md() -> None:
     documented = set(configuration_sections())
-    missing = sorted((variables_read_by_the_code() | STANDARD_VARIABLES) - documented)
+    missing = sorted((DOCUMENTED | STANDARD_VARIABLES) - documented)
     assert not missing, f"no '#### `NAME`' section in docs/configuration.md: {missing}"
 
 
@@ -186,47 +139,34 @@ def test_every_configuration_section_gives_type_default_example_and_rule() -> No
             _field(name, label)
 
 
-def test_every_setting_is_mapped_to_its_settings_attribute() -> None:
-    settings_source = (REPO / "falcon_ollama" / "settings.py").read_text()
-    read = set(re.findall(r'r\.get\(\s*"([A-Z][A-Z0-9_]+)"', settings_source)) | {"OLLAMA_HOST"}
-    assert read == set(SETTINGS_ATTRIBUTES), "update SETTINGS_ATTRIBUTES in this test"
-
-
-@pytest.mark.parametrize("name", sorted(SETTINGS_ATTRIBUTES))
-def test_documented_default_is_the_settings_default(name: str) -> None:
-    attribute = SETTINGS_ATTRIBUTES[name]
-    expected = getattr(Settings(), attribute)
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_documented_default_is_the_declared_default(name: str) -> None:
+    variable = DECLARED[name]
     documented = documented_default(name)
     if documented is None:
-        assert not expected, f"configuration.md says {name} is unset by default, the code has {expected!r}"
+        assert not variable.default, (
+            f"configuration.md says {name} is unset by default, the code has {variable.default!r}"
+        )
         return
     # Parse the documented value with the code's own parser: "5m" and 300.0 are the same default.
-    parsed = getattr(Settings.from_mapping({name: documented}), attribute)
-    assert parsed == expected, (
-        f"configuration.md: {name} defaults to {documented!r}, the code to {expected!r}"
+    parsed, _ = variable.read({name: documented})
+    assert parsed == variable.default, (
+        f"configuration.md: {name} defaults to {documented!r}, the code to {variable.default!r}"
     )
 
 
-def test_documented_gunicorn_defaults_are_gunicorn_conf_defaults() -> None:
-    conf = (REPO / "gunicorn.conf.py").read_text()
-    with_default = dict(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)", "([^"]*)"\)', conf))
-    with_default |= dict(re.findall(r'int_setting\("([A-Z][A-Z0-9_]+)", (\d+)', conf))
-    assert len(with_default) >= 5
-    for name, value in with_default.items():
-        assert documented_default(name) == value, name
-    for name in re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"\)', conf):
-        assert documented_default(name) is None, name
+def test_documented_env_file_default_is_the_code_default() -> None:
     settings_source = (REPO / "falcon_ollama" / "settings.py").read_text()
     assert 'named = env_file or env.get("FALCON_OLLAMA_ENV_FILE")' in settings_source
     assert 'Path(named or ".env")' in settings_source
-    assert documented_default("FALCON_OLLAMA_ENV_FILE") == ".env"
+    assert documented_default(ENV_FILE_VARIABLE) == ".env"
 
 
-@pytest.mark.parametrize("name", sorted(set(SETTINGS_ATTRIBUTES) - EXAMPLES_NEEDING_FILES))
+@pytest.mark.parametrize("name", sorted(set(DECLARED) - EXAMPLES_NEEDING_FILES))
 def test_documented_example_is_accepted(name: str) -> None:
     match = re.fullmatch(r"`([A-Z][A-Z0-9_]+)=([^`]*)`", _field(name, "Example"))
     assert match and match.group(1) == name, f"configuration.md: the example of {name} is not `{name}=...`"
-    Settings.from_mapping({name: match.group(2)})  # raises SettingsError if the example is wrong
+    DECLARED[name].read({name: match.group(2)})  # raises SettingsError if the example is wrong
 
 
 # --- docs/troubleshooting.md -------------------------------------------------------------------------
@@ -272,14 +212,7 @@ _CONNECTION_KEY = aiohttp.client_reqrep.ConnectionKey("upstream", 443, True, Tru
 def error_texts_from_the_code() -> list[str]:
     """The client- and operator-facing texts troubleshooting.md must quote, each taken from the code."""
     defaults = Settings()
-    limit = limits.Limits(
-        max_body_bytes=defaults.max_body_bytes,
-        max_json_depth=defaults.max_json_depth,
-        max_messages=defaults.max_messages,
-        max_images=defaults.max_images,
-        max_image_bytes=defaults.max_image_bytes,
-        max_text_chars=defaults.max_text_chars,
-    )
+    limit = defaults.limits
     overloaded = orjson.dumps(
         {"error": {"message": "The engine is currently overloaded, please try again later"}}
     )
@@ -429,27 +362,29 @@ def test_troubleshooting_quotes_env_file_and_gunicorn_errors(
         cli.load_settings_or_exit(".env")
     assert capsys.readouterr().err.strip() in text
 
+    monkeypatch.setenv("WEB_CONCURRENCY", "0")
     with pytest.raises(SystemExit) as exited:
-        default_workers("0")
+        cli.load_settings_or_exit(os.devnull)
     assert exited.value.code == cli.EXIT_CONFIG_ERROR
     line = capsys.readouterr().err.strip()  # stderr, as the docs say
     assert line and line in text
+    monkeypatch.delenv("WEB_CONCURRENCY")
 
     with pytest.raises(ValueError) as not_a_number:
         int("auto")  # what gunicorn itself does with WEB_CONCURRENCY, before gunicorn.conf.py runs
     assert f"ValueError: {not_a_number.value}" in text
     assert 'int(os.environ.get("WEB_CONCURRENCY", 1))' in inspect.getsource(gunicorn.config)
 
-    # The other gunicorn variables: gunicorn.conf.py's int_setting, one line and exit 2.
+    # The other gunicorn variables: the same reader, one line and exit 2.
     for name, value in (("FALCON_OLLAMA_KEEPALIVE", "75s"), ("FALCON_OLLAMA_MAX_REQUESTS", "-1")):
         monkeypatch.setenv(name, value)
-        default, minimum = GUNICORN_INT_SETTINGS[name]
         with pytest.raises(SystemExit) as exited:
-            int_setting(name, default, minimum)
+            cli.load_settings_or_exit(os.devnull)
         assert exited.value.code == cli.EXIT_CONFIG_ERROR
         line = capsys.readouterr().err.strip()
         assert line.startswith(f"falcon-ollama: configuration error: {name}: ") and line in text
         assert line in CONFIGURATION.read_text() or line.split(": ", 3)[3] in CONFIGURATION.read_text()
+        monkeypatch.delenv(name)
 
 
 def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixture) -> None:

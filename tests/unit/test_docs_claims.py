@@ -2,13 +2,15 @@
 code declares and does (issue 17: docs said the gunicorn variables were "not validated", that a bad value
 gave a traceback and exit 1, that an empty value was an error, that 0 disabled the worker heartbeat).
 
-The facts come from the code, never from this file: each Settings variable is probed through
-``Settings.from_mapping`` (which values it accepts, what it says about the others, what an empty value
-gives), each gunicorn variable through gunicorn.conf.py's own ``int_setting(name, default, minimum)`` call.
+The facts come from the code, never from this file: each declared variable (falcon_ollama/settings.py
+VARIABLES, the gunicorn ones included) is probed through ``Settings.from_mapping`` (which values it accepts,
+what it says about the others, what an empty value gives), and the probes are checked against the declared
+default and bounds.
 The docs read are docs/*.md, README.md and .env.example."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import re
@@ -19,14 +21,9 @@ import gunicorn.config
 import pytest
 
 from falcon_ollama import cli
-from falcon_ollama.gunicorn_support import default_workers, int_setting
-from falcon_ollama.settings import Settings, SettingsError
+from falcon_ollama.settings import BY_NAME, VARIABLES, Settings, SettingsError
 from tests.servers import REPO
-from tests.unit.test_docs import (
-    GUNICORN_INT_SETTINGS,
-    SETTINGS_ATTRIBUTES,
-    configuration_sections,
-)
+from tests.unit.test_docs import GUNICORN_INT_SETTINGS, configuration_sections
 
 DOCS = {path.name: path.read_text() for path in [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]}
 ENV_EXAMPLE = (REPO / ".env.example").read_text()
@@ -62,8 +59,8 @@ def _refusal(name: str, value: str) -> str:
 
 
 def _settings_variable(name: str) -> Declared:
-    attribute = SETTINGS_ATTRIBUTES[name]
-    default = getattr(Settings(), attribute)
+    attribute = BY_NAME[name].attribute
+    default = BY_NAME[name].default
     empty = getattr(Settings.from_mapping({name: "  "}), attribute) == default
     numeric = _accepts(name, "7") and not _accepts(name, "true") and not _accepts(name, "5m")
     if not numeric:
@@ -88,47 +85,17 @@ def _settings_variable(name: str) -> Declared:
     )
 
 
-def _gunicorn_variable(
-    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Declared:
-    default, minimum = GUNICORN_INT_SETTINGS[name]
-    monkeypatch.setenv(name, " ")
-    assert int_setting(name, default, minimum) == default
-    monkeypatch.setenv(name, str(minimum))
-    assert int_setting(name, default, minimum) == minimum
-    monkeypatch.setenv(name, str(minimum - 1))
-    with pytest.raises(SystemExit) as refused:
-        int_setting(name, default, minimum)
-    assert refused.value.code == 2
-    line = capsys.readouterr().err.strip()
-    refusal = line.removeprefix(f"falcon-ollama: configuration error: {name}: ").rsplit(", got ", 1)[0]
-    return Declared(name, default, numeric=True, integer=True, accepts_zero=minimum <= 0, refusal=refusal)
-
-
-def _web_concurrency(capsys: pytest.CaptureFixture[str]) -> Declared:
-    with pytest.raises(SystemExit):
-        default_workers("0")
-    line = capsys.readouterr().err.strip()
-    # gunicorn reads WEB_CONCURRENCY itself while it imports, before gunicorn.conf.py: int("") raises there.
+def _web_concurrency() -> Declared:
+    """Probed like the others; but gunicorn reads it from the process environment itself while it imports,
+    before gunicorn.conf.py: there int("") or int("auto") raises (a traceback), unlike a line in .env."""
     crashes = 'int(os.environ.get("WEB_CONCURRENCY", 1))' in inspect.getsource(gunicorn.config)
-    refusal = line.removeprefix("falcon-ollama: configuration error: WEB_CONCURRENCY: ").rsplit(", got ", 1)[
-        0
-    ]
-    return Declared(
-        "WEB_CONCURRENCY",
-        None,
-        numeric=True,
-        integer=True,
-        refusal=refusal,
-        empty_is_default=not crashes,
-        one_line_errors=not crashes,
-    )
+    probed = _settings_variable("WEB_CONCURRENCY")
+    return dataclasses.replace(probed, empty_is_default=not crashes, one_line_errors=not crashes)
 
 
 # Read by falcon-ollama without a check of its own (a failure is the library's traceback or error).
 NOT_VALIDATED = frozenset(
     {
-        "PROMETHEUS_MULTIPROC_DIR",
         "HTTPS_PROXY",
         "HTTP_PROXY",
         "ALL_PROXY",
@@ -141,10 +108,9 @@ NOT_VALIDATED = frozenset(
 
 @pytest.fixture
 def declared(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict[str, Declared]:
-    table = {name: _settings_variable(name) for name in SETTINGS_ATTRIBUTES}
-    table |= {name: _gunicorn_variable(name, monkeypatch, capsys) for name in GUNICORN_INT_SETTINGS}
-    table["WEB_CONCURRENCY"] = _web_concurrency(capsys)
-    assert len(GUNICORN_INT_SETTINGS) >= 5 and len(table) >= 45
+    table = {v.name: _settings_variable(v.name) for v in VARIABLES}
+    table["WEB_CONCURRENCY"] = _web_concurrency()
+    assert len(GUNICORN_INT_SETTINGS) >= 5 and len(table) >= 50
     return table
 
 
@@ -160,6 +126,25 @@ def test_the_declarations_are_derived_from_the_code(declared: dict[str, Declared
     assert declared["FALCON_OLLAMA_MAX_REQUESTS"].accepts_zero
     assert not declared["WEB_CONCURRENCY"].empty_is_default
     assert all(d.empty_is_default for n, d in declared.items() if n != "WEB_CONCURRENCY")
+
+
+def test_the_probes_find_the_declared_bounds(declared: dict[str, Declared]) -> None:
+    # What the table says (name, default, minimum, maximum) is what the reader does.
+    for variable in VARIABLES:
+        name, probed = variable.name, declared[variable.name]
+        assert probed.default == variable.default, name
+        low, high = variable.minimum, variable.maximum
+        if low is None:
+            assert not probed.numeric, f"{name}: a number without declared bounds"
+            continue
+        exclusive = getattr(variable.parse, "exclusive", False)
+        assert _accepts(name, str(low)) != exclusive, name
+        assert not _accepts(name, str(low - 1)), name
+        if probed.numeric:
+            assert probed.accepts_zero == (low <= 0 and not exclusive), name
+            assert probed.maximum == high, name
+        if high is not None:
+            assert _accepts(name, str(high)) and not _accepts(name, str(high + 1)), name
 
 
 # --- docs/configuration.md: Type and Start-up lines --------------------------------------------------
@@ -308,9 +293,7 @@ def _env_example_comment(name: str) -> list[str]:
 def _same_default(d: Declared, written: str | None) -> bool:
     if written is None:
         return not d.default
-    if d.name in GUNICORN_INT_SETTINGS:
-        return written.isdigit() and int(written) == d.default
-    return bool(getattr(Settings.from_mapping({d.name: written}), SETTINGS_ATTRIBUTES[d.name]) == d.default)
+    return bool(BY_NAME[d.name].read({d.name: written})[0] == d.default)
 
 
 def test_readme_defaults_are_the_code_defaults(declared: dict[str, Declared]) -> None:
@@ -323,7 +306,11 @@ def test_readme_defaults_are_the_code_defaults(declared: dict[str, Declared]) ->
             if name not in declared or name == "WEB_CONCURRENCY":
                 continue
             written = (
-                None if cells[1].startswith("—") else values[index] if index < len(values) else values[0]
+                None
+                if cells[1].startswith("—") or not values  # "a new temp dir": unset
+                else values[index]
+                if index < len(values)
+                else values[0]
             )
             if not _same_default(declared[name], written):
                 wrong.append(

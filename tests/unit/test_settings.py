@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,39 @@ def test_responses_mode(mode: str, base_url: str, forwarded: bool, tmp_path: Pat
     )
     assert settings.responses_mode == mode
     assert forwards(settings.responses_mode, settings.openai_base_url) is forwarded
+
+
+def test_views_are_built_from_the_flat_fields(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("WEB_CONCURRENCY=3\nFALCON_OLLAMA_KEEPALIVE=620\nFALCON_OLLAMA_MAX_BODY_BYTES=1000\n")
+    s = Settings.from_env({"FALCON_OLLAMA_CHECK_HOST": "false", "OPENAI_API_KEY": "sk-x"}, env_file=env)
+    assert s.limits.max_body_bytes == s.max_body_bytes == 1000
+    assert (s.server.workers, s.server.keepalive) == (3, 620)  # the gunicorn variables come from .env too
+    assert s.access.check_host is False and s.upstream.openai_api_key == "sk-x"
+    moved = dataclasses.replace(s, openai_base_url="http://127.0.0.1:9/v1", max_messages=7)
+    assert moved.upstream.openai_base_url == "http://127.0.0.1:9/v1" and moved.limits.max_messages == 7
+    assert s.upstream.openai_base_url == "https://api.openai.com/v1"
+    assert "limits" not in s.redacted() and s.redacted()["max_body_bytes"] == 1000
+
+
+REFUSALS = [  # the words docs/troubleshooting.md and docs/configuration.md quote
+    ("WEB_CONCURRENCY", "auto", "expected a positive integer, got 'auto'"),
+    ("FALCON_OLLAMA_MAX_REQUESTS", "-1", "expected an integer >= 0, got '-1'"),
+    ("FALCON_OLLAMA_KEEPALIVE", "0", "expected an integer >= 1, got '0'"),
+    ("FALCON_OLLAMA_MAX_HEADER_BYTES", "512", "at least 1024 (a request line and a few headers), got '512'"),
+    (
+        "FALCON_OLLAMA_MAX_JSON_DEPTH",
+        "1000",
+        "at most 250 (JSON nested deeper cannot be forwarded), got '1000'",
+    ),
+    ("FALCON_OLLAMA_CONNECT_TIMEOUT", "soon", "could not convert string to float: 'soon'"),
+    ("FALCON_OLLAMA_RETRY_BASE_DELAY", "-1", "expected a number >= 0, got '-1'"),
+    ("OLLAMA_HOST", "ftp://x", "unsupported scheme 'ftp' in 'ftp://x'"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), REFUSALS)
+def test_refusals_keep_their_words(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_mapping({name: value})
+    assert str(info.value) == f"{name}: {message}"
