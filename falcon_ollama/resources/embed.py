@@ -17,7 +17,6 @@ import falcon
 import falcon.asgi
 import orjson
 
-from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import OllamaError, model_not_found
@@ -25,11 +24,11 @@ from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.upstream_call import ClientDisconnected, Session, UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
     Batch,
     embeddings_request,
-    is_context_length_error,
     make_batches,
     parse_dimensions,
     parse_embed_input,
@@ -37,7 +36,7 @@ from falcon_ollama.translate.embed import (
     parse_truncate,
     truncate_inputs,
 )
-from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 CONTEXT_EXCEEDED = "the input length exceeds the context length"
@@ -47,13 +46,12 @@ CONTEXT_EXCEEDED = "the input length exceeds the context length"
 class EmbedDeps:
     catalog: Catalog
     running: RunningModels
-    upstream: Upstream
+    call: UpstreamCall
     limits: Limits
     keep_alive_default: float
     batch_size: int
     batch_tokens: int
     concurrency: int
-    admission: Admission
 
 
 class _Embedder:
@@ -70,42 +68,38 @@ class _Embedder:
 
     async def _embed_batch(
         self,
+        session: Session,
         entry: ModelEntry,
         requested: str,
         inputs: list[str],
         dimensions: int | None,
         truncate: bool,
-        request_id: str | None,
         *,
         normalize: bool,
     ) -> tuple[list[list[float]], int | None]:
-        upstream = self._deps.upstream
         body = embeddings_request(entry.upstream_id, inputs, dimensions)
         try:
-            answer = await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
-        except OllamaError as exc:
-            if exc.status != 400 or not is_context_length_error(exc.message):
+            answer = await session.post("embeddings", body, model=requested)
+        except UpstreamError as exc:
+            if exc.kind != "context_length":
                 raise
             if not truncate:
                 raise OllamaError(400, CONTEXT_EXCEEDED) from None
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
-            answer = await upstream.post_json(
-                "embeddings",
-                embeddings_request(entry.upstream_id, shorter, dimensions),
-                model=requested,
-                request_id=request_id,
+            answer = await session.post(
+                "embeddings", embeddings_request(entry.upstream_id, shorter, dimensions), model=requested
             )
         return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
     async def _embed_all(
         self,
+        session: Session,
         entry: ModelEntry,
         requested: str,
         inputs: list[str],
         dimensions: int | None,
         truncate: bool,
-        request_id: str | None,
     ) -> tuple[list[bytes], int]:
         """Each batch's normalized vectors as a JSON array (bytes, in input order) and the token count."""
         batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
@@ -114,7 +108,7 @@ class _Embedder:
         async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
                 vectors, tokens = await self._embed_batch(
-                    entry, requested, batch.inputs, dimensions, truncate, request_id, normalize=True
+                    session, entry, requested, batch.inputs, dimensions, truncate, normalize=True
                 )
             return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
@@ -133,11 +127,6 @@ class _Embedder:
         if any(t is None for t in counted):
             total = _estimate_tokens(inputs)
         return [part for part, _ in results], total
-
-
-def _request_id(req: falcon.asgi.Request) -> str | None:
-    info = info_of(req)
-    return info.id if info is not None else None
 
 
 def _estimate_tokens(inputs: list[str]) -> int:
@@ -174,11 +163,12 @@ class EmbedResource(_Embedder):
             return
         if truncate:
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
-        slot = await self._deps.admission.acquire()
         try:
-            parts, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate, _request_id(req))
-        finally:
-            slot.release()
+            async with self._deps.call.session(req) as session:
+                parts, tokens = await self._embed_all(session, entry, name, inputs, dimensions, truncate)
+        except ClientDisconnected:
+            resp.status = 499
+            return
         head = b'{"model":' + orjson.dumps(name) + b',"embeddings":['
         tail = b'],"total_duration":%d,"prompt_eval_count":%d}' % (time.monotonic_ns() - started, tokens)
         resp.status = falcon.HTTP_200
@@ -224,12 +214,11 @@ class EmbeddingsResource(_Embedder):
             send_json(resp, empty)
             return
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
-        slot = await self._deps.admission.acquire()
         try:
-            vectors, _ = await self._embed_batch(
-                entry, name, text, None, True, _request_id(req), normalize=False
-            )
-        finally:
-            slot.release()
+            async with self._deps.call.session(req) as session:
+                vectors, _ = await self._embed_batch(session, entry, name, text, None, True, normalize=False)
+        except ClientDisconnected:
+            resp.status = 499
+            return
         payload: EmbeddingsResponse = {"embedding": vectors[0]}
         send_json(resp, payload)

@@ -34,10 +34,10 @@ from falcon_ollama.translate.anthropic_response import (
     error_type,
 )
 from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.anthropic")
 
-JSON = "application/json"
 _BUSY = 529  # Anthropic's "overloaded" status, for our admission queue's 503
 
 
@@ -103,7 +103,7 @@ class MessagesResource:
         except (OllamaError, ProxyError) as exc:
             send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(message)
 
 
@@ -124,7 +124,7 @@ class CountTokensResource:
         except (OllamaError, ProxyError) as exc:
             send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps({"input_tokens": estimate_input_tokens(body)})
 
 
@@ -151,7 +151,7 @@ def send_error(resp: falcon.asgi.Response, exc: OllamaError | ProxyError) -> Non
     """Any failure before the first byte, in Anthropic's shape (``retry-after`` kept on 429)."""
     status = anthropic_status(exc)
     resp.status = status
-    resp.content_type = JSON
+    resp.content_type = JSON_CONTENT_TYPE
     resp.data = error_body(error_type(status), exc.message)
     for header, value in exc.headers.items():
         resp.set_header(header, value)

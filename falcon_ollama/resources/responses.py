@@ -31,10 +31,10 @@ from falcon_ollama.translate.responses_response import (
     completion_to_response,
 )
 from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.responses")
 
-JSON = "application/json"
 RESPONSES_MODES = ("auto", "translate", "forward")
 _TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
           429: "rate_limit_error", 503: "server_error"}  # fmt: skip
@@ -112,13 +112,13 @@ class ResponsesResource:
             usage = response["usage"]
             if usage is not None:
                 info.prompt_tokens, info.completion_tokens = usage["input_tokens"], usage["output_tokens"]
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(response)
 
 
 def _send(resp: falcon.asgi.Response, status: int, data: bytes, headers: dict[str, str]) -> None:
     resp.status = status
-    resp.content_type = JSON
+    resp.content_type = JSON_CONTENT_TYPE
     resp.data = data
     for header, value in headers.items():
         resp.set_header(header, value)

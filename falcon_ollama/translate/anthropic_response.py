@@ -212,7 +212,8 @@ class MessageStream:
                 self._finish = choice["finish_reason"]
         return b"".join(out)
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
+        # [DONE] alone does not complete this dialect's answer: it needs the finish reason.
         if self._finish is None:
             raise UpstreamProtocolError("the upstream stream ended before the answer was complete")
         out = [b"" if self._started else self._start()]

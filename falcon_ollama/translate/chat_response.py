@@ -6,7 +6,7 @@ complete calls (arguments as an object, ids kept) before the final chunk, and :m
 final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk still get counts:
 the number of deltas relayed and an estimate of the prompt (characters / 4). A stream that ends with neither
 ``finish_reason`` nor ``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
-``[DONE]`` is the end: the caller stops feeding once :attr:`StreamTranslator.saw_done` is set.
+``[DONE]`` is the end: the caller stops feeding at it and says so to :meth:`StreamTranslator.finish`.
 
 What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
 ``context``) is bounded by ``max_accumulated`` (FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES): beyond it the
@@ -25,7 +25,7 @@ import orjson
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.translate.context import context_json
-from falcon_ollama.wire import now_rfc3339
+from falcon_ollama.wire import error_body, now_rfc3339
 
 Kind = Literal["chat", "generate", "completions"]
 
@@ -330,10 +330,13 @@ class StreamTranslator:
             f" ({LIMIT_SETTING}), reached by {what}",
         )
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
         """The closing line(s): pending tool calls, then ``done: true`` with counts and durations.
 
+        ``done``: the caller saw ``[DONE]``, which ends an Ollama answer even without a finish reason.
         Raises StreamIncomplete when the upstream never said the answer was over."""
+        if done:
+            self.saw_done = True
         if not self.complete:
             raise StreamIncomplete()
         lines = b""
@@ -358,6 +361,10 @@ class StreamTranslator:
             )
         final.update(self.metrics())
         return lines + orjson.dumps(final, option=orjson.OPT_APPEND_NEWLINE)
+
+    def fail(self, message: str) -> bytes:
+        """The stream broke after the first byte: Ollama's in-stream error line."""
+        return error_body(message) + b"\n"
 
     def counts(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens): the upstream's usage, else derived counts."""

@@ -17,8 +17,10 @@ class StreamTranslator(Protocol):
         """One upstream SSE ``data:`` payload (a JSON chunk; never ``[DONE]``) -> client bytes (maybe b"")."""
         ...
 
-    def finish(self) -> bytes:
-        """The upstream ended normally: the closing bytes (final events, usage). Raises if incomplete."""
+    def finish(self, *, done: bool = False) -> bytes:
+        """The upstream ended normally (``done``: with ``[DONE]``): the closing bytes (final events, usage).
+
+        Raises if the answer is incomplete."""
         ...
 
     def fail(self, message: str) -> bytes:

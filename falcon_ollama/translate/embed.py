@@ -141,9 +141,3 @@ def _norm(vector: Any, may_have_booleans: bool) -> float:
         "the upstream returned an embedding that is not a flat list of numbers "
         "(is the model an embedding model?)",
     )
-
-
-def is_context_length_error(message: str) -> bool:
-    """Whether an upstream 400 says an input was longer than the model's context."""
-    lowered = message.lower()
-    return "maximum context length" in lowered or "context length" in lowered or "too long" in lowered

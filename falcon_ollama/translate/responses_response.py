@@ -285,7 +285,8 @@ class ResponsesStreamTranslator:
             self._finish = finish if isinstance(finish, str) else "stop"
         return out
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
+        # [DONE] alone does not complete this dialect's answer: it needs the finish reason.
         if self._finish is None:
             raise UpstreamProtocolError("the upstream stream ended before the answer was complete")
         # Joined once: the closing events repeat the whole text (up to four times), so every extra
