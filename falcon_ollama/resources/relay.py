@@ -21,7 +21,7 @@ from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.common import send_json
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall
 from falcon_ollama.translate.chat_request import ChatPlan
-from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
+from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
 from falcon_ollama.wire import NDJSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.relay")
@@ -50,18 +50,12 @@ class Relay:
         if self._log_bodies:
             fields = {"request_id": info.id if info is not None else None, "upstream_body": redact(plan.body)}
             log.info("upstream request body (FALCON_OLLAMA_LOG_BODIES)", extra={"fields": fields})
+        shape = ReplyShape(
+            model, kind, plan.emit_thinking, plan.logprobs, plan.prompt_chars, plan.history, started
+        )
         try:
             if plan.stream:
-                translator = StreamTranslator(
-                    model=model,
-                    kind=kind,
-                    emit_thinking=plan.emit_thinking,
-                    logprobs=plan.logprobs,
-                    started_ns=started,
-                    prompt_chars=plan.prompt_chars,
-                    history=plan.history,
-                    max_accumulated=self._call.max_accumulated,
-                )
+                translator = StreamTranslator(shape, max_accumulated=self._call.max_accumulated)
                 ndjson = NDJSON_CONTENT_TYPE
                 await self._call.stream(
                     req, resp, plan.path, body, model=model, translator=translator, content_type=ndjson
@@ -72,25 +66,16 @@ class Relay:
             log.info("client disconnected before the upstream answered; request abandoned")
             resp.status = 499
             return
-        out = self._translate_answer(
-            answer.body,
-            model=model,
-            kind=kind,
-            emit_thinking=plan.emit_thinking,
-            logprobs=plan.logprobs,
-            started_ns=started,
-            prompt_chars=plan.prompt_chars,
-            history=plan.history,
-        )
+        out = self._translate_answer(answer.body, shape)
         if info is not None:
             info.prompt_tokens = out.get("prompt_eval_count")
             info.completion_tokens = out.get("eval_count")
         send_json(resp, out)
 
-    def _translate_answer(self, body: bytes, **kwargs: Any) -> dict[str, Any]:
+    def _translate_answer(self, body: bytes, shape: ReplyShape) -> dict[str, Any]:
         """completion_to_ollama, with the upstream's own words in an error (``200 {"error": …}``) redacted."""
         try:
-            return completion_to_ollama(body, **kwargs)
+            return completion_to_ollama(body, shape)
         except OllamaError as exc:
             raise OllamaError(exc.status, self._call.redact(exc.message), exc.headers) from None
         except ProxyError as exc:

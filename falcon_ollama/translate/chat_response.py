@@ -51,6 +51,44 @@ class StreamIncomplete(OllamaError):
         super().__init__(502, "the upstream stream ended before the answer was complete")
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyShape:
+    """What shapes one request's Ollama reply, whole or streamed: fixed when the request is translated."""
+
+    model: str  # the name the client asked for, echoed in every chunk
+    kind: Kind
+    emit_thinking: bool = False
+    logprobs: bool = False
+    prompt_chars: int = 0  # for the prompt token estimate when the upstream sends no usage
+    history: list[dict[str, str]] | None = None  # generate: the conversation, for the returned context
+    started_ns: int = 0  # the clock reading when the request arrived (durations)
+
+
+def reply_chunk(
+    model: str,
+    kind: Kind,
+    content: str = "",
+    thinking: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The head of an Ollama reply chunk: model, time, and the message (chat) or response (generate).
+
+    The caller adds ``done`` and what follows it; fields keep Ollama's order."""
+    chunk: dict[str, Any] = {"model": model, "created_at": now_rfc3339()}
+    if kind == "chat":
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        chunk["message"] = message
+    else:
+        chunk["response"] = content
+        if thinking:
+            chunk["thinking"] = thinking
+    return chunk
+
+
 @dataclass(slots=True)
 class _ToolCallParts:
     id: str | None = None
@@ -160,24 +198,19 @@ class StreamTranslator:
 
     def __init__(
         self,
+        shape: ReplyShape,
         *,
-        model: str,
-        kind: Kind,
-        emit_thinking: bool,
-        logprobs: bool,
-        started_ns: int,
-        prompt_chars: int,
-        history: list[dict[str, str]] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
     ) -> None:
-        self._model = model
-        self._kind: Kind = kind
-        self._emit_thinking = emit_thinking
-        self._logprobs = logprobs
-        self._started_ns = started_ns
-        self._prompt_chars = prompt_chars
-        self._history = history
+        self._model = shape.model
+        self._kind: Kind = shape.kind
+        kind = shape.kind
+        self._emit_thinking = shape.emit_thinking
+        self._logprobs = shape.logprobs
+        self._started_ns = shape.started_ns
+        self._prompt_chars = shape.prompt_chars
+        self._history = history = shape.history
         self._clock_ns = clock_ns
         self._first_ns: int | None = None
         self._deltas = 0
@@ -298,21 +331,12 @@ class StreamTranslator:
         if self._first_ns is None:
             self._first_ns = self._clock_ns()
         self._deltas += 1
-        chunk: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
-        if self._kind == "chat":
-            message: dict[str, Any] = {"role": "assistant", "content": content or ""}
-            if thinking:
-                message["thinking"] = thinking
-            chunk["message"] = message
-        else:
-            chunk["response"] = content or ""
-            if thinking:
-                chunk["thinking"] = thinking
-            if self._text is not None and content:
-                self._text.append(content)
-                self._room -= len(content)
-                if self._room < 0:
-                    raise self._over_limit("the answer text kept for the context")
+        if self._text is not None and content and self._kind != "chat":
+            self._text.append(content)
+            self._room -= len(content)
+            if self._room < 0:
+                raise self._over_limit("the answer text kept for the context")
+        chunk = reply_chunk(self._model, self._kind, content or "", thinking)
         chunk["done"] = False
         if logprobs is not None:
             entries = _logprob_entries(logprobs)
@@ -341,18 +365,10 @@ class StreamTranslator:
             raise StreamIncomplete()
         lines = b""
         if self._tool_calls and self._kind == "chat":
-            calls_chunk = {
-                "model": self._model,
-                "created_at": now_rfc3339(),
-                "message": {"role": "assistant", "content": "", "tool_calls": self._tool_calls.calls()},
-                "done": False,
-            }
+            calls_chunk = reply_chunk(self._model, "chat", tool_calls=self._tool_calls.calls())
+            calls_chunk["done"] = False
             lines = orjson.dumps(calls_chunk, option=orjson.OPT_APPEND_NEWLINE)
-        final: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
-        if self._kind == "chat":
-            final["message"] = {"role": "assistant", "content": ""}
-        else:
-            final["response"] = ""
+        final = reply_chunk(self._model, self._kind)
         final["done"] = True
         final["done_reason"] = done_reason(self._finish_reason)
         if self._text is not None and self._history is not None:
@@ -420,16 +436,7 @@ def _logprob_entries(logprobs: object) -> list[dict[str, Any]] | None:
 
 
 def completion_to_ollama(
-    payload: bytes,
-    *,
-    model: str,
-    kind: Kind,
-    emit_thinking: bool,
-    logprobs: bool,
-    started_ns: int,
-    prompt_chars: int,
-    history: list[dict[str, str]] | None = None,
-    clock_ns: Callable[[], int] = time.monotonic_ns,
+    payload: bytes, shape: ReplyShape, *, clock_ns: Callable[[], int] = time.monotonic_ns
 ) -> dict[str, Any]:
     """A whole (non-streamed) upstream answer -> the single Ollama response object.
 
@@ -448,6 +455,7 @@ def completion_to_ollama(
         raise OllamaError(502, "the upstream sent an answer without choices")
     choice = choices[0]
     now = clock_ns()
+    kind, started_ns, history = shape.kind, shape.started_ns, shape.history
     assembler = ToolCallAssembler()
     content: str
     thinking: str | None = None
@@ -460,35 +468,23 @@ def completion_to_ollama(
         text = message.get("content")
         content = text if isinstance(text, str) else ""
         reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if emit_thinking and isinstance(reasoning, str) and reasoning:
+        if shape.emit_thinking and isinstance(reasoning, str) and reasoning:
             thinking = reasoning
         calls = message.get("tool_calls")
         if isinstance(calls, list) and calls:
             assembler.add(calls)
-    out: dict[str, Any] = {"model": model, "created_at": now_rfc3339()}
-    if kind == "chat":
-        msg: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            msg["thinking"] = thinking
-        tool_calls = assembler.calls()
-        if tool_calls:
-            msg["tool_calls"] = tool_calls
-        out["message"] = msg
-    else:
-        out["response"] = content
-        if thinking:
-            out["thinking"] = thinking
+    out = reply_chunk(shape.model, kind, content, thinking, assembler.calls())
     out["done"] = True
     out["done_reason"] = done_reason(choice.get("finish_reason"))
     if history is not None:
         out["context"] = context_json([*history, {"role": "assistant", "content": content}])
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    prompt_count, eval_count = _counts(usage, prompt_chars, (len(content) + 3) // 4)
+    prompt_count, eval_count = _counts(usage, shape.prompt_chars, (len(content) + 3) // 4)
     out["total_duration"] = now - started_ns
     out["prompt_eval_count"] = prompt_count
     out["eval_count"] = eval_count
     out["eval_duration"] = now - started_ns
-    entries = _logprob_entries(choice.get("logprobs")) if logprobs else None
+    entries = _logprob_entries(choice.get("logprobs")) if shape.logprobs else None
     if entries:
         out["logprobs"] = entries
     return out

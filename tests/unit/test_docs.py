@@ -256,9 +256,7 @@ def _raised(function: Any, *args: Any) -> str:
 
 def _over_limit_message(what: str) -> str:
     """The error of a stream that keeps more than FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES (its default)."""
-    translator = chat_response.StreamTranslator(
-        model="m", kind="chat", emit_thinking=False, logprobs=False, started_ns=0, prompt_chars=0
-    )
+    translator = chat_response.StreamTranslator(chat_response.ReplyShape("m", "chat"))
     return translator._over_limit(what).message
 
 

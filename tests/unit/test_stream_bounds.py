@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.sse import DoneFinder, SSEDecoder, SSEError
-from falcon_ollama.translate.chat_response import LIMIT_SETTING, StreamTranslator, ToolCallAssembler
+from falcon_ollama.translate.chat_response import (
+    LIMIT_SETTING,
+    ReplyShape,
+    StreamTranslator,
+    ToolCallAssembler,
+)
 from falcon_ollama.translate.context import context_json, decode_context, encode_context
 
 DONE_LINE = b"data: [DONE]"
@@ -155,13 +160,7 @@ def translator(
     kind: str = "chat", *, limit: int, history: list[dict[str, str]] | None = None
 ) -> StreamTranslator:
     return StreamTranslator(
-        model="m",
-        kind=kind,  # type: ignore[arg-type]
-        emit_thinking=False,
-        logprobs=False,
-        started_ns=0,
-        prompt_chars=0,
-        history=history,
+        ReplyShape("m", kind, history=history),  # type: ignore[arg-type]
         max_accumulated=limit,
     )
 

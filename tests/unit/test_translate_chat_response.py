@@ -14,6 +14,7 @@ import pytest
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.translate.chat_response import (
     Kind,
+    ReplyShape,
     StreamIncomplete,
     StreamTranslator,
     ToolCallAssembler,
@@ -66,16 +67,8 @@ def translator(
     history: list[dict[str, str]] | None = None,
     clock: Clock | None = None,
 ) -> StreamTranslator:
-    return StreamTranslator(
-        model=MODEL,
-        kind=kind,
-        emit_thinking=emit_thinking,
-        logprobs=logprobs,
-        started_ns=T0,
-        prompt_chars=prompt_chars,
-        history=history,
-        clock_ns=clock or Clock(),
-    )
+    shape = ReplyShape(MODEL, kind, emit_thinking, logprobs, prompt_chars, history, started_ns=T0)
+    return StreamTranslator(shape, clock_ns=clock or Clock())
 
 
 def event(obj: Any) -> bytes:
@@ -769,17 +762,8 @@ def translate(
     prompt_chars: int = 40,
     history: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    out = completion_to_ollama(
-        payload,
-        model=MODEL,
-        kind=kind,
-        emit_thinking=emit_thinking,
-        logprobs=logprobs,
-        started_ns=T0,
-        prompt_chars=prompt_chars,
-        history=history,
-        clock_ns=Clock(T_END),
-    )
+    shape = ReplyShape(MODEL, kind, emit_thinking, logprobs, prompt_chars, history, started_ns=T0)
+    out = completion_to_ollama(payload, shape, clock_ns=Clock(T_END))
     # what the resource sends is valid JSON with a Go-style timestamp
     wire = orjson.loads(orjson.dumps(out))
     if isinstance(out.get("context"), orjson.Fragment):  # serialized in advance: compare what was sent
