@@ -76,7 +76,9 @@ class ShowResource:
             if exc.status == 404:  # Ollama's show reports the normalized name, tag included
                 raise model_not_found(ollama_name(name.strip())) from None
             raise
-        send_json(resp, show_response(entry, name, self._started_at, req.user_agent or ""))
+        # Copilot shows general.basename as the model's display name: Ollama answers it the requested name.
+        copilot = (req.user_agent or "").startswith("GitHubCopilotChat/")
+        send_json(resp, show_response(entry, name, self._started_at, requested_as_basename=copilot))
 
 
 class PsResource:

@@ -19,7 +19,7 @@ import orjson
 
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
-from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.errors import OllamaError, ProxyError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
@@ -118,7 +118,7 @@ class _Embedder:
         try:
             async with asyncio.TaskGroup() as group:  # the first failure cancels the other batches
                 tasks = [group.create_task(run(batch)) for batch in batches]
-        except* OllamaError as failed:
+        except* (OllamaError, ProxyError) as failed:
             raise failed.exceptions[0] from None
         results = [task.result() for task in tasks]
         del tasks

@@ -35,6 +35,7 @@ import orjson
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, DoneFinder, SSEDecoder, SSEError
 from falcon_ollama.translate.dialect import StreamTranslator
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
@@ -281,7 +282,7 @@ class UpstreamCall:
         except (OllamaError, ProxyError, SSEError) as exc:
             message = self._failed(exc, session)
             if message is not None:
-                yield error_frame(exc.status if isinstance(exc, OllamaError) else 502, message)
+                yield error_frame(exc.status if isinstance(exc, OllamaError) else _status(exc), message)
         finally:
             await close_chunks(chunks)
             await end_stream(stream, session)
@@ -303,6 +304,10 @@ class UpstreamCall:
         if info is not None:
             info.outcome = STREAM_ERROR
         return message
+
+
+def _status(exc: ProxyError | SSEError) -> int:
+    return status_of(exc) if isinstance(exc, ProxyError) else 502
 
 
 def _feed_all(payloads: list[bytes], translate: Callable[[bytes], bytes], pending: list[bytes]) -> bool:

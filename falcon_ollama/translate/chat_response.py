@@ -10,7 +10,8 @@ the number of deltas relayed and an estimate of the prompt (characters / 4). A s
 
 What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
 ``context``) is bounded by ``max_accumulated`` (FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES): beyond it the
-stream fails with a 502 naming the setting, so a hostile upstream cannot grow a worker without limit.
+stream fails (an upstream protocol error) naming the setting, so a hostile upstream cannot grow a worker
+without limit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.translate.context import context_json
 from falcon_ollama.wire import error_body, now_rfc3339
@@ -44,11 +45,11 @@ _CALL_COST = 256
 LIMIT_SETTING = "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES"
 
 
-class StreamIncomplete(OllamaError):
+class StreamIncomplete(UpstreamProtocolError):
     """The upstream stream ended before the answer was complete."""
 
     def __init__(self) -> None:
-        super().__init__(502, "the upstream stream ended before the answer was complete")
+        super().__init__("the upstream stream ended before the answer was complete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +251,11 @@ class StreamTranslator:
         try:
             event = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise OllamaError(502, "the upstream sent a malformed stream event (invalid JSON)") from None
+            raise UpstreamProtocolError("the upstream sent a malformed stream event (invalid JSON)") from None
         if not isinstance(event, dict):
             return b""
         if event.get("error"):
-            raise OllamaError(502, upstream_error_message(event))
+            raise UpstreamProtocolError(upstream_error_message(event))
         usage = event.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
@@ -344,12 +345,11 @@ class StreamTranslator:
                 chunk["logprobs"] = entries
         return orjson.dumps(chunk, option=orjson.OPT_APPEND_NEWLINE)
 
-    def _over_limit(self, what: str) -> OllamaError:
+    def _over_limit(self, what: str) -> UpstreamProtocolError:
         """The error for a stream that kept more than its bound; what it kept is dropped at once."""
         self._tool_calls = ToolCallAssembler()
         self._text = None
-        return OllamaError(
-            502,
+        return UpstreamProtocolError(
             f"the upstream answer exceeds the {self._max_accumulated}-byte limit on what a stream keeps"
             f" ({LIMIT_SETTING}), reached by {what}",
         )
@@ -445,14 +445,14 @@ def completion_to_ollama(
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise OllamaError(502, "the upstream sent an invalid answer (not JSON)") from None
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not JSON)") from None
     if not isinstance(data, dict):
-        raise OllamaError(502, "the upstream sent an invalid answer (not an object)")
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not an object)")
     if data.get("error"):
-        raise OllamaError(502, upstream_error_message(data))
+        raise UpstreamProtocolError(upstream_error_message(data))
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise OllamaError(502, "the upstream sent an answer without choices")
+        raise UpstreamProtocolError("the upstream sent an answer without choices")
     choice = choices[0]
     now = clock_ns()
     kind, started_ns, history = shape.kind, shape.started_ns, shape.history

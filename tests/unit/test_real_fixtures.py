@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from ollama import _types as sdk
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
 from falcon_ollama.translate.embed import parse_embeddings_response
@@ -165,9 +166,9 @@ def test_per_token_embeddings_are_refused_clearly() -> None:
     """llama.cpp answers a chat model's embeddings with one vector per token (a nested list)."""
     body = llamacpp("embeddings_per_token").body
     assert isinstance(json.loads(body)["data"][0]["embedding"][0], list)
-    with pytest.raises(OllamaError) as caught:
+    with pytest.raises(UpstreamProtocolError) as caught:
         parse_embeddings_response(body, 1, normalize=True)
-    assert caught.value.status == 502
+    assert status_of(caught.value) == 502
     assert "not a flat list of numbers" in caught.value.message
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_response import (
     Kind,
     ReplyShape,
@@ -671,8 +672,8 @@ def test_stream_without_end_is_incomplete(payloads: list[bytes]) -> None:
     assert t.complete is False
     with pytest.raises(StreamIncomplete) as info:
         t.finish()
-    assert isinstance(info.value, OllamaError)
-    assert info.value.status == 502
+    assert isinstance(info.value, UpstreamProtocolError)
+    assert status_of(info.value) == 502
     assert info.value.message == "the upstream stream ended before the answer was complete"
 
 
@@ -703,9 +704,9 @@ def test_complete(payloads: list[bytes], complete: bool) -> None:
 def test_stream_error_events_are_502(payload: bytes, message: str) -> None:
     t = translator()
     t.feed(delta(content="partial"))
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(UpstreamProtocolError) as info:
         t.feed(payload)
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert info.value.message == message
 
 
@@ -961,7 +962,7 @@ def test_completion_to_ollama_logprobs(enabled: bool, expected: list[dict[str, A
 )
 @pytest.mark.parametrize("kind", ["chat", "generate", "completions"])
 def test_completion_to_ollama_errors_are_502(payload: bytes, message: str, kind: Kind) -> None:
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(UpstreamProtocolError) as info:
         translate(payload, kind)
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert info.value.message == message
