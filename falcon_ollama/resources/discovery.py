@@ -15,7 +15,7 @@ from falcon_ollama.catalog import Catalog, ollama_name
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import PsResponse, TagsResponse, VersionResponse
-from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.common import read_model_body, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.models import ps_entry, show_response, tags_entry
 
@@ -66,10 +66,7 @@ class ShowResource:
         self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._limits)
-        name = model_field(body)
-        if not name:
-            raise OllamaError(400, "model is required")
+        _, name = await read_model_body(req, self._limits)
         try:
             entry = await self._catalog.resolve(name)
         except OllamaError as exc:

@@ -23,7 +23,7 @@ from falcon_ollama.errors import OllamaError, ProxyError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
-from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.common import model_field, read_json_object, read_model_body, send_json
 from falcon_ollama.resources.upstream_call import ClientDisconnected, Session, UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
@@ -54,6 +54,17 @@ class EmbedDeps:
     concurrency: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One embeddings request's upstream call: what every batch of it shares."""
+
+    session: Session
+    entry: ModelEntry
+    requested: str  # the model name as the client sent it
+    dimensions: int | None
+    truncate: bool
+
+
 class _Embedder:
     def __init__(self, deps: EmbedDeps) -> None:
         self._deps = deps
@@ -67,23 +78,16 @@ class _Embedder:
             raise OllamaError(400, str(exc)) from None
 
     async def _embed_batch(
-        self,
-        session: Session,
-        entry: ModelEntry,
-        requested: str,
-        inputs: list[str],
-        dimensions: int | None,
-        truncate: bool,
-        *,
-        normalize: bool,
+        self, job: _Job, inputs: list[str], *, normalize: bool
     ) -> tuple[list[list[float]], int | None]:
+        session, entry, requested, dimensions = job.session, job.entry, job.requested, job.dimensions
         body = embeddings_request(entry.upstream_id, inputs, dimensions)
         try:
             answer = await session.post("embeddings", body, model=requested)
         except UpstreamError as exc:
             if exc.kind != "context_length":
                 raise
-            if not truncate:
+            if not job.truncate:
                 raise OllamaError(400, CONTEXT_EXCEEDED) from None
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
@@ -92,24 +96,14 @@ class _Embedder:
             )
         return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
-    async def _embed_all(
-        self,
-        session: Session,
-        entry: ModelEntry,
-        requested: str,
-        inputs: list[str],
-        dimensions: int | None,
-        truncate: bool,
-    ) -> tuple[list[bytes], int]:
+    async def _embed_all(self, job: _Job, inputs: list[str]) -> tuple[list[bytes], int]:
         """Each batch's normalized vectors as a JSON array (bytes, in input order) and the token count."""
         batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
         limit = asyncio.Semaphore(self._deps.concurrency)
 
         async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
-                vectors, tokens = await self._embed_batch(
-                    session, entry, requested, batch.inputs, dimensions, truncate, normalize=True
-                )
+                vectors, tokens = await self._embed_batch(job, batch.inputs, normalize=True)
             return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
         if len(batches) == 1:
@@ -165,7 +159,8 @@ class EmbedResource(_Embedder):
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
         try:
             async with self._deps.call.session(req) as session:
-                parts, tokens = await self._embed_all(session, entry, name, inputs, dimensions, truncate)
+                job = _Job(session, entry, name, dimensions, truncate)
+                parts, tokens = await self._embed_all(job, inputs)
         except ClientDisconnected:
             resp.status = 499
             return
@@ -198,10 +193,7 @@ class EmbeddingsResource(_Embedder):
     """``POST /api/embeddings`` (legacy, ``ollama.Client.embeddings``): one prompt, one raw vector."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._deps.limits)
-        name = model_field(body)
-        if not name:
-            raise OllamaError(400, "model is required")
+        body, name = await read_model_body(req, self._deps.limits)
         prompt = body.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
@@ -216,7 +208,8 @@ class EmbeddingsResource(_Embedder):
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
         try:
             async with self._deps.call.session(req) as session:
-                vectors, _ = await self._embed_batch(session, entry, name, text, None, True, normalize=False)
+                job = _Job(session, entry, name, None, True)
+                vectors, _ = await self._embed_batch(job, text, normalize=False)
         except ClientDisconnected:
             resp.status = 499
             return

@@ -27,7 +27,6 @@ from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCa
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai, system_text
 from falcon_ollama.translate.anthropic_response import (
-    SSE_CONTENT_TYPE,
     MessageStream,
     completion_to_message,
     error_body,
@@ -38,6 +37,7 @@ from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.anthropic")
 
+_CHAT = "chat/completions"
 _BUSY = 529  # Anthropic's "overloaded" status, for our admission queue's 503
 
 
@@ -84,18 +84,10 @@ class MessagesResource:
             if plan.stream:
                 # message_start carries input_tokens before the upstream has counted: the estimate.
                 translator = MessageStream(name, message_id, estimate_input_tokens(body))
-                await deps.call.stream(
-                    req,
-                    resp,
-                    "chat/completions",
-                    upstream_body,
-                    model=name,
-                    translator=translator,
-                    content_type=SSE_CONTENT_TYPE,
-                )
+                await deps.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
                 resp.set_header("Cache-Control", "no-cache")
                 return
-            answer = await deps.call.complete(req, "chat/completions", upstream_body, model=name)
+            answer = await deps.call.complete(req, _CHAT, upstream_body, model=name)
             message = completion_to_message(answer.body, name, message_id)
         except ClientDisconnected:
             resp.status = 499

@@ -102,6 +102,19 @@ class ModelResource:
         resp.data = orjson.dumps(model_object(entry, self._started_at))
 
 
+async def read_model_request(
+    req: falcon.asgi.Request, limits: Limits, catalog: Catalog
+) -> tuple[dict[str, Any], str, ModelEntry]:
+    """An OpenAI-style body within ``limits``, its ``model`` (as sent) and the catalog's entry for it."""
+    body = await read_json_object(req, limits)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise OllamaError(400, "you must provide a model parameter")
+    entry = await catalog.resolve(model)
+    note_model(req, entry)
+    return body, model, entry
+
+
 class ForwardResource:
     """``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: forwarded to the upstream."""
 
@@ -130,12 +143,7 @@ class ForwardResource:
 
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
         """The one place the /v1 body is prepared: read, model resolved to the upstream's id, re-encoded."""
-        body = await read_json_object(req, self._limits)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise OllamaError(400, "you must provide a model parameter")
-        entry = await self._catalog.resolve(model)
-        note_model(req, entry)
+        body, model, entry = await read_model_request(req, self._limits, self._catalog)
         body["model"] = entry.upstream_id
         return orjson.dumps(body), model, body.get("stream") is True
 

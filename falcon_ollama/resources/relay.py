@@ -22,7 +22,6 @@ from falcon_ollama.resources.common import send_json
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall
 from falcon_ollama.translate.chat_request import ChatPlan
 from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
-from falcon_ollama.wire import NDJSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.relay")
 
@@ -56,10 +55,7 @@ class Relay:
         try:
             if plan.stream:
                 translator = StreamTranslator(shape, max_accumulated=self._call.max_accumulated)
-                ndjson = NDJSON_CONTENT_TYPE
-                await self._call.stream(
-                    req, resp, plan.path, body, model=model, translator=translator, content_type=ndjson
-                )
+                await self._call.stream(req, resp, plan.path, body, model=model, translator=translator)
                 return
             answer = await self._call.complete(req, plan.path, body, model=model)
         except ClientDisconnected:

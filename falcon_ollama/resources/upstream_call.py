@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import falcon.asgi
 import orjson
@@ -53,6 +53,7 @@ STREAM_ERROR = "stream_error"
 CLIENT_GONE = "499"
 DONE = b"[DONE]"
 
+_Answer = TypeVar("_Answer", UpstreamResponse, UpstreamStream)
 # A dialect's in-stream error framing for a failure after the first byte (``/v1`` forward: an SSE event).
 ErrorFrame = Callable[[int, str], bytes]
 
@@ -119,29 +120,30 @@ class Session:
         return self.info.id if self.info is not None else None
 
     async def post(self, path: str, body: bytes, *, model: str) -> UpstreamResponse:
-        """POST ``body`` and read the whole answer (the upstream's retries included); its status is logged."""
-        try:
-            answer = await self._upstream.post_json(path, body, model=model, request_id=self.request_id)
-        except UpstreamError as exc:
-            self._status(exc.upstream_status)
-            raise
-        self._status(answer.status)
-        return answer
+        """POST ``body`` and read the whole answer (the upstream's retries included)."""
+        return await self._noted(
+            self._upstream.post_json(path, body, model=model, request_id=self.request_id)
+        )
 
     async def open(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
-        try:
-            stream = await self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
-        except UpstreamError as exc:
-            self._status(exc.upstream_status)
-            raise
-        self._status(stream.status)
+        stream = await self._noted(
+            self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
+        )
         self.watcher.on_disconnect(stream.aclose)
         return stream
 
-    def _status(self, status: int | None) -> None:
+    async def _noted(self, call: Awaitable[_Answer]) -> _Answer:
+        """``call``'s result, with the upstream's status (or its error's) noted for the request log."""
+        try:
+            answer = await call
+        except UpstreamError as exc:
+            if self.info is not None:
+                self.info.upstream_status = exc.upstream_status
+            raise
         if self.info is not None:
-            self.info.upstream_status = status
+            self.info.upstream_status = answer.status
+        return answer
 
     def release(self) -> None:
         self.watcher.stop()
@@ -197,7 +199,6 @@ class UpstreamCall:
         model: str,
         translator: StreamTranslator | None = None,
         error_frame: ErrorFrame | None = None,
-        content_type: str | None = None,
     ) -> None:
         """Open the upstream stream (failures raised) and set ``resp.stream`` to its relay: translated by
         ``translator``, or (without one) the upstream's bytes unchanged with ``error_frame`` for failures."""
@@ -205,11 +206,12 @@ class UpstreamCall:
             stream = await session.open(path, body, model=model)
             session.handed_over = True
         if translator is not None:
+            resp.content_type = translator.content_type
             resp.stream = self._translated(stream, translator, session)
         else:
             assert error_frame is not None, "a byte relay needs its dialect's error frame"
+            resp.content_type = stream.headers.get("content-type", "text/event-stream")
             resp.stream = self._bytes(stream, error_frame, session)
-        resp.content_type = content_type or stream.headers.get("content-type", "text/event-stream")
 
     async def _translated(
         self, stream: UpstreamStream, translator: StreamTranslator, session: Session

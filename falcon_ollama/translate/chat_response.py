@@ -26,7 +26,7 @@ import orjson
 from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.translate.context import context_json
-from falcon_ollama.wire import error_body, now_rfc3339
+from falcon_ollama.wire import NDJSON_CONTENT_TYPE, error_body, now_rfc3339
 
 Kind = Literal["chat", "generate", "completions"]
 
@@ -196,6 +196,8 @@ def parse_tool_arguments(text: str) -> dict[str, Any]:
 
 class StreamTranslator:
     """Translate one streamed answer. Feed every SSE ``data`` payload; then call :meth:`finish`."""
+
+    content_type = NDJSON_CONTENT_TYPE
 
     def __init__(
         self,
@@ -435,6 +437,29 @@ def _logprob_entries(logprobs: object) -> list[dict[str, Any]] | None:
     return out
 
 
+def json_object(payload: bytes) -> dict[str, Any]:
+    """An upstream answer's JSON object; an upstream protocol error for anything else."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not JSON)") from None
+    if not isinstance(data, dict):
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not an object)")
+    return data
+
+
+def answer_choice(payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A whole chat completion's object and its first choice; an upstream protocol error for anything
+    else (not JSON, not an object, an error object, no choices). Shared by every dialect's translation."""
+    data = json_object(payload)
+    if data.get("error"):
+        raise UpstreamProtocolError(upstream_error_message(data))
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise UpstreamProtocolError("the upstream sent an answer without choices")
+    return data, choices[0]
+
+
 def completion_to_ollama(
     payload: bytes, shape: ReplyShape, *, clock_ns: Callable[[], int] = time.monotonic_ns
 ) -> dict[str, Any]:
@@ -442,18 +467,7 @@ def completion_to_ollama(
 
     The upstream was not streamed, so the time to the first token is unknown: ``prompt_eval_duration`` is
     left out (Ollama omits zero durations) and ``eval_duration`` is the upstream's whole answer time."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("the upstream sent an invalid answer (not JSON)") from None
-    if not isinstance(data, dict):
-        raise UpstreamProtocolError("the upstream sent an invalid answer (not an object)")
-    if data.get("error"):
-        raise UpstreamProtocolError(upstream_error_message(data))
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamProtocolError("the upstream sent an answer without choices")
-    choice = choices[0]
+    data, choice = answer_choice(payload)
     now = clock_ns()
     kind, started_ns, history = shape.kind, shape.started_ns, shape.history
     assembler = ToolCallAssembler()

@@ -13,6 +13,8 @@ from typing import Protocol
 class StreamTranslator(Protocol):
     """One streamed answer's translation, event by event."""
 
+    content_type: str  # the media type of the bytes it writes (NDJSON, SSE)
+
     def feed(self, payload: bytes) -> bytes:
         """One upstream SSE ``data:`` payload (a JSON chunk; never ``[DONE]``) -> client bytes (maybe b"")."""
         ...
