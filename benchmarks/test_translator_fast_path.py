@@ -19,7 +19,7 @@ import orjson
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate import chat_response
 from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator
@@ -103,8 +103,8 @@ def _translate(translator: Any, payloads: list[bytes]) -> tuple[list[Any], tuple
     try:
         out.extend(translator.feed(p) for p in payloads)
         out.append(translator.finish())
-    except OllamaError as exc:
-        out.append(("error", exc.status, exc.message))
+    except UpstreamProtocolError as exc:
+        out.append(("error", type(exc).__name__, exc.message))
     return out, translator.counts()
 
 
