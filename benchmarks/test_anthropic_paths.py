@@ -23,7 +23,7 @@ from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai
 from falcon_ollama.translate.anthropic_response import MessageStream
 from falcon_ollama.translate.chat_request import chat_to_openai
-from falcon_ollama.translate.chat_response import StreamTranslator
+from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator
 
 TITLE = "Anthropic Messages vs the Ollama path (in-process): median per operation"
 _DONE = b"[DONE]"
@@ -114,9 +114,7 @@ def test_stream_through_translator(
 
     def translator() -> Any:
         if dialect == "ollama":
-            return StreamTranslator(
-                model=h.MODEL, kind="chat", emit_thinking=False, logprobs=False, started_ns=0, prompt_chars=40
-            )
+            return StreamTranslator(ReplyShape(h.MODEL, "chat", prompt_chars=40))
         return MessageStream(h.MODEL, "msg_0123456789abcdef01234567", 10)
 
     def stream() -> bytes:

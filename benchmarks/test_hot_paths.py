@@ -25,7 +25,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_request import chat_to_openai
-from falcon_ollama.translate.chat_response import StreamTranslator, completion_to_ollama
+from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator, completion_to_ollama
 
 TITLE = "hot paths (in-process): median per operation"
 APP_BATCH = 20  # requests per timed call of the in-process app (amortises run_until_complete)
@@ -58,14 +58,7 @@ def _record(
 
 
 def _translator() -> StreamTranslator:
-    return StreamTranslator(
-        model="llama3.2",
-        kind="chat",
-        emit_thinking=False,
-        logprobs=False,
-        started_ns=0,
-        prompt_chars=40,
-    )
+    return StreamTranslator(ReplyShape("llama3.2", "chat", prompt_chars=40))
 
 
 @pytest.mark.parametrize("messages", [2, 20])
@@ -129,15 +122,7 @@ def test_large_non_stream_answer(
     payload = h.completion(tokens)
 
     def translate() -> bytes:
-        out = completion_to_ollama(
-            payload,
-            model="llama3.2",
-            kind="chat",
-            emit_thinking=False,
-            logprobs=False,
-            started_ns=0,
-            prompt_chars=40,
-        )
+        out = completion_to_ollama(payload, ReplyShape("llama3.2", "chat", prompt_chars=40))
         return orjson.dumps(out)
 
     out = orjson.loads(benchmark(translate))

@@ -15,7 +15,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_request import chat_to_openai
-from falcon_ollama.translate.chat_response import StreamTranslator, completion_to_ollama
+from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator, completion_to_ollama
 from falcon_ollama.translate.responses_request import ToolNames, responses_to_chat
 from falcon_ollama.translate.responses_response import ResponsesStreamTranslator, completion_to_response
 
@@ -100,14 +100,7 @@ def test_stream(
 
     def translator() -> StreamTranslator | ResponsesStreamTranslator:
         if dialect == "ollama":
-            return StreamTranslator(
-                model="llama3.2",
-                kind="chat",
-                emit_thinking=False,
-                logprobs=False,
-                started_ns=0,
-                prompt_chars=40,
-            )
+            return StreamTranslator(ReplyShape("llama3.2", "chat", prompt_chars=40))
         return ResponsesStreamTranslator(model="llama3.2", echo=echo, names=ToolNames(), prompt_chars=40)
 
     def stream() -> bytes:
@@ -136,15 +129,7 @@ def test_large_answer(
 
     def translate() -> bytes:
         if dialect == "ollama":
-            out = completion_to_ollama(
-                payload,
-                model="llama3.2",
-                kind="chat",
-                emit_thinking=False,
-                logprobs=False,
-                started_ns=0,
-                prompt_chars=40,
-            )
+            out = completion_to_ollama(payload, ReplyShape("llama3.2", "chat", prompt_chars=40))
             return orjson.dumps(out)
         return orjson.dumps(
             completion_to_response(payload, model="llama3.2", echo={}, names=ToolNames(), prompt_chars=40)

@@ -19,10 +19,10 @@ import orjson
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate import chat_response
-from falcon_ollama.translate.chat_response import StreamTranslator
+from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator
 
 TITLE = "hot paths (in-process): median per operation"
 _PIECES = ["a", "é", '"', "\\", "\n", "\u2028", "😀", "/", " ", "null", "}", '"content":"x"', "\x00"]
@@ -30,14 +30,9 @@ _PIECES = ["a", "é", '"', "\\", "\n", "\u2028", "😀", "/", " ", "null", "}", 
 
 def _translator(kind: Any, *, fast: bool, emit_thinking: bool = False, logprobs: bool = False) -> Any:
     ticks = itertools.count(1_000, 7)
+    history = [] if kind == "generate" else None
     translator = StreamTranslator(
-        model="m",
-        kind=kind,
-        emit_thinking=emit_thinking,
-        logprobs=logprobs,
-        started_ns=0,
-        prompt_chars=10,
-        history=[] if kind == "generate" else None,
+        ReplyShape("m", kind, emit_thinking, logprobs, prompt_chars=10, history=history),
         clock_ns=lambda: next(ticks),
     )
     if not fast:
@@ -108,8 +103,8 @@ def _translate(translator: Any, payloads: list[bytes]) -> tuple[list[Any], tuple
     try:
         out.extend(translator.feed(p) for p in payloads)
         out.append(translator.finish())
-    except OllamaError as exc:
-        out.append(("error", exc.status, exc.message))
+    except UpstreamProtocolError as exc:
+        out.append(("error", type(exc).__name__, exc.message))
     return out, translator.counts()
 
 

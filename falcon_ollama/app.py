@@ -44,9 +44,9 @@ from falcon_ollama.resources.health import HealthResource, ReadyResource
 from falcon_ollama.resources.manage import NotManagedResource, PullResource
 from falcon_ollama.resources.messages import CountTokensResource, MessagesDeps, MessagesResource
 from falcon_ollama.resources.openai_compat import ForwardResource, ModelResource, ModelsResource
-from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, Relay
+from falcon_ollama.resources.relay import Relay
 from falcon_ollama.resources.responses import ResponsesResource, forwards
-from falcon_ollama.resources.upstream_call import UpstreamCall
+from falcon_ollama.resources.upstream_call import RECEIVE_SCOPE_KEY, UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
@@ -98,7 +98,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     metrics = Metrics(multiprocess_dir_from_env())
     upstream = Upstream(settings, metrics=metrics)
     admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
-    upstream_call = UpstreamCall(upstream, admission)  # the dialect resources' one way upstream
+    # Every route's one way upstream: slot, disconnect watching, request id, end-of-stream bookkeeping.
+    upstream_call = UpstreamCall(upstream, admission, max_accumulated=settings.max_stream_accumulated_bytes)
     catalog = Catalog(
         settings.catalog,
         upstream,
@@ -136,12 +137,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     completion = CompletionDeps(
         catalog=catalog,
         running=services.running,
-        relay=Relay(
-            upstream,
-            admission,
-            log_bodies=settings.log_bodies,
-            max_accumulated=settings.max_stream_accumulated_bytes,
-        ),
+        relay=Relay(upstream_call, log_bodies=settings.log_bodies),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
         limits=limits,
         keep_alive_default=settings.keep_alive_default,
@@ -152,13 +148,12 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     embed = EmbedDeps(
         catalog=catalog,
         running=services.running,
-        upstream=upstream,
+        call=upstream_call,
         limits=limits,
         keep_alive_default=settings.keep_alive_default,
         batch_size=settings.embed_batch_size,
         batch_tokens=settings.embed_batch_tokens,
         concurrency=settings.embed_concurrency,
-        admission=admission,
     )
     app.add_route("/api/embed", EmbedResource(embed))
     app.add_route("/api/embeddings", EmbeddingsResource(embed))
@@ -166,10 +161,10 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/v1/models", ModelsResource(catalog, started_at))
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "completions", "embeddings"):
-        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream, admission, limits))
+        app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
     add_cloud_routes(app)
     if forwards(settings.responses_mode, settings.openai_base_url):
-        app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream, admission, limits))
+        app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream_call, limits))
     else:
         responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)
         app.add_route("/v1/responses", responses)

@@ -28,7 +28,7 @@ from typing import Any
 
 from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
-from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
 from falcon_ollama.upstream import Upstream
 
@@ -178,8 +178,8 @@ class Catalog:
         try:
             body, complete = await self._upstream.list_models()
             parsed = parse_model_list(body, max_models=self._max_models, complete=complete)
-        except OllamaError as exc:
-            self._failure = exc
+        except (OllamaError, UpstreamProtocolError) as exc:
+            self._failure = exc if isinstance(exc, OllamaError) else OllamaError(502, exc.message)
             self._last_error = exc.message
             self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
             log.warning("model list refresh failed: %s", exc.message)

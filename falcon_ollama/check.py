@@ -17,7 +17,7 @@ from falcon_ollama.catalog import Catalog
 from falcon_ollama.catalog_config import FACT_SOURCES_KEYS, ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.settings import Settings, SettingsError
-from falcon_ollama.upstream import RetryPolicy, Upstream
+from falcon_ollama.upstream import RetryPolicy, Upstream, UpstreamError
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -61,13 +61,14 @@ async def _fetch_models(settings: Settings) -> list[ModelEntry]:
 
 def _explain(exc: OllamaError, settings: Settings) -> str:
     where = settings.openai_base_url
-    if "rejected the API key" in exc.message:
+    kind = exc.kind if isinstance(exc, UpstreamError) else None
+    if kind == "key_rejected":
         return f"the upstream at {where} rejected the API key: check OPENAI_API_KEY"
-    if exc.status == 504 or "could not connect" in exc.message or "TLS" in exc.message:
+    if exc.status == 504 or kind == "unreachable":
         return (
             f"the upstream at {where} is unreachable: {exc.message} (check OPENAI_BASE_URL, proxy, network)"
         )
-    if "404 Not Found" in exc.message:
+    if kind == "no_api_root":
         return f"{where} has no /models endpoint: is OPENAI_BASE_URL the API root (usually ending in /v1)?"
     return f"the upstream at {where} failed: {exc.message}"
 

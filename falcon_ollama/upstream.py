@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import orjson
@@ -49,10 +49,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
+# What kind of upstream failure an UpstreamError is, decided where the upstream's answer is parsed, so that
+# callers (embeddings' truncation retry, ``falcon-ollama check``) branch on it instead of on message text.
+ErrorKind = Literal["context_length", "key_rejected", "unreachable", "no_api_root"]
+
+
 class UpstreamError(OllamaError):
     """An upstream failure, already mapped for the client, that remembers what retrying needs to know."""
 
-    __slots__ = ("raw_body", "retry_after", "retryable", "upstream_status")
+    __slots__ = ("kind", "raw_body", "retry_after", "retryable", "upstream_status")
+    kind: ErrorKind | None
     retry_after: float | None
     retryable: bool
     upstream_status: int | None
@@ -68,8 +74,10 @@ class UpstreamError(OllamaError):
         retryable: bool = False,
         retry_after: float | None = None,
         raw_body: bytes = b"",
+        kind: ErrorKind | None = None,
     ) -> None:
         super().__init__(status, message, headers)
+        self.kind = kind
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
@@ -464,7 +472,22 @@ def map_status_error(
         retryable=status in _RETRY_STATUSES,
         retry_after=parse_retry_after(headers),
         raw_body=raw,
+        kind=_kind_of(status, mapped, payload, model),
     )
+
+
+def _kind_of(status: int, mapped: OllamaError, payload: Any, model: str | None) -> ErrorKind | None:
+    if status in (401, 403):
+        return "key_rejected"
+    if status == 404 and model is None:
+        return "no_api_root"
+    if mapped.status == 400:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        lowered = mapped.message.lower()
+        if code == "context_length_exceeded" or "context length" in lowered or "too long" in lowered:
+            return "context_length"
+    return None
 
 
 def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
@@ -531,14 +554,18 @@ def map_transport_error(exc: BaseException) -> UpstreamError:
     Failing to connect is retried (the upstream never saw the request); a connection dropped mid-answer is
     not, since the upstream may already be generating (and billing) the answer."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return UpstreamError(504, "timed out connecting to the upstream", retryable=True)
+        return UpstreamError(504, "timed out connecting to the upstream", retryable=True, kind="unreachable")
     if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        return UpstreamError(504, "timed out waiting for the upstream")
+        return UpstreamError(504, "timed out waiting for the upstream", kind="unreachable")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return UpstreamError(502, f"TLS failure talking to the upstream: {_clean(str(exc))}")
+        return UpstreamError(
+            502, f"TLS failure talking to the upstream: {_clean(str(exc))}", kind="unreachable"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         detail = _clean(str(exc.os_error) if exc.os_error else str(exc)) or type(exc).__name__
-        return UpstreamError(502, f"could not connect to the upstream: {detail}", retryable=True)
+        return UpstreamError(
+            502, f"could not connect to the upstream: {detail}", retryable=True, kind="unreachable"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError):
         return UpstreamError(502, "the upstream closed the connection before the answer was complete")
     if isinstance(exc, aiohttp.ClientConnectionError | ConnectionError):

@@ -14,6 +14,7 @@ import orjson
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 
 # The last whole second formatted, and its text: every streamed chunk carries ``created_at``, and chunks come

@@ -26,7 +26,7 @@ from falcon_ollama.translate.chat_request import (
     generate_to_openai,
     parse_common,
 )
-from falcon_ollama.wire import now_rfc3339
+from falcon_ollama.translate.chat_response import reply_chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,7 @@ class _Completion:
         """Ollama's reply to an empty conversation: the model is "loaded" ("unloaded" with keep_alive 0)."""
         self._touch(entry, keep_alive)  # keep_alive 0 unloads
         reason = "unload" if keep_alive == 0 else "load"
-        payload: dict[str, object] = {"model": requested, "created_at": now_rfc3339()}
-        if chat:
-            payload["message"] = {"role": "assistant", "content": ""}
-        else:
-            payload["response"] = ""
+        payload = reply_chunk(requested, "chat" if chat else "generate")
         payload["done_reason"] = reason
         payload["done"] = True
         send_json(resp, payload)

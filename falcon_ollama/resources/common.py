@@ -45,6 +45,15 @@ async def read_json_object(req: falcon.asgi.Request, limits: Limits) -> dict[str
     return data
 
 
+async def read_model_body(req: falcon.asgi.Request, limits: Limits) -> tuple[dict[str, Any], str]:
+    """The body as a JSON object and its model name (``model``, else ``name``); 400 when there is none."""
+    body = await read_json_object(req, limits)
+    name = model_field(body)
+    if not name:
+        raise OllamaError(400, "model is required")
+    return body, name
+
+
 def optional_str(body: dict[str, Any], key: str) -> str | None:
     """A string field, absent/null -> None; any other type is a 400 naming the field."""
     value = body.get(key)

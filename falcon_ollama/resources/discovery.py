@@ -15,7 +15,7 @@ from falcon_ollama.catalog import Catalog, ollama_name
 from falcon_ollama.errors import OllamaError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import PsResponse, TagsResponse, VersionResponse
-from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.common import read_model_body, send_json
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.models import ps_entry, show_response, tags_models
 
@@ -66,17 +66,16 @@ class ShowResource:
         self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._limits)
-        name = model_field(body)
-        if not name:
-            raise OllamaError(400, "model is required")
+        _, name = await read_model_body(req, self._limits)
         try:
             entry = await self._catalog.resolve(name)
         except OllamaError as exc:
             if exc.status == 404:  # Ollama's show reports the normalized name, tag included
                 raise model_not_found(ollama_name(name.strip())) from None
             raise
-        send_json(resp, show_response(entry, name, self._started_at, req.user_agent or ""))
+        # Copilot shows general.basename as the model's display name: Ollama answers it the requested name.
+        copilot = (req.user_agent or "").startswith("GitHubCopilotChat/")
+        send_json(resp, show_response(entry, name, self._started_at, requested_as_basename=copilot))
 
 
 class PsResource:

@@ -17,19 +17,18 @@ import falcon
 import falcon.asgi
 import orjson
 
-from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
-from falcon_ollama.errors import OllamaError, model_not_found
+from falcon_ollama.errors import OllamaError, ProxyError, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
-from falcon_ollama.resources.common import model_field, read_json_object, send_json
+from falcon_ollama.resources.common import model_field, read_json_object, read_model_body, send_json
+from falcon_ollama.resources.upstream_call import ClientDisconnected, Session, UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
     Batch,
     embeddings_request,
-    is_context_length_error,
     make_batches,
     parse_dimensions,
     parse_embed_input,
@@ -37,7 +36,7 @@ from falcon_ollama.translate.embed import (
     parse_truncate,
     truncate_inputs,
 )
-from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 CONTEXT_EXCEEDED = "the input length exceeds the context length"
@@ -47,13 +46,23 @@ CONTEXT_EXCEEDED = "the input length exceeds the context length"
 class EmbedDeps:
     catalog: Catalog
     running: RunningModels
-    upstream: Upstream
+    call: UpstreamCall
     limits: Limits
     keep_alive_default: float
     batch_size: int
     batch_tokens: int
     concurrency: int
-    admission: Admission
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One embeddings request's upstream call: what every batch of it shares."""
+
+    session: Session
+    entry: ModelEntry
+    requested: str  # the model name as the client sent it
+    dimensions: int | None
+    truncate: bool
 
 
 class _Embedder:
@@ -69,53 +78,32 @@ class _Embedder:
             raise OllamaError(400, str(exc)) from None
 
     async def _embed_batch(
-        self,
-        entry: ModelEntry,
-        requested: str,
-        inputs: list[str],
-        dimensions: int | None,
-        truncate: bool,
-        request_id: str | None,
-        *,
-        normalize: bool,
+        self, job: _Job, inputs: list[str], *, normalize: bool
     ) -> tuple[list[list[float]], int | None]:
-        upstream = self._deps.upstream
+        session, entry, requested, dimensions = job.session, job.entry, job.requested, job.dimensions
         body = embeddings_request(entry.upstream_id, inputs, dimensions)
         try:
-            answer = await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
-        except OllamaError as exc:
-            if exc.status != 400 or not is_context_length_error(exc.message):
+            answer = await session.post("embeddings", body, model=requested)
+        except UpstreamError as exc:
+            if exc.kind != "context_length":
                 raise
-            if not truncate:
+            if not job.truncate:
                 raise OllamaError(400, CONTEXT_EXCEEDED) from None
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
-            answer = await upstream.post_json(
-                "embeddings",
-                embeddings_request(entry.upstream_id, shorter, dimensions),
-                model=requested,
-                request_id=request_id,
+            answer = await session.post(
+                "embeddings", embeddings_request(entry.upstream_id, shorter, dimensions), model=requested
             )
         return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
-    async def _embed_all(
-        self,
-        entry: ModelEntry,
-        requested: str,
-        inputs: list[str],
-        dimensions: int | None,
-        truncate: bool,
-        request_id: str | None,
-    ) -> tuple[list[bytes], int]:
+    async def _embed_all(self, job: _Job, inputs: list[str]) -> tuple[list[bytes], int]:
         """Each batch's normalized vectors as a JSON array (bytes, in input order) and the token count."""
         batches = make_batches(inputs, self._deps.batch_size, self._deps.batch_tokens)
         limit = asyncio.Semaphore(self._deps.concurrency)
 
         async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
-                vectors, tokens = await self._embed_batch(
-                    entry, requested, batch.inputs, dimensions, truncate, request_id, normalize=True
-                )
+                vectors, tokens = await self._embed_batch(job, batch.inputs, normalize=True)
             return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
         if len(batches) == 1:
@@ -124,7 +112,7 @@ class _Embedder:
         try:
             async with asyncio.TaskGroup() as group:  # the first failure cancels the other batches
                 tasks = [group.create_task(run(batch)) for batch in batches]
-        except* OllamaError as failed:
+        except* (OllamaError, ProxyError) as failed:
             raise failed.exceptions[0] from None
         results = [task.result() for task in tasks]
         del tasks
@@ -133,11 +121,6 @@ class _Embedder:
         if any(t is None for t in counted):
             total = _estimate_tokens(inputs)
         return [part for part, _ in results], total
-
-
-def _request_id(req: falcon.asgi.Request) -> str | None:
-    info = info_of(req)
-    return info.id if info is not None else None
 
 
 def _estimate_tokens(inputs: list[str]) -> int:
@@ -174,11 +157,13 @@ class EmbedResource(_Embedder):
             return
         if truncate:
             inputs = truncate_inputs(inputs, entry.facts.context_length, 3)
-        slot = await self._deps.admission.acquire()
         try:
-            parts, tokens = await self._embed_all(entry, name, inputs, dimensions, truncate, _request_id(req))
-        finally:
-            slot.release()
+            async with self._deps.call.session(req) as session:
+                job = _Job(session, entry, name, dimensions, truncate)
+                parts, tokens = await self._embed_all(job, inputs)
+        except ClientDisconnected:
+            resp.status = 499
+            return
         head = b'{"model":' + orjson.dumps(name) + b',"embeddings":['
         tail = b'],"total_duration":%d,"prompt_eval_count":%d}' % (time.monotonic_ns() - started, tokens)
         resp.status = falcon.HTTP_200
@@ -208,10 +193,7 @@ class EmbeddingsResource(_Embedder):
     """``POST /api/embeddings`` (legacy, ``ollama.Client.embeddings``): one prompt, one raw vector."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._deps.limits)
-        name = model_field(body)
-        if not name:
-            raise OllamaError(400, "model is required")
+        body, name = await read_model_body(req, self._deps.limits)
         prompt = body.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
@@ -224,12 +206,12 @@ class EmbeddingsResource(_Embedder):
             send_json(resp, empty)
             return
         text = truncate_inputs([prompt], entry.facts.context_length, 3)
-        slot = await self._deps.admission.acquire()
         try:
-            vectors, _ = await self._embed_batch(
-                entry, name, text, None, True, _request_id(req), normalize=False
-            )
-        finally:
-            slot.release()
+            async with self._deps.call.session(req) as session:
+                job = _Job(session, entry, name, None, True)
+                vectors, _ = await self._embed_batch(job, text, normalize=False)
+        except ClientDisconnected:
+            resp.status = 499
+            return
         payload: EmbeddingsResponse = {"embedding": vectors[0]}
         send_json(resp, payload)

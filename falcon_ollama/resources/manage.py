@@ -15,7 +15,11 @@ from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import ProgressResponse
-from falcon_ollama.resources.common import model_field, optional_bool, read_json_object, send_json
+from falcon_ollama.resources.common import (
+    optional_bool,
+    read_model_body,
+    send_json,
+)
 from falcon_ollama.translate.models import digest
 from falcon_ollama.wire import NDJSON_CONTENT_TYPE, ndjson_line
 
@@ -28,10 +32,7 @@ class PullResource:
         self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._limits)
-        name = model_field(body)
-        if not name:
-            raise OllamaError(400, "model is required")
+        body, name = await read_model_body(req, self._limits)
         stream = optional_bool(body, "stream")
         try:
             entry = await self._catalog.resolve(name)

@@ -27,17 +27,17 @@ from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCa
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai, system_text
 from falcon_ollama.translate.anthropic_response import (
-    SSE_CONTENT_TYPE,
     MessageStream,
     completion_to_message,
     error_body,
     error_type,
 )
 from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.anthropic")
 
-JSON = "application/json"
+_CHAT = "chat/completions"
 _BUSY = 529  # Anthropic's "overloaded" status, for our admission queue's 503
 
 
@@ -84,18 +84,10 @@ class MessagesResource:
             if plan.stream:
                 # message_start carries input_tokens before the upstream has counted: the estimate.
                 translator = MessageStream(name, message_id, estimate_input_tokens(body))
-                await deps.call.stream(
-                    req,
-                    resp,
-                    "chat/completions",
-                    upstream_body,
-                    model=name,
-                    translator=translator,
-                    content_type=SSE_CONTENT_TYPE,
-                )
+                await deps.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
                 resp.set_header("Cache-Control", "no-cache")
                 return
-            answer = await deps.call.complete(req, "chat/completions", upstream_body, model=name)
+            answer = await deps.call.complete(req, _CHAT, upstream_body, model=name)
             message = completion_to_message(answer.body, name, message_id)
         except ClientDisconnected:
             resp.status = 499
@@ -103,7 +95,7 @@ class MessagesResource:
         except (OllamaError, ProxyError) as exc:
             send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(message)
 
 
@@ -124,7 +116,7 @@ class CountTokensResource:
         except (OllamaError, ProxyError) as exc:
             send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps({"input_tokens": estimate_input_tokens(body)})
 
 
@@ -151,7 +143,7 @@ def send_error(resp: falcon.asgi.Response, exc: OllamaError | ProxyError) -> Non
     """Any failure before the first byte, in Anthropic's shape (``retry-after`` kept on 429)."""
     status = anthropic_status(exc)
     resp.status = status
-    resp.content_type = JSON
+    resp.content_type = JSON_CONTENT_TYPE
     resp.data = error_body(error_type(status), exc.message)
     for header, value in exc.headers.items():
         resp.set_header(header, value)

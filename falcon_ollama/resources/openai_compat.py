@@ -3,9 +3,7 @@
 Some of the most common clients (GitHub Copilot's Ollama provider, Open WebUI, Continue) discover models
 through ``/api/tags`` and ``/api/show`` and then talk OpenAI to ``/v1``. These routes forward to the upstream:
 the ``model`` field resolved through the catalog (aliases, ``:latest``), our upstream key instead of
-whatever the client sent, what the model refuses but Ollama accepts adapted (``translate/openai_adapt.py``:
-``max_tokens`` for ``max_completion_tokens``, sampling knobs to gpt-5...), everything else passed through
-untouched; streamed answers are relayed byte for
+whatever the client sent, everything else passed through untouched; streamed answers are relayed byte for
 byte as they arrive, never parsed, up to the end of the ``data: [DONE]`` event (found by ``DoneFinder``
 without decoding the events): nothing after it is relayed and the response ends there. Errors keep OpenAI's
 shape here; the upstream's own 4xx error bodies
@@ -14,39 +12,26 @@ shape here; the upstream's own 4xx error bodies
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import falcon
 import falcon.asgi
 import orjson
 
-from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.limits import Limits, check_content_type, parse_json
+from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
-from falcon_ollama.requestlog import RequestInfo, info_of, note_model
-from falcon_ollama.resources.common import read_body
-from falcon_ollama.resources.relay import (
-    CLIENT_GONE,
-    RECEIVE_SCOPE_KEY,
-    STREAM_ERROR,
-    DisconnectWatcher,
-    close_chunks,
-    drain_after_done,
-    end_stream,
-)
-from falcon_ollama.sse import DoneFinder
+from falcon_ollama.requestlog import note_model
+from falcon_ollama.resources.common import read_json_object
+from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall
 from falcon_ollama.translate.models import newest_first
 from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, adapt_openai_body
-from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
+from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.openai_compat")
-
-JSON = "application/json"
 
 
 def openai_error(status: int, message: str) -> bytes:
@@ -62,7 +47,7 @@ def _send_error(resp: falcon.asgi.Response, error: OllamaError) -> None:
     else:
         resp.status = error.status
         resp.data = openai_error(error.status, error.message)
-    resp.content_type = JSON
+    resp.content_type = JSON_CONTENT_TYPE
     for name, value in error.headers.items():
         resp.set_header(name, value)
 
@@ -99,7 +84,7 @@ class ModelsResource:
         except OllamaError as exc:
             _send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(
             {
                 "object": "list",
@@ -109,7 +94,7 @@ class ModelsResource:
 
 
 class ModelResource:
-    """``GET /v1/models/{model}``: the id echoed as asked (``llama3.2``, not ``llama3.2:latest``)."""
+    """``GET /v1/models/{model}``."""
 
     def __init__(self, catalog: Catalog, started_at: float) -> None:
         self._catalog = catalog
@@ -121,79 +106,53 @@ class ModelResource:
         except OllamaError as exc:
             _send_error(resp, exc)
             return
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(model_object(entry, self._started_at, asked_as=model))
+
+
+async def read_model_request(
+    req: falcon.asgi.Request, limits: Limits, catalog: Catalog
+) -> tuple[dict[str, Any], str, ModelEntry]:
+    """An OpenAI-style body within ``limits``, its ``model`` (as sent) and the catalog's entry for it."""
+    body = await read_json_object(req, limits)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise OllamaError(400, "you must provide a model parameter")
+    entry = await catalog.resolve(model)
+    note_model(req, entry)
+    return body, model, entry
 
 
 class ForwardResource:
     """``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: forwarded to the upstream."""
 
-    def __init__(
-        self, path: str, catalog: Catalog, upstream: Upstream, admission: Admission, limits: Limits
-    ) -> None:
+    def __init__(self, path: str, catalog: Catalog, call: UpstreamCall, limits: Limits) -> None:
         self._path = path
-        self._admission = admission
         self._catalog = catalog
-        self._upstream = upstream
+        self._call = call
         self._limits = limits
         self._warn_once = WarnOnce(log)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
             body, model, stream = await self._prepare(req)
+            if stream:
+                await self._call.stream(req, resp, self._path, body, model=model, error_frame=_error_event)
+                return
+            answer = await self._call.complete(req, self._path, body, model=model)
+        except ClientDisconnected:
+            resp.status = 499
+            return
         except OllamaError as exc:
             _send_error(resp, exc)
             return
-        info = info_of(req)
-        request_id = info.id if info is not None else None
-        watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
-        slot: Slot | None = None
-        try:
-            slot = await self._admission.acquire()
-            if not stream:
-                answer = await self._upstream.post_json(self._path, body, model=model, request_id=request_id)
-                slot.release()
-                watcher.stop()
-                resp.status = answer.status
-                resp.content_type = answer.headers.get("content-type", JSON)
-                resp.data = answer.body
-                return
-            upstream_stream = await self._upstream.open_stream(
-                self._path, body, model=model, request_id=request_id
-            )
-        except asyncio.CancelledError:
-            if slot is not None:
-                slot.release()
-            if watcher.absorb_cancel():
-                resp.status = 499
-                return
-            raise
-        except OllamaError as exc:
-            if slot is not None:
-                slot.release()
-            watcher.stop()
-            _send_error(resp, exc)
-            return
-        except BaseException:
-            if slot is not None:
-                slot.release()
-            watcher.stop()
-            raise
-        watcher.on_disconnect(upstream_stream.aclose)
-        resp.content_type = upstream_stream.headers.get("content-type", "text/event-stream")
-        resp.stream = self._relay(upstream_stream, watcher, info, slot)
+        resp.status = answer.status
+        resp.content_type = answer.headers.get("content-type", JSON_CONTENT_TYPE)
+        resp.data = answer.body
 
     async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
-        check_content_type(req.content_type)
-        raw = await read_body(req, self._limits.max_body_bytes)
-        body = parse_json(raw, self._limits)
-        if not isinstance(body, dict):
-            raise OllamaError(400, "request body must be a JSON object")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise OllamaError(400, "you must provide a model parameter")
-        entry = await self._catalog.resolve(model)
-        note_model(req, entry)
+        """The one place the /v1 body is prepared: read, model resolved to the upstream's id, re-encoded."""
+        body, model, entry = await read_model_request(req, self._limits, self._catalog)
         body["model"] = entry.upstream_id
         body = self._adapt_for_model(body, entry)
         return orjson.dumps(body), model, body.get("stream") is True
@@ -211,30 +170,7 @@ class ForwardResource:
             )
         return adapted
 
-    async def _relay(
-        self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None, slot: Slot
-    ) -> AsyncIterator[bytes]:
-        first = True
-        find_done = DoneFinder().feed
-        chunks = stream.chunks()
-        try:
-            async for chunk in chunks:
-                if first and info is not None:
-                    info.first_chunk()
-                    first = False
-                end = find_done(chunk)
-                if end >= 0:
-                    # The [DONE] line, completed with the line ending the upstream uses, ends the answer.
-                    yield chunk[:end] + (b"\r\n\r\n" if chunk.startswith(b"\r", end) else b"\n\n")
-                    await drain_after_done(chunks)
-                    break
-                yield chunk
-        except OllamaError as exc:
-            if info is not None:
-                info.outcome = CLIENT_GONE if watcher.disconnected else STREAM_ERROR
-            if not watcher.disconnected:
-                log.warning("/v1 stream failed after the first byte: %s", exc.message)
-                yield b"data: " + openai_error(exc.status, exc.message) + b"\n\n"
-        finally:
-            await close_chunks(chunks)
-            await end_stream(stream, watcher, slot, info)
+
+def _error_event(status: int, message: str) -> bytes:
+    """A failure after the first byte of a /v1 stream: OpenAI's error object as one SSE event."""
+    return b"data: " + openai_error(status, message) + b"\n\n"

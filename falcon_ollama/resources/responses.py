@@ -20,22 +20,22 @@ from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
-from falcon_ollama.requestlog import info_of, note_model
-from falcon_ollama.resources.common import read_json_object
+from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
+from falcon_ollama.resources.openai_compat import read_model_request
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall, json_bytes
 from falcon_ollama.translate.responses_request import responses_to_chat
 from falcon_ollama.translate.responses_response import (
-    SSE_CONTENT_TYPE,
     ResponsesStreamTranslator,
     completion_to_response,
 )
 from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 log = logging.getLogger("falcon_ollama.responses")
 
-JSON = "application/json"
 RESPONSES_MODES = ("auto", "translate", "forward")
+_CHAT = "chat/completions"
 _TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
           429: "rate_limit_error", 503: "server_error"}  # fmt: skip
 
@@ -77,12 +77,7 @@ class ResponsesResource:
             _send(resp, status, openai_error_body(status, exc.message), exc.headers)
 
     async def _respond(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._limits)
-        name = body.get("model")
-        if not isinstance(name, str) or not name:
-            raise OllamaError(400, "you must provide a model parameter")
-        entry = await self._catalog.resolve(name)
-        note_model(req, entry)
+        body, name, entry = await read_model_request(req, self._limits, self._catalog)
         plan = responses_to_chat(
             body, entry.facts, entry.upstream_id, include_usage=self._include_usage, limits=self._limits
         )
@@ -93,17 +88,9 @@ class ResponsesResource:
             translator = ResponsesStreamTranslator(
                 model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
             )
-            await self._call.stream(
-                req,
-                resp,
-                "chat/completions",
-                upstream_body,
-                model=name,
-                translator=translator,
-                content_type=SSE_CONTENT_TYPE,
-            )
+            await self._call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
             return
-        answer = await self._call.complete(req, "chat/completions", upstream_body, model=name)
+        answer = await self._call.complete(req, _CHAT, upstream_body, model=name)
         response = completion_to_response(
             answer.body, model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
         )
@@ -112,13 +99,13 @@ class ResponsesResource:
             usage = response["usage"]
             if usage is not None:
                 info.prompt_tokens, info.completion_tokens = usage["input_tokens"], usage["output_tokens"]
-        resp.content_type = JSON
+        resp.content_type = JSON_CONTENT_TYPE
         resp.data = orjson.dumps(response)
 
 
 def _send(resp: falcon.asgi.Response, status: int, data: bytes, headers: dict[str, str]) -> None:
     resp.status = status
-    resp.content_type = JSON
+    resp.content_type = JSON_CONTENT_TYPE
     resp.data = data
     for header, value in headers.items():
         resp.set_header(header, value)

@@ -1,72 +1,193 @@
-"""One way to call the upstream for a translated request: admission, disconnect watching, relaying.
+"""The one way every route calls the upstream: admission, disconnect watching, request id, relaying.
 
-The dialect resources (Anthropic Messages, OpenAI Responses) hand this a translated body and, for a stream,
-a :class:`~falcon_ollama.translate.dialect.StreamTranslator`; everything about connections, slots, client
-disconnects and the end-of-stream bookkeeping happens here. Failures before the first byte are raised
-(``UpstreamError``/``OllamaError``) for the resource to render in its own dialect; after it, the translator
-frames them.
+The Ollama relay (``/api/chat``, ``/api/generate``), the ``/v1`` forward, embeddings and the dialect
+resources (Anthropic Messages, OpenAI Responses) all go through :class:`UpstreamCall`. A call holds an
+admission slot and watches the client from the moment it is admitted; the upstream's status is recorded for
+the request log. Failures before the first byte are raised (``UpstreamError``/``OllamaError``/``ProxyError``)
+for the resource to render in its own dialect; a client gone before the answer started is
+:class:`ClientDisconnected` (answered 499).
+
+A stream is relayed by one of two strategies: translated (SSE events -> a
+:class:`~falcon_ollama.translate.dialect.StreamTranslator`, one write per upstream read) or bytes unchanged up
+to the end of ``data: [DONE]`` (``/v1`` forward, found by ``DoneFinder`` without decoding). Both share the
+end-of-stream bookkeeping: ``[DONE]`` ends the answer (what follows is drained for a moment so the connection
+can be reused, then cut), a failure after the first byte is framed by the dialect with the upstream's words
+redacted, and the slot, connection, watcher and summary line are released whichever way the stream ends.
+
+Client disconnects: uvicorn's ``send`` silently does nothing once the client is gone, so without help we
+would keep reading (and paying for) tokens nobody reads. A watcher task waits on ASGI ``receive`` for
+``http.disconnect``. Before the response starts it cancels the request (the upstream call in progress,
+or the back-off sleep between retries, is abandoned and its connection closed); once streaming, it closes
+the upstream connection, which ends the relay's pending read at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import falcon.asgi
 import orjson
 
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.errors import OllamaError, ProxyError
-from falcon_ollama.requestlog import RequestInfo, info_of
-from falcon_ollama.resources.relay import RECEIVE_SCOPE_KEY, DisconnectWatcher, end_stream
-from falcon_ollama.sse import SSEDecoder, SSEError
+from falcon_ollama.requestlog import info_of
+from falcon_ollama.resources.error_map import status_of
+from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, DoneFinder, SSEDecoder, SSEError
 from falcon_ollama.translate.dialect import StreamTranslator
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.upstream_call")
 
-_DONE = b"[DONE]"
+RECEIVE_SCOPE_KEY = "falcon_ollama.receive"
+# After [DONE]: how long, and how many bytes, the upstream may still take to end its body. A well-behaved one
+# ends it at once (its connection then goes back to the pool); one that does not is cut when either runs out.
+DRAIN_AFTER_DONE_SECONDS = 1.0
+DRAIN_AFTER_DONE_BYTES = 64 * 1024
+# The metrics status of a stream that ended with an error line after its 200 went out, and of one whose
+# client left mid-stream (as before the answer started).
+STREAM_ERROR = "stream_error"
+CLIENT_GONE = "499"
+DONE = b"[DONE]"
+
+_Answer = TypeVar("_Answer", UpstreamResponse, UpstreamStream)
+# A dialect's in-stream error framing for a failure after the first byte (``/v1`` forward: an SSE event).
+ErrorFrame = Callable[[int, str], bytes]
 
 
 class ClientDisconnected(Exception):
     """The client left before the upstream answered; the resource answers nothing more (status 499)."""
 
 
-class UpstreamCall:
-    """Shared by the dialect resources; one per worker, built by ``create_app``."""
+class DisconnectWatcher:
+    """Watches ASGI ``receive`` for ``http.disconnect`` while the request body has been read."""
 
-    def __init__(self, upstream: Upstream, admission: Admission) -> None:
+    __slots__ = ("_on_disconnect", "_target", "_watch", "disconnected")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]] | None) -> None:
+        self.disconnected = False
+        self._target = asyncio.current_task()
+        self._on_disconnect: Callable[[], Awaitable[None]] | None = None
+        self._watch = asyncio.get_running_loop().create_task(self._run(receive)) if receive else None
+
+    async def _run(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        while True:
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                break
+        self.disconnected = True
+        if self._on_disconnect is not None:
+            await self._on_disconnect()
+        elif self._target is not None:
+            self._target.cancel()
+
+    def on_disconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """From now on, a disconnect runs ``callback`` instead of cancelling the request task."""
+        self._on_disconnect = callback
+
+    def stop(self) -> None:
+        if self._watch is not None and not self._watch.done():
+            self._watch.cancel()
+
+    def absorb_cancel(self) -> bool:
+        """After a CancelledError: True (and the cancel undone) if it was our own, for a gone client.
+
+        The request then ends normally, so uvicorn logs no "Exception in ASGI application"."""
+        task = asyncio.current_task()
+        if self.disconnected and task is not None and task.cancelling():
+            task.uncancel()
+            return True
+        return False
+
+
+class Session:
+    """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id."""
+
+    __slots__ = ("_upstream", "handed_over", "info", "slot", "watcher")
+
+    def __init__(self, req: falcon.asgi.Request, upstream: Upstream) -> None:
+        self._upstream = upstream
+        self.info = info_of(req)
+        self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        self.slot: Slot | None = None
+        self.handed_over = False  # a stream's relay owns the slot and the watcher now
+
+    @property
+    def request_id(self) -> str | None:
+        return self.info.id if self.info is not None else None
+
+    async def post(self, path: str, body: bytes, *, model: str) -> UpstreamResponse:
+        """POST ``body`` and read the whole answer (the upstream's retries included)."""
+        return await self._noted(
+            self._upstream.post_json(path, body, model=model, request_id=self.request_id)
+        )
+
+    async def open(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
+        """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
+        stream = await self._noted(
+            self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
+        )
+        self.watcher.on_disconnect(stream.aclose)
+        return stream
+
+    async def _noted(self, call: Awaitable[_Answer]) -> _Answer:
+        """``call``'s result, with the upstream's status (or its error's) noted for the request log."""
+        try:
+            answer = await call
+        except UpstreamError as exc:
+            if self.info is not None:
+                self.info.upstream_status = exc.upstream_status
+            raise
+        if self.info is not None:
+            self.info.upstream_status = answer.status
+        return answer
+
+    def release(self) -> None:
+        self.watcher.stop()
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
+
+
+class UpstreamCall:
+    """Shared by every route that calls the upstream; one per worker, built by ``create_app``."""
+
+    def __init__(
+        self, upstream: Upstream, admission: Admission, *, max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES
+    ) -> None:
         self._upstream = upstream
         self._admission = admission
+        self.max_accumulated = max_accumulated
+
+    def redact(self, text: str) -> str:
+        """``text`` (an upstream's own words) with the upstream's secrets removed."""
+        return self._upstream.redactor.text(text)
+
+    @contextlib.asynccontextmanager
+    async def session(self, req: falcon.asgi.Request) -> AsyncIterator[Session]:
+        """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
+        block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
+        session = Session(req, self._upstream)
+        try:
+            session.slot = await self._admission.acquire()
+            yield session
+        except asyncio.CancelledError:
+            if session.watcher.absorb_cancel():
+                raise ClientDisconnected from None
+            raise
+        finally:
+            if not session.handed_over:
+                session.release()
 
     async def complete(
         self, req: falcon.asgi.Request, path: str, body: bytes, *, model: str
     ) -> UpstreamResponse:
         """POST ``body`` and read the whole answer, holding an admission slot; a gone client cancels it."""
-        info = info_of(req)
-        watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
-        slot: Slot | None = None
-        try:
-            slot = await self._admission.acquire()
-            answer = await self._upstream.post_json(
-                path, body, model=model, request_id=info.id if info is not None else None
-            )
-        except asyncio.CancelledError:
-            if watcher.absorb_cancel():
-                raise ClientDisconnected from None
-            raise
-        except UpstreamError as exc:
-            if info is not None:
-                info.upstream_status = exc.upstream_status
-            raise
-        finally:
-            if slot is not None:
-                slot.release()
-            watcher.stop()
-        if info is not None:
-            info.upstream_status = answer.status
-        return answer
+        async with self.session(req) as session:
+            return await session.post(path, body, model=model)
 
     async def stream(
         self,
@@ -76,85 +197,161 @@ class UpstreamCall:
         body: bytes,
         *,
         model: str,
-        translator: StreamTranslator,
-        content_type: str,
+        translator: StreamTranslator | None = None,
+        error_frame: ErrorFrame | None = None,
     ) -> None:
-        """Open the upstream stream (failures raised) and set ``resp.stream`` to the translated relay."""
-        info = info_of(req)
-        watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
-        slot: Slot | None = None
+        """Open the upstream stream (failures raised) and set ``resp.stream`` to its relay: translated by
+        ``translator``, or (without one) the upstream's bytes unchanged with ``error_frame`` for failures."""
+        async with self.session(req) as session:
+            stream = await session.open(path, body, model=model)
+            session.handed_over = True
+        if translator is not None:
+            resp.content_type = translator.content_type
+            resp.stream = self._translated(stream, translator, session)
+        else:
+            assert error_frame is not None, "a byte relay needs its dialect's error frame"
+            resp.content_type = stream.headers.get("content-type", "text/event-stream")
+            resp.stream = self._bytes(stream, error_frame, session)
+
+    async def _translated(
+        self, stream: UpstreamStream, translator: StreamTranslator, session: Session
+    ) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder(self.max_accumulated)
+        decode, translate = decoder.feed, translator.feed
+        info = session.info
+        first = True
+        done = False
+        chunks = stream.chunks()
+        # Bytes translated from one read, not yet written: if a later event of that read fails, they are
+        # written before the error, so what reaches the client does not depend on the framing.
+        pending: list[bytes] = []
         try:
-            slot = await self._admission.acquire()
-            stream = await self._upstream.open_stream(
-                path, body, model=model, request_id=info.id if info is not None else None
-            )
-        except asyncio.CancelledError:
-            if slot is not None:
-                slot.release()
-            if watcher.absorb_cancel():
-                raise ClientDisconnected from None
-            raise
-        except BaseException as exc:
-            if slot is not None:
-                slot.release()
-            watcher.stop()
-            if isinstance(exc, UpstreamError) and info is not None:
-                info.upstream_status = exc.upstream_status
-            raise
-        watcher.on_disconnect(stream.aclose)
-        if info is not None:
-            info.upstream_status = stream.status
-        resp.content_type = content_type
-        resp.stream = _relay(stream, translator, watcher, info, slot)
+            async for chunk in chunks:
+                payloads = decode(chunk)
+                # Usually one event per read (tokens arrive one by one): no list or join for it.
+                if len(payloads) == 1 and payloads[0] != DONE:
+                    out = translate(payloads[0])
+                else:
+                    done = _feed_all(payloads, translate, pending)
+                    out = b"".join(pending)
+                    pending.clear()
+                if out:
+                    if first and info is not None:
+                        info.first_chunk()
+                        first = False
+                    yield out
+                if done:  # [DONE] ends the answer, whatever follows or however long the connection stays open
+                    break
+            else:
+                done = _feed_all(decoder.flush(), translate, pending)
+            pending.append(translator.finish(done=done))
+            out = b"".join(pending)
+            pending.clear()
+            yield out
+            if done:
+                await drain_after_done(chunks)
+        except (OllamaError, ProxyError, SSEError) as exc:
+            if pending:
+                yield b"".join(pending)
+            message = self._failed(exc, session)
+            if message is not None:
+                yield translator.fail(message)
+        finally:
+            if info is not None:
+                info.prompt_tokens, info.completion_tokens = translator.counts()
+            await close_chunks(chunks)
+            await end_stream(stream, session)
 
-
-async def _relay(
-    stream: UpstreamStream,
-    translator: StreamTranslator,
-    watcher: DisconnectWatcher,
-    info: RequestInfo | None,
-    slot: Slot,
-) -> AsyncIterator[bytes]:
-    decoder = SSEDecoder()
-    first = True
-    done = False
-    try:
-        async for chunk in stream.chunks():
-            out, done = _translate(decoder.feed(chunk), translator)
-            if out:
+    async def _bytes(
+        self, stream: UpstreamStream, error_frame: ErrorFrame, session: Session
+    ) -> AsyncIterator[bytes]:
+        info = session.info
+        first = True
+        find_done = DoneFinder().feed
+        chunks = stream.chunks()
+        try:
+            async for chunk in chunks:
                 if first and info is not None:
                     info.first_chunk()
                     first = False
-                yield out
-            if done:  # [DONE] ends the answer, whatever follows or however long the connection stays open
-                break
-        tail = b"" if done else _translate(decoder.flush(), translator)[0]
-        yield tail + translator.finish()
-    except (OllamaError, ProxyError, SSEError) as exc:
-        if watcher.disconnected:
+                end = find_done(chunk)
+                if end >= 0:
+                    # The [DONE] line, completed with the line ending the upstream uses, ends the answer.
+                    yield chunk[:end] + (b"\r\n\r\n" if chunk.startswith(b"\r", end) else b"\n\n")
+                    await drain_after_done(chunks)
+                    break
+                yield chunk
+        except (OllamaError, ProxyError, SSEError) as exc:
+            message = self._failed(exc, session)
+            if message is not None:
+                yield error_frame(exc.status if isinstance(exc, OllamaError) else _status(exc), message)
+        finally:
+            await close_chunks(chunks)
+            await end_stream(stream, session)
+
+    def _failed(self, exc: OllamaError | ProxyError | SSEError, session: Session) -> str | None:
+        """A stream broke after its first byte: the outcome noted, and the message for the client (redacted)
+        -- or None when the client is gone (nobody to tell)."""
+        info = session.info
+        if session.watcher.disconnected:
             log.info("client disconnected mid-stream; upstream request cancelled")
-            return
-        message = (
-            exc.message
-            if isinstance(exc, OllamaError | ProxyError)
-            else f"the upstream stream is invalid: {exc}"
-        )
+            if info is not None:
+                info.outcome = CLIENT_GONE
+            return None
+        if isinstance(exc, SSEError):
+            message = self.redact(f"the upstream stream is invalid: {exc}")
+        else:
+            message = self.redact(exc.message)
         log.warning("stream failed after the first byte: %s", message)
-        yield translator.fail(message)
-    finally:
         if info is not None:
-            info.prompt_tokens, info.completion_tokens = translator.counts()
-        await end_stream(stream, watcher, slot, info)
+            info.outcome = STREAM_ERROR
+        return message
 
 
-def _translate(payloads: list[bytes], translator: StreamTranslator) -> tuple[bytes, bool]:
-    """The client bytes for one read's events, and whether ``[DONE]`` was among them (nothing after it)."""
-    parts: list[bytes] = []
+def _status(exc: ProxyError | SSEError) -> int:
+    return status_of(exc) if isinstance(exc, ProxyError) else 502
+
+
+def _feed_all(payloads: list[bytes], translate: Callable[[bytes], bytes], pending: list[bytes]) -> bool:
+    """Translate ``payloads`` into ``pending`` up to ``[DONE]``; whether ``[DONE]`` was among them."""
     for payload in payloads:
-        if payload == _DONE:
-            return b"".join(parts), True
-        parts.append(translator.feed(payload))
-    return b"".join(parts), False
+        if payload == DONE:
+            return True
+        pending.append(translate(payload))
+    return False
+
+
+async def drain_after_done(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` for a moment, discarding it: the end of the body, from a well-behaved
+    upstream, which lets aiohttp return the connection to its pool; nothing more is waited for."""
+    received = 0
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_DONE_SECONDS):
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > DRAIN_AFTER_DONE_BYTES:
+                    break
+    except (TimeoutError, OllamaError):
+        pass
+    if received:
+        log.info("the upstream sent %d bytes after [DONE]; ignored", received)
+
+
+async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Finish the chunk generator now (rather than whenever it is collected) if it was left part-way."""
+    if isinstance(chunks, AsyncGenerator):
+        await chunks.aclose()
+
+
+async def end_stream(stream: UpstreamStream, session: Session) -> None:
+    """What a stream's owner owes at its end, whichever way it ends: stop watching the client, drop the
+    upstream connection if it was not read to the end, free the admission slot, write the summary."""
+    session.watcher.stop()
+    with contextlib.suppress(Exception):
+        await stream.aclose()
+    session.release()
+    if session.info is not None:
+        session.info.finish()
 
 
 def json_bytes(value: object) -> bytes:

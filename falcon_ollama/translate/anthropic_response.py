@@ -25,8 +25,8 @@ from falcon_ollama.anthropic_types import (
     Usage,
 )
 from falcon_ollama.errors import UpstreamProtocolError
-
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+from falcon_ollama.translate.chat_response import json_object
+from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 _STOP_REASONS: dict[str, StopReason] = {
     "stop": "end_turn",
@@ -63,7 +63,7 @@ def usage_of(usage: Any) -> Usage:
 
 def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
     """A whole chat completion -> an Anthropic ``message`` (``model`` is the name the client asked for)."""
-    data = _load(body)
+    data = json_object(body)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("the upstream answer has no choices")
@@ -158,6 +158,8 @@ BlockKind = Literal["thinking", "text", "tool_use"]
 class MessageStream:
     """One streamed answer: upstream chunk payloads in, Anthropic SSE bytes out (a StreamTranslator)."""
 
+    content_type = SSE_CONTENT_TYPE
+
     __slots__ = (
         "_block",
         "_cached",
@@ -190,7 +192,7 @@ class MessageStream:
         self._cached = 0
 
     def feed(self, payload: bytes) -> bytes:
-        data = _load(payload)
+        data = json_object(payload)
         if "error" in data and not data.get("choices"):
             raise UpstreamProtocolError(f"the upstream reported an error mid-stream: {_error_text(data)}")
         out: list[bytes] = []
@@ -212,7 +214,8 @@ class MessageStream:
                 self._finish = choice["finish_reason"]
         return b"".join(out)
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
+        # [DONE] alone does not complete this dialect's answer: it needs the finish reason.
         if self._finish is None:
             raise UpstreamProtocolError("the upstream stream ended before the answer was complete")
         out = [b"" if self._started else self._start()]
@@ -311,16 +314,6 @@ class MessageStream:
         return sse_event(
             b"content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta}
         )
-
-
-def _load(payload: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("the upstream sent an answer that is not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamProtocolError("the upstream sent an answer that is not a JSON object")
-    return data
 
 
 def _error_text(data: dict[str, Any]) -> str:

@@ -6,11 +6,12 @@ complete calls (arguments as an object, ids kept) before the final chunk, and :m
 final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk still get counts:
 the number of deltas relayed and an estimate of the prompt (characters / 4). A stream that ends with neither
 ``finish_reason`` nor ``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
-``[DONE]`` is the end: the caller stops feeding once :attr:`StreamTranslator.saw_done` is set.
+``[DONE]`` is the end: the caller stops feeding at it and says so to :meth:`StreamTranslator.finish`.
 
 What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
 ``context``) is bounded by ``max_accumulated`` (FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES): beyond it the
-stream fails with a 502 naming the setting, so a hostile upstream cannot grow a worker without limit.
+stream fails (an upstream protocol error) naming the setting, so a hostile upstream cannot grow a worker
+without limit.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any, Literal
 
 import orjson
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.translate.context import context_json
-from falcon_ollama.wire import now_rfc3339
+from falcon_ollama.wire import NDJSON_CONTENT_TYPE, error_body, now_rfc3339
 
 Kind = Literal["chat", "generate", "completions"]
 
@@ -44,11 +45,49 @@ _CALL_COST = 256
 LIMIT_SETTING = "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES"
 
 
-class StreamIncomplete(OllamaError):
+class StreamIncomplete(UpstreamProtocolError):
     """The upstream stream ended before the answer was complete."""
 
     def __init__(self) -> None:
-        super().__init__(502, "the upstream stream ended before the answer was complete")
+        super().__init__("the upstream stream ended before the answer was complete")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyShape:
+    """What shapes one request's Ollama reply, whole or streamed: fixed when the request is translated."""
+
+    model: str  # the name the client asked for, echoed in every chunk
+    kind: Kind
+    emit_thinking: bool = False
+    logprobs: bool = False
+    prompt_chars: int = 0  # for the prompt token estimate when the upstream sends no usage
+    history: list[dict[str, str]] | None = None  # generate: the conversation, for the returned context
+    started_ns: int = 0  # the clock reading when the request arrived (durations)
+
+
+def reply_chunk(
+    model: str,
+    kind: Kind,
+    content: str = "",
+    thinking: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The head of an Ollama reply chunk: model, time, and the message (chat) or response (generate).
+
+    The caller adds ``done`` and what follows it; fields keep Ollama's order."""
+    chunk: dict[str, Any] = {"model": model, "created_at": now_rfc3339()}
+    if kind == "chat":
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        chunk["message"] = message
+    else:
+        chunk["response"] = content
+        if thinking:
+            chunk["thinking"] = thinking
+    return chunk
 
 
 @dataclass(slots=True)
@@ -158,26 +197,23 @@ def parse_tool_arguments(text: str) -> dict[str, Any]:
 class StreamTranslator:
     """Translate one streamed answer. Feed every SSE ``data`` payload; then call :meth:`finish`."""
 
+    content_type = NDJSON_CONTENT_TYPE
+
     def __init__(
         self,
+        shape: ReplyShape,
         *,
-        model: str,
-        kind: Kind,
-        emit_thinking: bool,
-        logprobs: bool,
-        started_ns: int,
-        prompt_chars: int,
-        history: list[dict[str, str]] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
     ) -> None:
-        self._model = model
-        self._kind: Kind = kind
-        self._emit_thinking = emit_thinking
-        self._logprobs = logprobs
-        self._started_ns = started_ns
-        self._prompt_chars = prompt_chars
-        self._history = history
+        self._model = shape.model
+        self._kind: Kind = shape.kind
+        kind = shape.kind
+        self._emit_thinking = shape.emit_thinking
+        self._logprobs = shape.logprobs
+        self._started_ns = shape.started_ns
+        self._prompt_chars = shape.prompt_chars
+        self._history = history = shape.history
         self._clock_ns = clock_ns
         self._first_ns: int | None = None
         self._deltas = 0
@@ -217,11 +253,11 @@ class StreamTranslator:
         try:
             event = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise OllamaError(502, "the upstream sent a malformed stream event (invalid JSON)") from None
+            raise UpstreamProtocolError("the upstream sent a malformed stream event (invalid JSON)") from None
         if not isinstance(event, dict):
             return b""
         if event.get("error"):
-            raise OllamaError(502, upstream_error_message(event))
+            raise UpstreamProtocolError(upstream_error_message(event))
         usage = event.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
@@ -298,21 +334,12 @@ class StreamTranslator:
         if self._first_ns is None:
             self._first_ns = self._clock_ns()
         self._deltas += 1
-        chunk: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
-        if self._kind == "chat":
-            message: dict[str, Any] = {"role": "assistant", "content": content or ""}
-            if thinking:
-                message["thinking"] = thinking
-            chunk["message"] = message
-        else:
-            chunk["response"] = content or ""
-            if thinking:
-                chunk["thinking"] = thinking
-            if self._text is not None and content:
-                self._text.append(content)
-                self._room -= len(content)
-                if self._room < 0:
-                    raise self._over_limit("the answer text kept for the context")
+        if self._text is not None and content and self._kind != "chat":
+            self._text.append(content)
+            self._room -= len(content)
+            if self._room < 0:
+                raise self._over_limit("the answer text kept for the context")
+        chunk = reply_chunk(self._model, self._kind, content or "", thinking)
         chunk["done"] = False
         if logprobs is not None:
             entries = _logprob_entries(logprobs)
@@ -320,36 +347,30 @@ class StreamTranslator:
                 chunk["logprobs"] = entries
         return orjson.dumps(chunk, option=orjson.OPT_APPEND_NEWLINE)
 
-    def _over_limit(self, what: str) -> OllamaError:
+    def _over_limit(self, what: str) -> UpstreamProtocolError:
         """The error for a stream that kept more than its bound; what it kept is dropped at once."""
         self._tool_calls = ToolCallAssembler()
         self._text = None
-        return OllamaError(
-            502,
+        return UpstreamProtocolError(
             f"the upstream answer exceeds the {self._max_accumulated}-byte limit on what a stream keeps"
             f" ({LIMIT_SETTING}), reached by {what}",
         )
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
         """The closing line(s): pending tool calls, then ``done: true`` with counts and durations.
 
+        ``done``: the caller saw ``[DONE]``, which ends an Ollama answer even without a finish reason.
         Raises StreamIncomplete when the upstream never said the answer was over."""
+        if done:
+            self.saw_done = True
         if not self.complete:
             raise StreamIncomplete()
         lines = b""
         if self._tool_calls and self._kind == "chat":
-            calls_chunk = {
-                "model": self._model,
-                "created_at": now_rfc3339(),
-                "message": {"role": "assistant", "content": "", "tool_calls": self._tool_calls.calls()},
-                "done": False,
-            }
+            calls_chunk = reply_chunk(self._model, "chat", tool_calls=self._tool_calls.calls())
+            calls_chunk["done"] = False
             lines = orjson.dumps(calls_chunk, option=orjson.OPT_APPEND_NEWLINE)
-        final: dict[str, Any] = {"model": self._model, "created_at": now_rfc3339()}
-        if self._kind == "chat":
-            final["message"] = {"role": "assistant", "content": ""}
-        else:
-            final["response"] = ""
+        final = reply_chunk(self._model, self._kind)
         final["done"] = True
         final["done_reason"] = done_reason(self._finish_reason)
         if self._text is not None and self._history is not None:
@@ -358,6 +379,10 @@ class StreamTranslator:
             )
         final.update(self.metrics())
         return lines + orjson.dumps(final, option=orjson.OPT_APPEND_NEWLINE)
+
+    def fail(self, message: str) -> bytes:
+        """The stream broke after the first byte: Ollama's in-stream error line."""
+        return error_body(message) + b"\n"
 
     def counts(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens): the upstream's usage, else derived counts."""
@@ -412,35 +437,39 @@ def _logprob_entries(logprobs: object) -> list[dict[str, Any]] | None:
     return out
 
 
+def json_object(payload: bytes) -> dict[str, Any]:
+    """An upstream answer's JSON object; an upstream protocol error for anything else."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not JSON)") from None
+    if not isinstance(data, dict):
+        raise UpstreamProtocolError("the upstream sent an invalid answer (not an object)")
+    return data
+
+
+def answer_choice(payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A whole chat completion's object and its first choice; an upstream protocol error for anything
+    else (not JSON, not an object, an error object, no choices). Shared by every dialect's translation."""
+    data = json_object(payload)
+    if data.get("error"):
+        raise UpstreamProtocolError(upstream_error_message(data))
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise UpstreamProtocolError("the upstream sent an answer without choices")
+    return data, choices[0]
+
+
 def completion_to_ollama(
-    payload: bytes,
-    *,
-    model: str,
-    kind: Kind,
-    emit_thinking: bool,
-    logprobs: bool,
-    started_ns: int,
-    prompt_chars: int,
-    history: list[dict[str, str]] | None = None,
-    clock_ns: Callable[[], int] = time.monotonic_ns,
+    payload: bytes, shape: ReplyShape, *, clock_ns: Callable[[], int] = time.monotonic_ns
 ) -> dict[str, Any]:
     """A whole (non-streamed) upstream answer -> the single Ollama response object.
 
     The upstream was not streamed, so the time to the first token is unknown: ``prompt_eval_duration`` is
     left out (Ollama omits zero durations) and ``eval_duration`` is the upstream's whole answer time."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise OllamaError(502, "the upstream sent an invalid answer (not JSON)") from None
-    if not isinstance(data, dict):
-        raise OllamaError(502, "the upstream sent an invalid answer (not an object)")
-    if data.get("error"):
-        raise OllamaError(502, upstream_error_message(data))
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise OllamaError(502, "the upstream sent an answer without choices")
-    choice = choices[0]
+    data, choice = answer_choice(payload)
     now = clock_ns()
+    kind, started_ns, history = shape.kind, shape.started_ns, shape.history
     assembler = ToolCallAssembler()
     content: str
     thinking: str | None = None
@@ -453,35 +482,23 @@ def completion_to_ollama(
         text = message.get("content")
         content = text if isinstance(text, str) else ""
         reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if emit_thinking and isinstance(reasoning, str) and reasoning:
+        if shape.emit_thinking and isinstance(reasoning, str) and reasoning:
             thinking = reasoning
         calls = message.get("tool_calls")
         if isinstance(calls, list) and calls:
             assembler.add(calls)
-    out: dict[str, Any] = {"model": model, "created_at": now_rfc3339()}
-    if kind == "chat":
-        msg: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            msg["thinking"] = thinking
-        tool_calls = assembler.calls()
-        if tool_calls:
-            msg["tool_calls"] = tool_calls
-        out["message"] = msg
-    else:
-        out["response"] = content
-        if thinking:
-            out["thinking"] = thinking
+    out = reply_chunk(shape.model, kind, content, thinking, assembler.calls())
     out["done"] = True
     out["done_reason"] = done_reason(choice.get("finish_reason"))
     if history is not None:
         out["context"] = context_json([*history, {"role": "assistant", "content": content}])
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    prompt_count, eval_count = _counts(usage, prompt_chars, (len(content) + 3) // 4)
+    prompt_count, eval_count = _counts(usage, shape.prompt_chars, (len(content) + 3) // 4)
     out["total_duration"] = now - started_ns
     out["prompt_eval_count"] = prompt_count
     out["eval_count"] = eval_count
     out["eval_duration"] = now - started_ns
-    entries = _logprob_entries(choice.get("logprobs")) if logprobs else None
+    entries = _logprob_entries(choice.get("logprobs")) if shape.logprobs else None
     if entries:
         out["logprobs"] = entries
     return out

@@ -13,12 +13,16 @@ from typing import Protocol
 class StreamTranslator(Protocol):
     """One streamed answer's translation, event by event."""
 
+    content_type: str  # the media type of the bytes it writes (NDJSON, SSE)
+
     def feed(self, payload: bytes) -> bytes:
         """One upstream SSE ``data:`` payload (a JSON chunk; never ``[DONE]``) -> client bytes (maybe b"")."""
         ...
 
-    def finish(self) -> bytes:
-        """The upstream ended normally: the closing bytes (final events, usage). Raises if incomplete."""
+    def finish(self, *, done: bool = False) -> bytes:
+        """The upstream ended normally (``done``: with ``[DONE]``): the closing bytes (final events, usage).
+
+        Raises if the answer is incomplete."""
         ...
 
     def fail(self, message: str) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import InvalidRequest, UpstreamProtocolError
 
 # Characters per token assumed when estimating: low, so that estimates err towards smaller batches.
 CHARS_PER_TOKEN_ESTIMATE = 3
@@ -36,14 +36,14 @@ def parse_embed_input(raw: object) -> list[str]:
         return [raw]
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
         return raw
-    raise OllamaError(400, "invalid input type")
+    raise InvalidRequest("invalid input type")
 
 
 def parse_dimensions(raw: object) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise OllamaError(400, "invalid value for 'dimensions': expected a positive integer")
+        raise InvalidRequest("invalid value for 'dimensions': expected a positive integer")
     return raw
 
 
@@ -51,7 +51,7 @@ def parse_truncate(raw: object) -> bool:
     if raw is None:
         return True
     if not isinstance(raw, bool):
-        raise OllamaError(400, "invalid value for 'truncate': expected true or false")
+        raise InvalidRequest("invalid value for 'truncate': expected true or false")
     return raw
 
 
@@ -99,25 +99,27 @@ def parse_embeddings_response(
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise OllamaError(502, "the upstream returned invalid embeddings (not JSON)") from None
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (not JSON)") from None
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise OllamaError(502, "the upstream returned invalid embeddings (no 'data' array)")
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (no 'data' array)")
     if len(items) != expected:
-        raise OllamaError(502, f"the upstream returned {len(items)} embeddings for {expected} inputs")
+        raise UpstreamProtocolError(f"the upstream returned {len(items)} embeddings for {expected} inputs")
     may_have_booleans = b"true" in payload or b"false" in payload
     vectors: list[list[float] | None] = [None] * expected
     for position, item in enumerate(items):
         if not isinstance(item, dict):
-            raise OllamaError(502, "the upstream returned invalid embeddings (an entry is not an object)")
+            raise UpstreamProtocolError(
+                "the upstream returned invalid embeddings (an entry is not an object)"
+            )
         index = item.get("index", position)
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < expected:
-            raise OllamaError(502, f"the upstream returned an embedding with an invalid index {index!r}")
+            raise UpstreamProtocolError(f"the upstream returned an embedding with an invalid index {index!r}")
         vector = item.get("embedding")
         norm = _norm(vector, may_have_booleans)
         assert isinstance(vector, list)  # _norm refused anything else
         if vectors[index] is not None:
-            raise OllamaError(502, f"the upstream returned two embeddings for input {index}")
+            raise UpstreamProtocolError(f"the upstream returned two embeddings for input {index}")
         if normalize and norm != 0.0 and abs(norm - 1.0) >= 1e-6:
             vector[:] = [x / norm for x in vector]
         vectors[index] = vector
@@ -136,14 +138,7 @@ def _norm(vector: Any, may_have_booleans: bool) -> float:
             return math.hypot(*vector)
     except TypeError:
         pass
-    raise OllamaError(
-        502,
+    raise UpstreamProtocolError(
         "the upstream returned an embedding that is not a flat list of numbers "
         "(is the model an embedding model?)",
     )
-
-
-def is_context_length_error(message: str) -> bool:
-    """Whether an upstream 400 says an input was longer than the model's context."""
-    lowered = message.lower()
-    return "maximum context length" in lowered or "context length" in lowered or "too long" in lowered

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from falcon_ollama.catalog_config import UpstreamFacts
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\n\r"
@@ -35,10 +35,10 @@ def parse_model_list(body: bytes, *, max_models: int, complete: bool = True) -> 
         start = _data_array(text)
     except (ValueError, IndexError):
         if complete:
-            raise OllamaError(502, "upstream returned an invalid model list (not JSON)") from None
+            raise UpstreamProtocolError("upstream returned an invalid model list (not JSON)") from None
         start = None
     if start is None:
-        raise OllamaError(502, "upstream returned an invalid model list (no 'data' array)")
+        raise UpstreamProtocolError("upstream returned an invalid model list (no 'data' array)")
     return _entries(text, start, max_models, complete)
 
 
@@ -85,7 +85,7 @@ def _entries(text: str, i: int, max_models: int, complete: bool) -> ModelList:
             item, i = _DECODER.raw_decode(text, i)
         except ValueError:
             if complete:
-                raise OllamaError(502, "upstream returned an invalid model list (not JSON)") from None
+                raise UpstreamProtocolError("upstream returned an invalid model list (not JSON)") from None
             return ModelList(models, True)  # the entry the byte bound cut
         if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
             if len(models) == max_models:
@@ -94,12 +94,12 @@ def _entries(text: str, i: int, max_models: int, complete: bool) -> ModelList:
         i = _skip(text, i)
         if i >= len(text):
             if complete:
-                raise OllamaError(502, "upstream returned an invalid model list (not JSON)")
+                raise UpstreamProtocolError("upstream returned an invalid model list (not JSON)")
             return ModelList(models, True)
         if text[i] == "]":
             return ModelList(models, False)
         if text[i] != ",":
-            raise OllamaError(502, "upstream returned an invalid model list (not JSON)")
+            raise UpstreamProtocolError("upstream returned an invalid model list (not JSON)")
         i = _skip(text, i + 1)
 
 

@@ -102,8 +102,11 @@ def tags_models(entries: list[ModelEntry], fallback_epoch_s: float) -> list[TagM
     return [tags_entry(e, fallback_epoch_s) for e in newest_first(entries, fallback_epoch_s)]
 
 
-def model_info(entry: ModelEntry, requested_name: str, user_agent: str) -> dict[str, Any]:
-    """GGUF-style key/values clients read; always has the architecture and its context length."""
+def model_info(entry: ModelEntry, requested_name: str, requested_as_basename: bool) -> dict[str, Any]:
+    """GGUF-style key/values clients read; always has the architecture and its context length.
+
+    ``requested_as_basename``: ``general.basename`` is the name the client asked for, not the upstream's
+    id (the resource decides; for GitHub Copilot, which shows it as the display name, as Ollama does)."""
     arch = architecture(entry)
     info: dict[str, Any] = {
         "general.architecture": arch,
@@ -112,8 +115,7 @@ def model_info(entry: ModelEntry, requested_name: str, user_agent: str) -> dict[
     }
     if entry.facts.embedding_length:
         info[f"{arch}.embedding_length"] = entry.facts.embedding_length
-    if user_agent.startswith("GitHubCopilotChat/"):
-        # Ollama does the same: Copilot shows general.basename as the model's display name.
+    if requested_as_basename:
         info["general.basename"] = requested_name
     return info
 
@@ -144,7 +146,7 @@ def modelfile_text(entry: ModelEntry) -> str:
 
 
 def show_response(
-    entry: ModelEntry, requested_name: str, fallback_epoch_s: float, user_agent: str = ""
+    entry: ModelEntry, requested_name: str, fallback_epoch_s: float, *, requested_as_basename: bool = False
 ) -> ShowResponse:
     return {
         "license": _LICENSE,
@@ -152,7 +154,7 @@ def show_response(
         "parameters": parameters_text(entry),
         "template": template_text(entry),
         "details": details(entry),
-        "model_info": model_info(entry, requested_name, user_agent),
+        "model_info": model_info(entry, requested_name, requested_as_basename),
         "capabilities": list(entry.facts.capabilities),
         "modified_at": modified_at(entry, fallback_epoch_s),
     }

@@ -28,9 +28,9 @@ from falcon_ollama.responses_types import (
     ResponseObject,
     ResponseUsage,
 )
+from falcon_ollama.translate.chat_response import answer_choice, upstream_error_message
 from falcon_ollama.translate.responses_request import ToolNames
-
-SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 
 def new_id(prefix: str) -> str:
@@ -96,13 +96,6 @@ def _incomplete(finish_reason: object) -> IncompleteDetails | None:
     return None
 
 
-def _error_message(payload: dict[str, Any]) -> str:
-    err = payload.get("error")
-    if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"]:
-        return str(err["message"])
-    return err if isinstance(err, str) and err else "the upstream reported an error"
-
-
 def _call_item(
     item_id: str, call_id: str, upstream_name: str, arguments: str, names: ToolNames, status: str
 ) -> FunctionCallItem | CustomToolCallItem:
@@ -146,18 +139,7 @@ def completion_to_response(
     clock: Any = time.time,
 ) -> ResponseObject:
     """A whole (non-streamed) chat completion -> the Response object."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("the upstream sent an invalid answer (not JSON)") from None
-    if not isinstance(data, dict):
-        raise UpstreamProtocolError("the upstream sent an invalid answer (not an object)")
-    if data.get("error"):
-        raise UpstreamProtocolError(_error_message(data))
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamProtocolError("the upstream sent an answer without choices")
-    choice = choices[0]
+    data, choice = answer_choice(payload)
     raw_message = choice.get("message")
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
     output: list[OutputItem] = []
@@ -222,6 +204,8 @@ class _Call:
 class ResponsesStreamTranslator:
     """One streamed answer as Responses events (implements translate.dialect.StreamTranslator)."""
 
+    content_type = SSE_CONTENT_TYPE
+
     def __init__(
         self,
         *,
@@ -262,7 +246,7 @@ class ResponsesStreamTranslator:
         if not isinstance(event, dict):
             return out
         if event.get("error"):
-            raise UpstreamProtocolError(_error_message(event))
+            raise UpstreamProtocolError(upstream_error_message(event))
         if isinstance(event.get("usage"), dict):
             self._usage = event["usage"]
         choices = event.get("choices")
@@ -285,7 +269,8 @@ class ResponsesStreamTranslator:
             self._finish = finish if isinstance(finish, str) else "stop"
         return out
 
-    def finish(self) -> bytes:
+    def finish(self, *, done: bool = False) -> bytes:
+        # [DONE] alone does not complete this dialect's answer: it needs the finish reason.
         if self._finish is None:
             raise UpstreamProtocolError("the upstream stream ended before the answer was complete")
         # Joined once: the closing events repeat the whole text (up to four times), so every extra

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import ollama
@@ -306,6 +307,30 @@ def test_v1_disconnect_cancels_the_upstream(start_proxy: Callable[..., ProxyThre
             upstream = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
         assert upstream.disconnected_at is not None
         assert upstream.disconnected_at - closed_at < 1.0
+
+
+@pytest.mark.parametrize("route", ["/api/embed", "/api/embeddings"])
+def test_embed_disconnect_before_the_upstream_answers_cancels_it(
+    start_proxy: Callable[..., ProxyThread], route: str
+) -> None:
+    with FakeUpstreamThread(FakeConfig()) as fake:
+        proxy = start_proxy(fake, catalog=load_catalog_file(EXAMPLE_CATALOG))
+        fake.script(Fault(kind="stall", seconds=4.0, path="/v1/embeddings"))
+        body = {"model": "nomic-embed-text", "input": ["a"], "prompt": "a"}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(proxy.url + route, json=body, timeout=0.5)
+        closed_at = time.monotonic()
+        deadline = closed_at + 6
+        while time.monotonic() < deadline:
+            sent = embedding_requests(fake)
+            if sent and sent[-1].disconnected_at is not None:  # type: ignore[attr-defined]
+                break
+            time.sleep(0.02)
+        upstream: Any = embedding_requests(fake)[-1]
+        assert upstream.disconnected_at is not None, "the upstream call outlived its client"
+        assert upstream.disconnected_at - closed_at < 1.0
+        # The admission slot came back: the proxy still answers embeddings.
+        assert httpx.post(proxy.url + route, json=body).status_code == 200
 
 
 def test_embed_sends_the_request_id_upstream(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:

@@ -25,7 +25,7 @@ from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.resources import chat as chat_resources
-from falcon_ollama.resources import common, embed, health, manage, relay
+from falcon_ollama.resources import common, embed, health, manage, upstream_call
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.embed import CONTEXT_EXCEEDED
 from falcon_ollama.resources.manage import NotManagedResource
@@ -196,9 +196,7 @@ def _raised(function: Any, *args: Any) -> str:
 
 def _over_limit_message(what: str) -> str:
     """The error of a stream that keeps more than FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES (its default)."""
-    translator = chat_response.StreamTranslator(
-        model="m", kind="chat", emit_thinking=False, logprobs=False, started_ns=0, prompt_chars=0
-    )
+    translator = chat_response.StreamTranslator(chat_response.ReplyShape("m", "chat"))
     return translator._over_limit(what).message
 
 
@@ -267,11 +265,11 @@ def error_texts_from_the_code() -> list[str]:
         _from_source(upstream, "the upstream answer is larger than the limit of "),
         _from_source(upstream, "the upstream stream is larger than the limit of "),
         _from_source(catalog, "the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is"),
-        _from_source(relay, "the upstream stream is invalid: "),
-        _from_source(relay, "stream failed after the first byte: "),
+        _from_source(upstream_call, "the upstream stream is invalid: "),
+        _from_source(upstream_call, "stream failed after the first byte: "),
         _over_limit_message("tool-call arguments"),
         _from_source(chat_response, "the answer text kept for the context"),
-        _from_source(relay, "the upstream sent %d bytes after [DONE]; ignored").replace("%d", "N"),
+        _from_source(upstream_call, "the upstream sent %d bytes after [DONE]; ignored").replace("%d", "N"),
         # input limits
         _raised(asyncio.run, read_body(too_large, defaults.max_body_bytes)),
         _raised(chat_request._messages, [{"role": "user"}] * (defaults.max_messages + 1), limit),

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from ollama import _types as sdk
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import SSEDecoder
-from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
+from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
 from falcon_ollama.translate.embed import parse_embeddings_response
 from tests.real_fixtures import (
     last_finish_reason,
@@ -62,9 +63,7 @@ def expected_arguments(text: str) -> dict[str, Any]:
 def translate_stream(raw: bytes, kind: Kind, piece: int) -> list[dict[str, Any]]:
     """Feed ``raw`` in ``piece``-byte reads through the relay's decoder and translator."""
     decoder = SSEDecoder()
-    translator = StreamTranslator(
-        model=MODEL, kind=kind, emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
-    )
+    translator = StreamTranslator(ReplyShape(MODEL, kind, emit_thinking=True, prompt_chars=20))
     out = b""
     for start in range(0, len(raw), piece):
         for payload in decoder.feed(raw[start : start + piece]):
@@ -114,9 +113,7 @@ def test_stream_to_ollama_generate(label: str) -> None:
 def test_completion_to_ollama_chat(label: str) -> None:
     raw = COMPLETIONS[label]()
     choice = json.loads(raw)["choices"][0]
-    out = completion_to_ollama(
-        raw, model=MODEL, kind="chat", emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
-    )
+    out = completion_to_ollama(raw, ReplyShape(MODEL, "chat", emit_thinking=True, prompt_chars=20))
     sdk.ChatResponse.model_validate(out)
     assert out["message"]["content"] == (choice["message"].get("content") or "")
     assert out["done"] is True and out["done_reason"] == DONE_REASON[choice["finish_reason"]]
@@ -140,9 +137,7 @@ def test_completion_to_ollama_chat(label: str) -> None:
 @pytest.mark.parametrize("label", sorted(COMPLETIONS))
 def test_completion_to_ollama_generate(label: str) -> None:
     raw = COMPLETIONS[label]()
-    out = completion_to_ollama(
-        raw, model=MODEL, kind="generate", emit_thinking=True, logprobs=False, started_ns=0, prompt_chars=20
-    )
+    out = completion_to_ollama(raw, ReplyShape(MODEL, "generate", emit_thinking=True, prompt_chars=20))
     sdk.GenerateResponse.model_validate(out)
     assert out["response"] == (json.loads(raw)["choices"][0]["message"].get("content") or "")
 
@@ -171,9 +166,9 @@ def test_per_token_embeddings_are_refused_clearly() -> None:
     """llama.cpp answers a chat model's embeddings with one vector per token (a nested list)."""
     body = llamacpp("embeddings_per_token").body
     assert isinstance(json.loads(body)["data"][0]["embedding"][0], list)
-    with pytest.raises(OllamaError) as caught:
+    with pytest.raises(UpstreamProtocolError) as caught:
         parse_embeddings_response(body, 1, normalize=True)
-    assert caught.value.status == 502
+    assert status_of(caught.value) == 502
     assert "not a flat list of numbers" in caught.value.message
 
 

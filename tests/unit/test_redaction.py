@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from falcon_ollama.access import ApiKeys
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.logs import configure_logging
 from falcon_ollama.redaction import Redactor, redactor_for
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.settings import Settings
 from falcon_ollama.translate.model_list import parse_model_list
 
@@ -103,6 +104,6 @@ def test_model_list_parser_caps_and_reads_prefixes() -> None:
     ],
 )
 def test_model_list_parser_refuses_what_is_not_a_list(body: bytes, message: str) -> None:
-    with pytest.raises(OllamaError) as caught:
+    with pytest.raises(UpstreamProtocolError) as caught:
         parse_model_list(body, max_models=5)
-    assert caught.value.status == 502 and caught.value.message == message
+    assert status_of(caught.value) == 502 and caught.value.message == message

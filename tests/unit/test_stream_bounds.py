@@ -15,9 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import DoneFinder, SSEDecoder, SSEError
-from falcon_ollama.translate.chat_response import LIMIT_SETTING, StreamTranslator, ToolCallAssembler
+from falcon_ollama.translate.chat_response import (
+    LIMIT_SETTING,
+    ReplyShape,
+    StreamTranslator,
+    ToolCallAssembler,
+)
 from falcon_ollama.translate.context import context_json, decode_context, encode_context
 
 DONE_LINE = b"data: [DONE]"
@@ -155,13 +161,7 @@ def translator(
     kind: str = "chat", *, limit: int, history: list[dict[str, str]] | None = None
 ) -> StreamTranslator:
     return StreamTranslator(
-        model="m",
-        kind=kind,  # type: ignore[arg-type]
-        emit_thinking=False,
-        logprobs=False,
-        started_ns=0,
-        prompt_chars=0,
-        history=history,
+        ReplyShape("m", kind, history=history),  # type: ignore[arg-type]
         max_accumulated=limit,
     )
 
@@ -178,17 +178,17 @@ def content_payload(text: str) -> bytes:
 def test_tool_call_fragments_are_bounded() -> None:
     t = translator(limit=10_000)
     t.feed(tool_payload("", id="call_1", function={"name": "f", "arguments": ""}))
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(UpstreamProtocolError) as info:
         for _ in range(200):
             t.feed(tool_payload("x" * 100))
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert LIMIT_SETTING in info.value.message and "tool-call arguments" in info.value.message
 
 
 def test_empty_fragments_are_not_free() -> None:
     """Each fragment and each call costs something: a flood of empty ones reaches the bound too."""
     t = translator(limit=10_000)
-    with pytest.raises(OllamaError):
+    with pytest.raises(UpstreamProtocolError):
         for i in range(10_000):
             t.feed(tool_payload("", index=i))
 
@@ -196,7 +196,7 @@ def test_empty_fragments_are_not_free() -> None:
 def test_generate_text_is_bounded_and_chat_content_is_not() -> None:
     history = [{"role": "user", "content": "hi"}]
     t = translator("generate", limit=1_000, history=history)
-    with pytest.raises(OllamaError, match="the answer text kept for the context"):
+    with pytest.raises(UpstreamProtocolError, match="the answer text kept for the context"):
         for _ in range(20):
             t.feed(content_payload("y" * 100))
     chat = translator("chat", limit=1_000)
@@ -210,7 +210,7 @@ def test_generate_text_is_bounded_and_chat_content_is_not() -> None:
 def test_text_and_tool_calls_share_one_bound() -> None:
     t = translator("generate", limit=1_000, history=[])
     t.feed(content_payload("y" * 600))
-    with pytest.raises(OllamaError, match="tool-call arguments"):
+    with pytest.raises(UpstreamProtocolError, match="tool-call arguments"):
         t.feed(tool_payload("x" * 600))
 
 

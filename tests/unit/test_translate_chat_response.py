@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import UpstreamProtocolError
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_response import (
     Kind,
+    ReplyShape,
     StreamIncomplete,
     StreamTranslator,
     ToolCallAssembler,
@@ -66,16 +68,8 @@ def translator(
     history: list[dict[str, str]] | None = None,
     clock: Clock | None = None,
 ) -> StreamTranslator:
-    return StreamTranslator(
-        model=MODEL,
-        kind=kind,
-        emit_thinking=emit_thinking,
-        logprobs=logprobs,
-        started_ns=T0,
-        prompt_chars=prompt_chars,
-        history=history,
-        clock_ns=clock or Clock(),
-    )
+    shape = ReplyShape(MODEL, kind, emit_thinking, logprobs, prompt_chars, history, started_ns=T0)
+    return StreamTranslator(shape, clock_ns=clock or Clock())
 
 
 def event(obj: Any) -> bytes:
@@ -678,8 +672,8 @@ def test_stream_without_end_is_incomplete(payloads: list[bytes]) -> None:
     assert t.complete is False
     with pytest.raises(StreamIncomplete) as info:
         t.finish()
-    assert isinstance(info.value, OllamaError)
-    assert info.value.status == 502
+    assert isinstance(info.value, UpstreamProtocolError)
+    assert status_of(info.value) == 502
     assert info.value.message == "the upstream stream ended before the answer was complete"
 
 
@@ -710,9 +704,9 @@ def test_complete(payloads: list[bytes], complete: bool) -> None:
 def test_stream_error_events_are_502(payload: bytes, message: str) -> None:
     t = translator()
     t.feed(delta(content="partial"))
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(UpstreamProtocolError) as info:
         t.feed(payload)
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert info.value.message == message
 
 
@@ -769,17 +763,8 @@ def translate(
     prompt_chars: int = 40,
     history: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    out = completion_to_ollama(
-        payload,
-        model=MODEL,
-        kind=kind,
-        emit_thinking=emit_thinking,
-        logprobs=logprobs,
-        started_ns=T0,
-        prompt_chars=prompt_chars,
-        history=history,
-        clock_ns=Clock(T_END),
-    )
+    shape = ReplyShape(MODEL, kind, emit_thinking, logprobs, prompt_chars, history, started_ns=T0)
+    out = completion_to_ollama(payload, shape, clock_ns=Clock(T_END))
     # what the resource sends is valid JSON with a Go-style timestamp
     wire = orjson.loads(orjson.dumps(out))
     if isinstance(out.get("context"), orjson.Fragment):  # serialized in advance: compare what was sent
@@ -977,7 +962,7 @@ def test_completion_to_ollama_logprobs(enabled: bool, expected: list[dict[str, A
 )
 @pytest.mark.parametrize("kind", ["chat", "generate", "completions"])
 def test_completion_to_ollama_errors_are_502(payload: bytes, message: str, kind: Kind) -> None:
-    with pytest.raises(OllamaError) as info:
+    with pytest.raises(UpstreamProtocolError) as info:
         translate(payload, kind)
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert info.value.message == message

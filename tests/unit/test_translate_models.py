@@ -86,10 +86,10 @@ def test_show_for_reasoning_model_lists_thinking() -> None:
     assert "thinking" in t.show_response(entry("o4-mini"), "o4-mini", 0)["capabilities"]
 
 
-def test_copilot_sees_the_requested_name_as_basename() -> None:
-    show = t.show_response(entry("gpt-4o"), "my-alias", 0, user_agent="GitHubCopilotChat/1.2.3")
+def test_the_requested_name_as_basename_when_asked() -> None:
+    show = t.show_response(entry("gpt-4o"), "my-alias", 0, requested_as_basename=True)
     assert show["model_info"]["general.basename"] == "my-alias"
-    other = t.show_response(entry("gpt-4o"), "my-alias", 0, user_agent="ollama-python/0.6")
+    other = t.show_response(entry("gpt-4o"), "my-alias", 0)
     assert other["model_info"]["general.basename"] == "gpt-4o"
 
 
