@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_plain_chat_plan_exact() -> None:
         stream=False,
         emit_thinking=False,
         logprobs=False,
-        prompt_chars=len("Be brief.") + len("hi"),
+        prompt_chars=len("Be brief.") + len("hi") + 2 * 16 + 12,  # text, 4 tokens a message, 3 to reply
         dropped=[],
         history=None,
     )
@@ -416,7 +417,23 @@ def test_prompt_chars_counts_message_text() -> None:
         {"role": "assistant", "content": None},
         {"role": "tool", "content": "xyz"},
     ]
-    assert chat(messages=messages).prompt_chars == 4 + 2 + 0 + 3
+    # the text as sent (a tool result that answers no call is sent as "Tool result:\nxyz"), then the template:
+    # 16 characters (4 tokens) a message and 12 (3 tokens) to prime the reply
+    assert chat(messages=messages).prompt_chars == 4 + 2 + 0 + len("Tool result:\nxyz") + 4 * 16 + 12
+
+
+def test_prompt_chars_count_the_whole_prompt() -> None:
+    """Tool definitions and the calls the assistant made are part of what the model reads (issue 12)."""
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    messages = [
+        USER,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "9"},
+    ]
+    plan = chat(messages=messages, tools=[tool])
+    text = len("hi") + len('{"city":"Paris"}') + len("9")
+    assert plan.prompt_chars == text + len(json.dumps([tool], separators=(",", ":"))) + 3 * 16 + 12
 
 
 @pytest.mark.parametrize(
@@ -1042,9 +1059,8 @@ def test_generate(
     assert plan.body["model"] == "gpt-4o"
     assert plan.history == history
     assert plan.dropped == dropped
-    assert plan.prompt_chars == sum(
-        len(m["content"]) for m in (history or messages) if isinstance(m["content"], str)
-    )
+    text = [m["content"] if isinstance(m["content"], str) else m["content"][0]["text"] for m in messages]
+    assert plan.prompt_chars == sum(map(len, text)) + 16 * len(messages) + 12
 
 
 def test_generate_history_does_not_alias_the_request() -> None:
