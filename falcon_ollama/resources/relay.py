@@ -31,6 +31,7 @@ from falcon_ollama.errors import OllamaError
 from falcon_ollama.logs import redact
 from falcon_ollama.requestlog import RequestInfo, info_of
 from falcon_ollama.resources.common import send_json
+from falcon_ollama.resources.format_fallback import with_format_fallback
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, SSEDecoder, SSEError
 from falcon_ollama.translate.chat_request import ChatPlan
 from falcon_ollama.translate.chat_response import Kind, StreamTranslator, completion_to_ollama
@@ -168,7 +169,11 @@ class Relay:
         try:
             slot = await self._admission.acquire()
             if not plan.stream:
-                answer = await self._upstream.post_json(plan.path, body, model=model, request_id=request_id)
+                answer = await with_format_fallback(
+                    plan,
+                    body,
+                    lambda b: self._upstream.post_json(plan.path, b, model=model, request_id=request_id),
+                )
                 slot.release()
                 watcher.stop()
                 out = self._translate_answer(
@@ -187,7 +192,11 @@ class Relay:
                     info.completion_tokens = out.get("eval_count")
                 send_json(resp, out)
                 return
-            stream = await self._upstream.open_stream(plan.path, body, model=model, request_id=request_id)
+            stream = await with_format_fallback(
+                plan,
+                body,
+                lambda b: self._upstream.open_stream(plan.path, b, model=model, request_id=request_id),
+            )
         except asyncio.CancelledError:
             if slot is not None:
                 slot.release()

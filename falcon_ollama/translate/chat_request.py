@@ -26,6 +26,7 @@ from falcon_ollama.translate.options import map_options
 THINK_LEVELS = ("high", "medium", "low", "max")
 DEFAULT_LIMITS = Limits()
 JSON_INSTRUCTION = "Respond with a JSON object."
+SCHEMA_INSTRUCTION = "Respond with a JSON object that conforms to this JSON schema:"
 
 
 @dataclass(slots=True)
@@ -41,6 +42,22 @@ class ChatPlan:
     dropped: list[str] = field(default_factory=list)  # options/fields we could not honour (warned once)
     history: list[dict[str, str]] | None = None  # generate: text conversation, for the returned context
     keep_alive: float | None = None  # seconds (validated), None when the request gave none
+
+    def json_object_fallback(self) -> dict[str, Any] | None:
+        """This request in JSON mode with its schema stated in a system message, for an upstream that refuses
+        ``response_format: json_schema`` (llama.cpp's server answers 500); None without a schema."""
+        fmt = self.body.get("response_format")
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            return None
+        schema = orjson.dumps(fmt["json_schema"]["schema"]).decode()
+        instruction = f"{SCHEMA_INSTRUCTION}\n{schema}"
+        messages = list(self.body["messages"])
+        first = messages[0] if messages else {}
+        if first.get("role") == "system" and isinstance(first.get("content"), str):
+            messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
+        else:
+            messages.insert(0, {"role": "system", "content": instruction})
+        return {**self.body, "messages": messages, "response_format": {"type": "json_object"}}
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 import pytest
 
 from falcon_ollama.catalog_config import DEFAULT_FACTS, ModelEntry, ModelFacts
@@ -15,6 +16,7 @@ from falcon_ollama.errors import ProxyError
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_request import (
     JSON_INSTRUCTION,
+    SCHEMA_INSTRUCTION,
     ChatPlan,
     chat_to_openai,
     generate_to_openai,
@@ -717,6 +719,50 @@ def test_format(
     assert body.get("response_format") == response_format
     assert ("response_format" in body) is (response_format is not None)
     assert body["messages"] == expected_messages
+
+
+SCHEMA_TEXT = '{"type":"object","properties":{"age":{"type":"integer"}},"required":["age"]}'
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected_messages"),
+    [
+        pytest.param(
+            [USER],
+            [{"role": "system", "content": f"{SCHEMA_INSTRUCTION}\n{SCHEMA_TEXT}"}, USER],
+            id="new-system",
+        ),
+        pytest.param(
+            [{"role": "system", "content": "Be brief."}, USER],
+            [{"role": "system", "content": f"Be brief.\n\n{SCHEMA_INSTRUCTION}\n{SCHEMA_TEXT}"}, USER],
+            id="appended-to-the-system-message",
+        ),
+    ],
+)
+def test_schema_fallback_is_json_mode_with_the_schema_stated(
+    messages: list[dict[str, Any]], expected_messages: list[dict[str, Any]]
+) -> None:
+    """For upstreams that refuse json_schema (issue 12): the same request, in JSON mode, schema in words."""
+    plan = chat(format=SCHEMA, messages=messages, options={"temperature": 0})
+    sent = orjson.dumps(plan.body)
+    fallback = plan.json_object_fallback()
+    assert fallback == {
+        **plan.body,
+        "messages": expected_messages,
+        "response_format": {"type": "json_object"},
+    }
+    assert orjson.dumps(plan.body) == sent  # the first request is left as it was
+    assert fallback["temperature"] == 0
+
+
+@pytest.mark.parametrize("fmt", [None, "json"])
+def test_no_fallback_without_a_schema(fmt: Any) -> None:
+    assert chat(format=fmt, messages=[USER]).json_object_fallback() is None
+
+
+def test_generate_gets_the_schema_fallback_too() -> None:
+    fallback = generate(prompt="x", format=SCHEMA).json_object_fallback()
+    assert fallback is not None and fallback["messages"][0]["content"].endswith(SCHEMA_TEXT)
 
 
 @pytest.mark.parametrize("fmt", ["xml", "JSON", {}, 5, ["json"], True])
