@@ -231,13 +231,18 @@ class InProcessApp:
 
         from fake_openai import FakeConfig
 
-        listing = [
-            {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
-            for name in FakeConfig().models
-        ]
+        listing = orjson.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 1721172741, "owned_by": "system"}
+                    for name in FakeConfig().models
+                ],
+            }
+        )
 
-        async def list_models() -> list[dict[str, Any]]:
-            return listing
+        async def list_models() -> tuple[bytes, bool]:  # Upstream.list_models: the body, and all of it
+            return listing, True
 
         async def post_json(path: str, body: bytes, **kwargs: Any) -> Any:
             return answer

@@ -45,6 +45,7 @@ from ._validate import (
     model_not_found,
     not_allowed,
     not_found,
+    samples_freely,
     unrecognized,
 )
 
@@ -100,7 +101,8 @@ def expected_reasoning(n: int = 3) -> str:
 
 
 def is_reasoning_model(model: str) -> bool:
-    return model.startswith(REASONING_PREFIXES)
+    """o-series and gpt-5 family, except the non-reasoning chat snapshots (gpt-5-chat-latest)."""
+    return model.startswith(REASONING_PREFIXES) and "-chat" not in model
 
 
 def prompt_tokens_for(messages: list[Any]) -> int:
@@ -363,7 +365,7 @@ class OpenAIResponder:
         limit = check_limit(data, reasoning)
         if isinstance(limit, FullAnswer):
             return limit
-        top = check_logprobs(data, reasoning)
+        top = check_logprobs(data, reasoning and not samples_freely(model, data.get("reasoning_effort")))
         if isinstance(top, FullAnswer):
             return top
         tools = check_tools(data)

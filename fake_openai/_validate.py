@@ -429,14 +429,30 @@ def check_assistant_calls(calls: Any, where: str) -> FullAnswer | list[str]:
     return ids
 
 
+def samples_freely(model: str, effort: Any) -> bool:
+    """OpenAI's reasoning guide: gpt-5.1 and later take temperature, top_p and logprobs only at effort
+    ``none`` (their default); the other reasoning models never do."""
+    return "none" in accepted_efforts(model) and effort in (None, "none")
+
+
 def check_sampling(data: dict[str, Any], reasoning: bool, model: str) -> FullAnswer | None:
+    fixed = reasoning and not samples_freely(model, data.get("reasoning_effort"))
+    for name in ("presence_penalty", "frequency_penalty", "stop"):
+        value = data.get(name)
+        if value is not None and reasoning:
+            return error(
+                400,
+                f"Unsupported parameter: '{name}' is not supported with this model.",
+                param=name,
+                code="unsupported_parameter",
+            )
     for name, high in (("temperature", 2), ("top_p", 1)):
         value = data.get(name)
         if value is None:
             continue
         if not is_number(value):
             return invalid_type(name, "a number", value)
-        if reasoning and value != 1:
+        if fixed and value != 1:
             return error(
                 400,
                 f"Unsupported value: '{name}' does not support {value} with this model. Only the default "
@@ -499,6 +515,7 @@ def accepted_efforts(model: str) -> tuple[str, ...]:
 
 
 def check_logprobs(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | None:
+    """``reasoning``: whether the model refuses logprobs (see :func:`samples_freely`)."""
     """None when logprobs are off, else how many top_logprobs each token should carry."""
     wanted = data.get("logprobs")
     top = data.get("top_logprobs")

@@ -10,7 +10,10 @@ A hostile or huge list cannot take a worker down: the body is read up to a byte 
 built in slices that give the event loop back between them, so requests and gunicorn's heartbeat go on.
 
 Names: a model is listed to Ollama clients as ``<upstream id>:latest`` (Ollama always shows a tag), and is
-found as ``X``, ``X:latest`` or through an alias, case-insensitively. The upstream always receives its own id.
+found as ``X``, ``X:latest`` or through an alias, case-insensitively; an alias written without a tag also
+answers every tag of its name (``llama3.2:3b``) unless a tagged alias names that one. The upstream always
+receives its own id. Facts come from the catalog file, the upstream's own list entry (context length,
+capabilities), the built-in families and the defaults, in that order (``catalog_config.merge_upstream``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from falcon_ollama.catalog_config import CatalogConfig
+from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, model_not_found
-from falcon_ollama.translate.model_list import parse_model_list
+from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
 from falcon_ollama.upstream import Upstream
 
 log = logging.getLogger("falcon_ollama.catalog")
@@ -79,6 +83,10 @@ class Catalog:
         self._last_error: str | None = None
         self._warned_dangling: set[str] = set()
         self._failure: OllamaError | None = None
+        # Lookup keys of the aliases written without a tag: these answer every tag of their name.
+        self._untagged_aliases = frozenset(
+            lookup_key(alias) for alias in config.aliases if ":" not in alias.rsplit("/", 1)[-1]
+        )
 
     @property
     def config(self) -> CatalogConfig:
@@ -104,7 +112,7 @@ class Catalog:
         if not key:
             raise model_not_found(name)
         await self._ensure_loaded()
-        entry = self._index.get(key)
+        entry = self._find(key, name)
         if entry is not None:
             return entry
         now = self._clock()
@@ -112,7 +120,7 @@ class Catalog:
             self._last_miss_refresh = now
             self._fresh_until = 0.0
             await self._ensure_loaded(wait=True)
-            entry = self._index.get(key)
+            entry = self._find(key, name)
             if entry is not None:
                 return entry
         if self._allow_unlisted:
@@ -122,6 +130,18 @@ class Catalog:
             facts = self._config.facts_for(upstream_id)
             return ModelEntry(ollama_name(upstream_id), upstream_id, facts, None, listed=False)
         raise model_not_found(name)
+
+    def _find(self, key: str, name: str) -> ModelEntry | None:
+        """The entry for a lookup key; a tagged name (``llama3.2:3b``) that nothing lists as such is
+        answered by an alias of the same name without a tag, under the name the client asked for."""
+        entry = self._index.get(key)
+        if entry is not None:
+            return entry
+        base, colon, tag = key.rpartition(":")
+        if not colon or not base or not tag or "/" in tag or base not in self._untagged_aliases:
+            return None
+        entry = self._index.get(base)
+        return None if entry is None else replace(entry, name=name.strip())
 
     def start_background_refresh(self) -> None:
         """Warm the cache at start-up without blocking it (an unreachable upstream must not stop a worker)."""
@@ -176,28 +196,42 @@ class Catalog:
                 "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES; serving the first %d",
                 len(parsed.models),
             )
-        await self._install(parsed.models)
+        served = await self._served_context(parsed.models)
+        await self._install(parsed.models, served)
         self._failure = None
         self._last_error = None
         self._last_success = self._clock()
         self._fresh_until = self._last_success + self._ttl
 
-    async def _install(self, raw: list[dict[str, Any]]) -> None:
+    async def _served_context(self, raw: list[dict[str, Any]]) -> int | None:
+        """A llama.cpp server (its list entry has ``meta``) serving one model says in ``/props`` the
+        context it runs with, which is what a request can use: ask it, once per refresh."""
+        if len(raw) != 1 or not isinstance(raw[0].get("meta"), dict):
+            return None
+        return served_context(await self._upstream.server_props())
+
+    async def _install(self, raw: list[dict[str, Any]], served: int | None = None) -> None:
         config = self._config
         entries: dict[str, ModelEntry] = {}
         by_id_lower: dict[str, str] = {}
+        said: dict[str, UpstreamFacts] = {}  # what the upstream's list says about a model, by lower-case id
         for number, item in enumerate(raw, start=1):
             if number % _INSTALL_SLICE == 0:
                 await asyncio.sleep(0)
             model_id: str = item["id"]
             by_id_lower[model_id.lower()] = model_id
+            upstream = upstream_facts(item)
+            if served is not None:
+                upstream = replace(upstream or UpstreamFacts(), context_length=served)
+            if upstream is not None:
+                said[model_id.lower()] = upstream
             if not config.is_listed(model_id):
                 continue
             created = item.get("created")
             entry = ModelEntry(
                 name=ollama_name(model_id),
                 upstream_id=model_id,
-                facts=config.facts_for(model_id),
+                facts=config.facts_for(model_id, upstream),
                 created=created if isinstance(created, int) and not isinstance(created, bool) else None,
             )
             entries[lookup_key(model_id)] = entry
@@ -213,7 +247,7 @@ class Catalog:
             entries[lookup_key(alias)] = ModelEntry(
                 name=ollama_name(alias),
                 upstream_id=upstream_id,
-                facts=config.facts_for(upstream_id),
+                facts=config.facts_for(upstream_id, said.get(upstream_id.lower())),
                 created=target_entry.created if target_entry else None,
                 alias_of=upstream_id,
             )

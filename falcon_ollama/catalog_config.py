@@ -65,13 +65,25 @@ class ModelFacts:
     # Reasoning models (o-series, gpt-5) take max_completion_tokens and reasoning_effort, reject max_tokens.
     reasoning: bool = False
     parameter_size: str = ""
-    # Where the facts come from: "catalog" (the operator's file), "builtin" (a known family), "default"
-    # (nothing describes the model: capabilities are a guess, so none of them is a reason to refuse).
+    # Where the facts come from: "catalog" (the operator's file), "upstream" (the upstream's own model
+    # list), "builtin" (a known family), "default" (nothing describes the model: capabilities are a guess,
+    # so none of them is a reason to refuse). ``source`` is the first of these that gave any fact;
+    # ``sources`` says it per fact (see FACT_SOURCES_KEYS) where that differs.
     source: str = "builtin"
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source_of(self, fact: str) -> str:
+        """Where one fact came from: ``context_length``, ``capabilities``, ``thinking`` (whether anyone said
+        if the model thinks), ``embedding_length``, ``family``, ``parameter_size`` or ``reasoning``."""
+        for key, value in self.sources:
+            if key == fact:
+                return value
+        return self.source
 
     @property
     def known(self) -> bool:
-        return self.source != "default"
+        """Whether someone said if the model thinks: only then is a missing ``thinking`` cause to refuse."""
+        return self.source_of("thinking") != "default"
 
     @property
     def is_embedding(self) -> bool:
@@ -107,6 +119,75 @@ BUILTIN_FACTS: tuple[tuple[str, ModelFacts], ...] = (
 
 DEFAULT_FACTS = ModelFacts(8192, ("completion", "tools"), "", source="default")
 
+FACT_SOURCES_KEYS = (
+    "context_length",
+    "capabilities",
+    "thinking",
+    "embedding_length",
+    "family",
+    "parameter_size",
+    "reasoning",
+)
+# Precedence of the places a fact can come from, first wins.
+_PRECEDENCE = ("catalog", "upstream", "builtin", "default")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFacts:
+    """What an upstream's own model list says about one model; None where it says nothing.
+
+    ``capabilities_complete``: the upstream said what the model can do in full (OpenRouter's
+    ``supported_parameters``, LM Studio's ``type: "embeddings"``); otherwise ``capabilities`` are added to
+    what is known (LM Studio's ``type: "vlm"`` says vision but nothing about tools or thinking).
+    """
+
+    context_length: int | None = None
+    embedding_length: int | None = None
+    parameter_size: str | None = None
+    capabilities: tuple[str, ...] | None = None
+    capabilities_complete: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.context_length is None
+            and self.embedding_length is None
+            and self.parameter_size is None
+            and self.capabilities is None
+        )
+
+
+def _with_sources(facts: ModelFacts, changes: dict[str, Any], changed: dict[str, str]) -> ModelFacts:
+    """``facts`` with some fields replaced, each replaced field's source recorded."""
+    sources = {key: facts.source_of(key) for key in FACT_SOURCES_KEYS}
+    sources.update(changed)
+    overall = min(sources.values(), key=_PRECEDENCE.index)
+    return replace(facts, **changes, source=overall, sources=tuple(sorted(sources.items())))
+
+
+def merge_upstream(facts: ModelFacts, upstream: UpstreamFacts | None) -> ModelFacts:
+    """Upstream metadata over built-in and default facts, under the catalog file's (per fact)."""
+    if upstream is None or upstream.empty:
+        return facts
+    changes: dict[str, Any] = {}
+    changed: dict[str, str] = {}
+    for key in ("context_length", "embedding_length", "parameter_size"):
+        value = getattr(upstream, key)
+        if value is not None and facts.source_of(key) != "catalog":
+            changes[key] = value
+            changed[key] = "upstream"
+    if upstream.capabilities is not None and facts.source_of("capabilities") != "catalog":
+        extra = tuple(c for c in upstream.capabilities if c not in facts.capabilities)
+        if upstream.capabilities_complete:
+            changes["capabilities"] = upstream.capabilities
+            changed["capabilities"] = changed["thinking"] = "upstream"
+        elif extra:  # a partial word that adds nothing changes nothing (LM Studio's "llm")
+            changes["capabilities"] = facts.capabilities + extra
+            changed["capabilities"] = "upstream"
+    if not changes:
+        return facts
+    return _with_sources(facts, changes, changed)
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogConfig:
@@ -125,8 +206,12 @@ class CatalogConfig:
             return False
         return not any(fnmatch.fnmatchcase(lowered, p.lower()) for p in self.exclude)
 
-    def facts_for(self, upstream_id: str) -> ModelFacts:
-        """Facts for an upstream id: the catalog file's entries, then the built-in families, then defaults."""
+    def facts_for(self, upstream_id: str, upstream: UpstreamFacts | None = None) -> ModelFacts:
+        """Facts for an upstream id, each from the first that has it: the catalog file's entries, the
+        upstream's own metadata, the built-in families, the defaults."""
+        return merge_upstream(self._static_facts(upstream_id), upstream)
+
+    def _static_facts(self, upstream_id: str) -> ModelFacts:
         lowered = upstream_id.lower()
         base_id = lowered.rsplit("/", 1)[-1]  # "openai/gpt-4o" (OpenRouter-style ids) -> "gpt-4o"
         for table in (self.model_facts, BUILTIN_FACTS):
@@ -179,7 +264,7 @@ def parse_catalog(data: dict[str, Any], *, source: str = "catalog") -> CatalogCo
         if not isinstance(target, str) or not target.strip() or not name.strip():
             raise ValueError(f"{source}: aliases.{name} must map a name to a non-empty upstream model id")
         aliases[name.strip()] = target.strip()
-    defaults = _facts(_table(data, "defaults", source), DEFAULT_FACTS, f"{source}: defaults")
+    defaults = _facts(_table(data, "defaults", source), DEFAULT_FACTS, f"{source}: defaults", "default")
     models = _table(data, "models", source)
     facts: list[tuple[str, ModelFacts]] = []
     for pattern, entry in models.items():
@@ -209,7 +294,9 @@ def _str_list(value: Any, where: str) -> list[str]:
     return value
 
 
-def _facts(entry: dict[str, Any], base: ModelFacts, where: str) -> ModelFacts:
+def _facts(entry: dict[str, Any], base: ModelFacts, where: str, source: str = "catalog") -> ModelFacts:
+    """A [models] entry (source "catalog": over the upstream's metadata) or the [defaults] table (source
+    "default": under everything else, its capabilities still a guess)."""
     allowed = {"context_length", "capabilities", "family", "embedding_length", "reasoning", "parameter_size"}
     unknown = set(entry) - allowed
     if unknown:
@@ -240,6 +327,7 @@ def _facts(entry: dict[str, Any], base: ModelFacts, where: str) -> ModelFacts:
         if not isinstance(entry["reasoning"], bool):
             raise ValueError(f"{where}.reasoning must be true or false")
         result = replace(result, reasoning=entry["reasoning"])
-    if entry:
-        result = replace(result, source="catalog")
+    if entry and source != "default":
+        keys = set(entry) | ({"thinking"} if "capabilities" in entry else set())
+        result = _with_sources(result, {}, dict.fromkeys(keys, source))
     return result

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import orjson
 
 from falcon_ollama.catalog import Catalog
-from falcon_ollama.catalog_config import ModelEntry
+from falcon_ollama.catalog_config import FACT_SOURCES_KEYS, ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.settings import Settings, SettingsError
 from falcon_ollama.upstream import RetryPolicy, Upstream
@@ -89,6 +89,8 @@ def _report(
             "alias": m.alias_of is not None,
             "capabilities": list(m.facts.capabilities),
             "context_length": m.facts.context_length,
+            # where each fact came from: catalog, upstream (its own model list), builtin or default
+            "sources": {key: m.facts.source_of(key) for key in FACT_SOURCES_KEYS},
         }
         for m in models or []
     ]
@@ -100,7 +102,8 @@ def _report(
         return EXIT_OK if ok else EXIT_PROBLEM
     if settings is not None:
         out.write(f"upstream: {settings.openai_base_url}\n")
-        out.write(f"catalog:  {settings.catalog_path or '(built-in defaults)'}\n")
+        out.write(f"catalog:  {settings.catalog_path or '(none: built-in defaults)'}\n")
+        out.write("facts:    each from the first of catalog, upstream (its model list), builtin, default\n")
     for note in notes or []:
         out.write(f"note: {note}\n")
     if rows:
@@ -109,8 +112,11 @@ def _report(
         for r in rows:
             target = f"-> {r['upstream']}" if r["alias"] else ""
             caps = ",".join(r["capabilities"])
+            src = r["sources"]
             out.write(
-                f"  {r['name']:<{width}}  {caps:<36} ctx {r['context_length']:>8}  {target}\n".rstrip() + "\n"
+                f"  {r['name']:<{width}}  {caps:<36} ({src['capabilities']:<8}) "
+                f"ctx {r['context_length']:>8} ({src['context_length']:<8})  {target}".rstrip()
+                + "\n"
             )
     if ok:
         out.write("\nOK\n")

@@ -36,6 +36,17 @@ MIN_HEADER_BYTES = 1024
 
 T = TypeVar("T")
 
+# The catalog shipped inside the package, served when FALCON_OLLAMA_CATALOG is unset (gunicorn from a
+# checkout, ``falcon-ollama serve``, the image): every start path answers the same names.
+SHIPPED_CATALOG = Path(__file__).with_name("models.toml")
+CATALOG_SHIPPED = "shipped"  # FALCON_OLLAMA_CATALOG's word for it (the default)
+CATALOG_OFF = "none"  # FALCON_OLLAMA_CATALOG's word for no file: built-in facts only, no aliases
+
+
+def _shipped_catalog() -> CatalogConfig:
+    return load_catalog_file(SHIPPED_CATALOG)
+
+
 _LIMITS = Limits()  # the input limits' defaults live on Limits
 
 
@@ -192,8 +203,9 @@ class Settings:
     log_format: str = "json"
     log_file: str | None = None
     log_bodies: bool = False
-    catalog_path: str | None = None
-    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    # The catalog file ("shipped": the one inside the package, so every start path serves the same names).
+    catalog_path: str | None = CATALOG_SHIPPED
+    catalog: CatalogConfig = field(default_factory=_shipped_catalog)
 
     @property
     def offline(self) -> bool:
@@ -216,11 +228,11 @@ class Settings:
         r = _Reader(env)
         d = cls()  # every default lives once, on the fields above
         base_url = r.get("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, _parse_url)
-        catalog_path = r.get("FALCON_OLLAMA_CATALOG", None, str)
+        catalog_path = r.get("FALCON_OLLAMA_CATALOG", d.catalog_path, _catalog_setting)
         catalog = CatalogConfig()
         if catalog_path:
             try:
-                catalog = load_catalog_file(Path(catalog_path))
+                catalog = load_catalog_file(catalog_file(catalog_path))
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"FALCON_OLLAMA_CATALOG: {exc}") from exc
         return cls(
@@ -332,6 +344,17 @@ class _Reader:
             return parse(raw.strip())
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"{name}: {exc}") from None
+
+
+def _catalog_setting(text: str) -> str | None:
+    """FALCON_OLLAMA_CATALOG: ``shipped`` (the default), ``none`` (no file: built-in facts, no aliases), or
+    a path."""
+    return None if text.lower() == CATALOG_OFF else text
+
+
+def catalog_file(setting: str) -> Path:
+    """The file a FALCON_OLLAMA_CATALOG value names."""
+    return SHIPPED_CATALOG if setting == CATALOG_SHIPPED else Path(setting)
 
 
 def _positive_float(text: str) -> float:

@@ -443,6 +443,20 @@ class Upstream:
         body, complete = await self._read_bounded(response, self._settings.max_model_list_bytes)
         return self.redactor.chunk(body), complete
 
+    async def server_props(self) -> bytes | None:
+        """llama.cpp's server ``/props`` (beside ``/v1``, at the server's root): the context it serves.
+        One try, bounded like the model list; None when the upstream has no such page or fails."""
+        path = "../props" if self._base_url.rstrip("/").endswith("/v1") else "props"
+        try:
+            response = await self._request("GET", path, None, None)
+            if response.status >= 300:
+                response.release()
+                return None
+            body, complete = await self._read_bounded(response, self._settings.max_model_list_bytes)
+        except (TimeoutError, OllamaError, aiohttp.ClientError):
+            return None
+        return body if complete else None
+
 
 def map_status_error(
     status: int,

@@ -17,7 +17,7 @@ from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import PsResponse, TagsResponse, VersionResponse
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
 from falcon_ollama.running import RunningModels
-from falcon_ollama.translate.models import ps_entry, show_response, tags_entry
+from falcon_ollama.translate.models import ps_entry, show_response, tags_models
 
 
 class RootResource:
@@ -51,7 +51,7 @@ class TagsResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         entries = await self._catalog.list_models()
-        payload: TagsResponse = {"models": [tags_entry(e, self._started_at) for e in entries]}
+        payload: TagsResponse = {"models": tags_models(entries, self._started_at)}
         send_json(resp, payload)
 
     on_head = on_get

@@ -3,7 +3,9 @@
 Some of the most common clients (GitHub Copilot's Ollama provider, Open WebUI, Continue) discover models
 through ``/api/tags`` and ``/api/show`` and then talk OpenAI to ``/v1``. These routes forward to the upstream:
 the ``model`` field resolved through the catalog (aliases, ``:latest``), our upstream key instead of
-whatever the client sent, everything else passed through untouched; streamed answers are relayed byte for
+whatever the client sent, what the model refuses but Ollama accepts adapted (``translate/openai_adapt.py``:
+``max_tokens`` for ``max_completion_tokens``, sampling knobs to gpt-5...), everything else passed through
+untouched; streamed answers are relayed byte for
 byte as they arrive, never parsed, up to the end of the ``data: [DONE]`` event (found by ``DoneFinder``
 without decoding the events): nothing after it is relayed and the response ends there. Errors keep OpenAI's
 shape here; the upstream's own 4xx error bodies
@@ -25,6 +27,7 @@ from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits, check_content_type, parse_json
+from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
 from falcon_ollama.resources.common import read_body
 from falcon_ollama.resources.relay import (
@@ -37,6 +40,8 @@ from falcon_ollama.resources.relay import (
     end_stream,
 )
 from falcon_ollama.sse import DoneFinder
+from falcon_ollama.translate.models import newest_first
+from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, adapt_openai_body
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.openai_compat")
@@ -74,9 +79,11 @@ def _passable(error: UpstreamError) -> bool:
     return isinstance(body, dict) and isinstance(body.get("error"), dict)
 
 
-def model_object(entry: ModelEntry, fallback_created: float) -> dict[str, Any]:
+def model_object(entry: ModelEntry, fallback_created: float, asked_as: str | None = None) -> dict[str, Any]:
+    """OpenAI's model object; ``asked_as`` is the id a retrieve used, echoed as is the way Ollama does."""
     created = entry.created if entry.created is not None else int(fallback_created)
-    return {"id": entry.name, "object": "model", "created": created, "owned_by": "library"}
+    name = entry.name if asked_as is None else asked_as
+    return {"id": name, "object": "model", "created": created, "owned_by": "library"}
 
 
 class ModelsResource:
@@ -94,12 +101,15 @@ class ModelsResource:
             return
         resp.content_type = JSON
         resp.data = orjson.dumps(
-            {"object": "list", "data": [model_object(e, self._started_at) for e in entries]}
+            {
+                "object": "list",
+                "data": [model_object(e, self._started_at) for e in newest_first(entries, self._started_at)],
+            }
         )
 
 
 class ModelResource:
-    """``GET /v1/models/{model}``."""
+    """``GET /v1/models/{model}``: the id echoed as asked (``llama3.2``, not ``llama3.2:latest``)."""
 
     def __init__(self, catalog: Catalog, started_at: float) -> None:
         self._catalog = catalog
@@ -112,7 +122,7 @@ class ModelResource:
             _send_error(resp, exc)
             return
         resp.content_type = JSON
-        resp.data = orjson.dumps(model_object(entry, self._started_at))
+        resp.data = orjson.dumps(model_object(entry, self._started_at, asked_as=model))
 
 
 class ForwardResource:
@@ -126,6 +136,7 @@ class ForwardResource:
         self._catalog = catalog
         self._upstream = upstream
         self._limits = limits
+        self._warn_once = WarnOnce(log)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
@@ -184,7 +195,21 @@ class ForwardResource:
         entry = await self._catalog.resolve(model)
         note_model(req, entry)
         body["model"] = entry.upstream_id
+        body = self._adapt_for_model(body, entry)
         return orjson.dumps(body), model, body.get("stream") is True
+
+    def _adapt_for_model(self, body: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
+        """What Ollama's /v1 accepts but the model refuses, dropped or renamed (translate/openai_adapt.py)."""
+        if self._path not in ADAPTED_PATHS:
+            return body
+        adapted, changes = adapt_openai_body(body, entry.upstream_id, entry.facts, self._path)
+        for change in changes:
+            self._warn_once(
+                f"{self._path} {change.describe()}",
+                f"/v1/{self._path}: {change.describe()} for {entry.upstream_id}, which does not accept it "
+                "(logged once per field)",
+            )
+        return adapted
 
     async def _relay(
         self, stream: UpstreamStream, watcher: DisconnectWatcher, info: RequestInfo | None, slot: Slot

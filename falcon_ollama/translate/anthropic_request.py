@@ -30,6 +30,7 @@ from falcon_ollama.openai_types import (
     Tool,
     ToolCall,
 )
+from falcon_ollama.translate.effort import effort_for
 
 # count_tokens and message_start's input_tokens: an estimate, stated as such in docs/api.md.
 CHARS_PER_TOKEN = 4
@@ -40,7 +41,7 @@ TOKENS_PER_IMAGE = 1600  # Anthropic's own figure for a full-size image (about 1
 _BUDGET_LOW = 4096
 _BUDGET_MEDIUM = 16384
 # output_config.effort -> reasoning_effort (OpenAI knows low/medium/high; "max"/"xhigh" are its "high").
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "max", "xhigh": "max"}
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
@@ -100,13 +101,16 @@ def messages_to_openai(
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
             raise InvalidRequest("stop_sequences: must be an array of strings")
-        if stop:
+        if stop and facts.reasoning:
+            dropped.append("stop_sequences")  # reasoning models refuse 'stop'
+        elif stop:
             out["stop"] = stop
     tools = _tools(body.get("tools"), dropped)
     if tools:
         out["tools"] = tools
         _tool_choice(body.get("tool_choice"), out)
-    effort = _effort(body, facts, dropped)
+    wanted = _effort(body, facts, dropped)
+    effort = effort_for(upstream_id, wanted) if wanted is not None else None  # what the family accepts
     if effort is not None:
         out["reasoning_effort"] = effort
     return MessagesPlan(out, stream, tuple(dropped))

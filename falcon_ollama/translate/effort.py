@@ -81,3 +81,42 @@ def _nearest(scale: EffortScale, wanted: str) -> str:
     on = [level for level in scale.levels if level != scale.off] or list(scale.levels)
     above = [level for level in on if LEVELS.index(level) >= rank]
     return above[0] if above else on[-1]
+
+
+# Efforts clients send on /v1 that no OpenAI family takes: Ollama accepts them as its top tier.
+_TOP_ALIASES = ("max", "ultra")
+
+
+def effort_for_request(upstream_id: str, wanted: str) -> str | None:
+    """A client's ``reasoning_effort`` (the words Ollama's /v1 accepts) as the family takes it, None to drop.
+
+    A value the family accepts is kept. ``none`` becomes the family's off switch (``minimal`` on gpt-5) or is
+    dropped where reasoning cannot be switched off (o-series), as ``think: false`` is on /api/chat.
+    ``minimal`` becomes ``none`` on families that replaced it with ``none`` (gpt-5.1 and later), else the
+    lowest level; ``xhigh``/``max``/``ultra`` the highest level; others the nearest level above. A string
+    that is no effort at all is returned as is, for the upstream to refuse in its own words."""
+    scale = scale_for(upstream_id)
+    if not scale.levels or wanted == "":
+        return None
+    if wanted in scale.levels:
+        return wanted
+    if wanted == "none":
+        return effort_for(upstream_id, False)
+    if wanted == "minimal" and scale.off == "none":
+        return "none"
+    if wanted in _TOP_ALIASES:
+        return effort_for(upstream_id, "max")
+    if wanted not in LEVELS:
+        return wanted
+    return _nearest(scale, wanted)
+
+
+def samples_freely(upstream_id: str, effort: str | None) -> bool:
+    """Whether a reasoning family takes ``temperature``/``top_p``/``logprobs`` at this effort (None: default).
+
+    OpenAI's reasoning guide: gpt-5.1 and later take them only while reasoning is off (``none``, their
+    default); gpt-5, -mini, -nano, the codex models and the o-series never do."""
+    scale = scale_for(upstream_id)
+    if scale.off != "none":
+        return False
+    return effort == "none" or (effort is None and not scale.reasons_by_default)

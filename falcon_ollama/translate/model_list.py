@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from falcon_ollama.catalog_config import UpstreamFacts
 from falcon_ollama.errors import OllamaError
 
 _DECODER = json.JSONDecoder()
@@ -100,3 +101,89 @@ def _entries(text: str, i: int, max_models: int, complete: bool) -> ModelList:
         if text[i] != ",":
             raise OllamaError(502, "upstream returned an invalid model list (not JSON)")
         i = _skip(text, i + 1)
+
+
+# The largest context any fact may claim (2**24 tokens): a bigger number is a broken or hostile entry.
+_MAX_CONTEXT = 1 << 24
+_MAX_EMBEDDING = 1 << 16
+
+
+def upstream_facts(item: dict[str, Any]) -> UpstreamFacts | None:
+    """What one ``/models`` entry says about its model, in the fields the upstreams we know use:
+
+    vLLM ``max_model_len``; OpenRouter ``context_length``, ``architecture.input_modalities`` and
+    ``supported_parameters``; llama.cpp's server ``meta`` (``n_ctx_train``, ``n_embd``, ``n_params``);
+    LM Studio's REST API (``/api/v0/models``) ``max_context_length`` and ``type``. None when it says nothing.
+    Values of the wrong type or out of range are ignored, never trusted.
+    """
+    meta = item.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    context = (
+        _count(item.get("max_model_len"), _MAX_CONTEXT)
+        or _count(item.get("context_length"), _MAX_CONTEXT)
+        or _count(item.get("max_context_length"), _MAX_CONTEXT)
+        or _count(meta.get("n_ctx_train"), _MAX_CONTEXT)
+    )
+    params = _count(meta.get("n_params"), 1 << 50)
+    capabilities, complete = _capabilities(item)
+    facts = UpstreamFacts(
+        context_length=context,
+        embedding_length=_count(meta.get("n_embd"), _MAX_EMBEDDING),
+        parameter_size=human_number(params) if params else None,
+        capabilities=capabilities,
+        capabilities_complete=complete,
+    )
+    return None if facts.empty else facts
+
+
+def _count(value: Any, limit: int) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit:
+        return value
+    return None
+
+
+def _capabilities(item: dict[str, Any]) -> tuple[tuple[str, ...] | None, bool]:
+    supported = item.get("supported_parameters")
+    if isinstance(supported, list):  # OpenRouter: what the model takes, in full
+        arch = item.get("architecture")
+        modalities = arch.get("input_modalities") if isinstance(arch, dict) else None
+        caps = ["completion"]
+        if "tools" in supported:
+            caps.append("tools")
+        if isinstance(modalities, list) and "image" in modalities:
+            caps.append("vision")
+        if "reasoning" in supported:
+            caps.append("thinking")
+        return tuple(caps), True
+    kind = item.get("type")
+    if kind == "embeddings":  # LM Studio
+        return ("embedding",), True
+    if kind == "vlm":
+        return ("completion", "vision"), False
+    if kind == "llm":
+        return ("completion",), False
+    return None, False
+
+
+def human_number(value: int) -> str:
+    """A parameter count as Ollama writes it (its format.HumanNumber): ``8B``, ``7.6B``, ``494.03M``."""
+    for size, unit, decimals in ((1_000_000_000, "B", 1), (1_000_000, "M", 2)):
+        if value >= size:
+            number = value / size
+            return f"{number:.0f}{unit}" if number == int(number) else f"{number:.{decimals}f}{unit}"
+    if value >= 1000:
+        return f"{value / 1000:.0f}K"
+    return str(value)
+
+
+def served_context(body: bytes | None) -> int | None:
+    """The context llama.cpp's server runs with, from its ``/props``: ``default_generation_settings.n_ctx``
+    (what a request can use; the list's ``n_ctx_train`` is what the model was trained for)."""
+    if not body:
+        return None
+    try:
+        props = json.loads(body)
+    except ValueError:
+        return None
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    return _count(settings.get("n_ctx"), _MAX_CONTEXT) if isinstance(settings, dict) else None

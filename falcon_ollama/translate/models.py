@@ -32,8 +32,21 @@ _TEMPLATE_EMBED = "{{ .Prompt }}"
 
 
 def digest(entry: ModelEntry) -> str:
-    """A stable 64-hex digest per upstream model (same in every worker and across restarts)."""
-    return hashlib.sha256(f"falcon-ollama:{entry.upstream_id}".encode()).hexdigest()
+    """A 64-hex digest of the upstream model and every fact we tell about it: the same in every worker and
+    across restarts, and a new one when a fact changes (llm-ollama caches capabilities by digest)."""
+    facts = entry.facts
+    described = "\x1f".join(
+        (
+            entry.upstream_id,
+            str(facts.context_length),
+            ",".join(facts.capabilities),
+            facts.family,
+            str(facts.embedding_length or 0),
+            "reasoning" if facts.reasoning else "",
+            facts.parameter_size,
+        )
+    )
+    return hashlib.sha256(f"falcon-ollama:{described}".encode()).hexdigest()
 
 
 def architecture(entry: ModelEntry) -> str:
@@ -60,15 +73,33 @@ def modified_at(entry: ModelEntry, fallback_epoch_s: float) -> str:
 
 
 def tags_entry(entry: ModelEntry, fallback_epoch_s: float) -> TagModel:
+    """One ``/api/tags`` row; its details carry the context and embedding lengths, as Ollama >= 0.30's do
+    (``ollama launch`` reads them)."""
+    tag_details = details(entry)
+    tag_details["context_length"] = entry.facts.context_length
+    if entry.facts.embedding_length:
+        tag_details["embedding_length"] = entry.facts.embedding_length
     return {
         "name": entry.name,
         "model": entry.name,
         "modified_at": modified_at(entry, fallback_epoch_s),
         "size": 0,
         "digest": digest(entry),
-        "details": details(entry),
+        "details": tag_details,
         "capabilities": list(entry.facts.capabilities),
     }
+
+
+def newest_first(entries: list[ModelEntry], fallback_epoch_s: float) -> list[ModelEntry]:
+    """Ollama's order for ``/api/tags`` (and so ``/v1/models``): newest ``modified_at`` (whole seconds)
+    first, ties kept in name order (Ollama's sortListModelResponses is a stable sort on the Unix second)."""
+    by_name = sorted(entries, key=lambda e: e.name)
+    return sorted(by_name, key=lambda e: -int(e.created if e.created is not None else fallback_epoch_s))
+
+
+def tags_models(entries: list[ModelEntry], fallback_epoch_s: float) -> list[TagModel]:
+    """The ``/api/tags`` rows, in Ollama's order."""
+    return [tags_entry(e, fallback_epoch_s) for e in newest_first(entries, fallback_epoch_s)]
 
 
 def model_info(entry: ModelEntry, requested_name: str, user_agent: str) -> dict[str, Any]:

@@ -44,8 +44,10 @@ def test_working_configuration_lists_models_with_aliases(fake: FakeUpstreamThrea
     data = orjson.loads(check(env, "--json").stdout)
     assert data["ok"] is True
     alias = next(m for m in data["models"] if m["name"] == "nomic-embed-text:latest")
+    sources = alias.pop("sources")
     assert alias == {"name": "nomic-embed-text:latest", "upstream": "text-embedding-3-small", "alias": True,
                      "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
+    assert sources["context_length"] == sources["capabilities"] == "builtin"
 
 
 def test_bad_key_is_named() -> None:

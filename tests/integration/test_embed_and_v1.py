@@ -236,7 +236,7 @@ def test_v1_models(oai: openai.OpenAI, proxy: ProxyThread) -> None:
     ids = [m.id for m in oai.models.list()]
     tags = [m["name"] for m in httpx.get(proxy.url + "/api/tags").json()["models"]]
     assert ids == tags
-    assert oai.models.retrieve("llama3.2").id == "llama3.2:latest"
+    assert oai.models.retrieve("llama3.2").id == "llama3.2"  # echoed as asked, as Ollama does
     with pytest.raises(openai.NotFoundError) as info:
         oai.models.retrieve("nope")
     assert info.value.body == {"message": "model 'nope' not found", "type": "not_found_error", "param": None,
@@ -278,8 +278,8 @@ def test_v1_errors_keep_openais_shape(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         oai.chat.completions.create(model="nope", messages=USER)  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError) as info:  # the upstream's own error, code and param kept
-        oai.chat.completions.create(model="o4-mini", messages=USER, max_tokens=5)  # type: ignore[arg-type]
-    assert info.value.code == "unsupported_parameter" and info.value.param == "max_tokens"
+        oai.chat.completions.create(model="gpt-4o", messages=USER, temperature=5)  # type: ignore[arg-type]
+    assert info.value.code == "decimal_above_max_value" and info.value.param == "temperature"
 
 
 def test_v1_rejected_key_is_not_echoed(start_proxy: Callable[..., ProxyThread]) -> None:

@@ -43,6 +43,31 @@ def test_gunicorn_serves_the_app_against_an_upstream(fake: FakeUpstreamThread) -
     assert server.proc is not None and server.proc.returncode == 0
 
 
+@pytest.mark.parametrize("catalog", [None, "", "shipped"])
+def test_gunicorn_from_the_checkout_serves_the_shipped_catalog(
+    fake: FakeUpstreamThread, catalog: str | None
+) -> None:
+    """The README's llama3.2 examples answer from ``gunicorn -c gunicorn.conf.py`` with no catalog set, as
+    they do through run_local.sh and the image (issue 12, item 8)."""
+    env = {**CLEAN_ENV, **NO_ENV_FILE, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-x"}
+    if catalog is not None:
+        env["FALCON_OLLAMA_CATALOG"] = catalog
+    with GunicornProcess({**env, "WEB_CONCURRENCY": "1"}) as server:
+        client = ollama.Client(host=server.url)
+        assert client.show("llama3.2").capabilities == ["completion", "tools", "vision"]
+        assert client.chat("llama3.2", messages=[{"role": "user", "content": "hi"}]).model == "llama3.2"
+
+
+def test_gunicorn_with_the_catalog_turned_off_has_no_aliases(fake: FakeUpstreamThread) -> None:
+    env = {**CLEAN_ENV, **NO_ENV_FILE, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-x"}
+    with GunicornProcess({**env, "WEB_CONCURRENCY": "1", "FALCON_OLLAMA_CATALOG": "none"}) as server:
+        client = ollama.Client(host=server.url)
+        assert "gpt-4o:latest" in {m.model for m in client.list().models}
+        with pytest.raises(ollama.ResponseError) as missing:
+            client.show("llama3.2")
+        assert missing.value.status_code == 404
+
+
 def test_gunicorn_offline_demo_uses_the_bundled_fake() -> None:
     with GunicornProcess({**CLEAN_ENV, **NO_ENV_FILE, "WEB_CONCURRENCY": "1"}) as server:
         names = {m.model for m in ollama.Client(host=server.url).list().models}

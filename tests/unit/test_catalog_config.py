@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from falcon_ollama.catalog_config import DEFAULT_EXCLUDE, CatalogConfig, parse_catalog
+from falcon_ollama.catalog_config import DEFAULT_EXCLUDE, CatalogConfig, UpstreamFacts, parse_catalog
+from falcon_ollama.settings import SHIPPED_CATALOG, Settings
 
 
 @pytest.mark.parametrize(
@@ -95,3 +98,53 @@ def test_exclude_default_kept_when_not_given() -> None:
 def test_invalid_catalog_is_rejected_with_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_catalog(data)
+
+
+# --- issue 12: facts from the upstream's own list, precedence per fact, the shipped catalog -----------------
+
+
+def test_upstream_facts_sit_between_the_catalog_and_the_builtin_families() -> None:
+    said = UpstreamFacts(context_length=65536, capabilities=("completion",), capabilities_complete=True)
+    builtin = CatalogConfig().facts_for("gpt-4o", said)
+    assert (builtin.context_length, builtin.capabilities, builtin.family) == (
+        65536,
+        ("completion",),
+        "gpt-4o",
+    )
+    assert (builtin.source, builtin.source_of("family"), builtin.source_of("thinking")) == (
+        "upstream",
+        "builtin",
+        "upstream",
+    )
+    config = parse_catalog({"models": {"gpt-4o": {"context_length": 1000}}})
+    mixed = config.facts_for("gpt-4o", said)
+    assert (mixed.context_length, mixed.capabilities) == (1000, ("completion",))
+    assert (mixed.source, mixed.source_of("context_length"), mixed.source_of("capabilities")) == (
+        "catalog",
+        "catalog",
+        "upstream",
+    )
+
+
+def test_partial_capabilities_add_to_what_is_known_without_deciding_thinking() -> None:
+    vlm = CatalogConfig().facts_for("qwen2-vl", UpstreamFacts(capabilities=("completion", "vision")))
+    assert vlm.capabilities == ("completion", "tools", "vision")
+    assert not vlm.known  # nobody said whether it thinks: think is passed on, not refused
+    assert CatalogConfig().facts_for("qwen2-vl", None).source == "default"
+
+
+def test_catalog_defaults_stay_under_the_upstreams_metadata() -> None:
+    config = parse_catalog({"defaults": {"context_length": 4096, "capabilities": ["completion"]}})
+    assert config.facts_for("my-model").source == "default"
+    assert config.facts_for("my-model", UpstreamFacts(context_length=32768)).context_length == 32768
+
+
+def test_shipped_catalog_is_the_operators_example_and_the_kubernetes_copy() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    shipped = SHIPPED_CATALOG.read_bytes()
+    assert (repo / "conf" / "models.toml").read_bytes() == shipped
+    assert (repo / "deploy" / "kubernetes" / "models.toml").read_bytes() == shipped
+    assert Settings().catalog.aliases["llama3.2"] == "gpt-4o-mini"
+    assert Settings.from_mapping({}).catalog == Settings().catalog
+    assert Settings.from_mapping({"FALCON_OLLAMA_CATALOG": "none"}).catalog.aliases == {}
+    assert Settings.from_mapping({"FALCON_OLLAMA_CATALOG": "NONE"}).catalog_path is None

@@ -59,7 +59,7 @@ def test_defaults_without_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert s.openai_base_url == "https://api.openai.com/v1"
     assert s.offline
     assert s.bind == BindAddress("127.0.0.1", 11434)
-    assert s.catalog.aliases == {}
+    assert s.catalog.aliases["llama3.2"] == "gpt-4o-mini"  # the shipped catalog, on every start path
 
 
 def test_key_or_base_url_leaves_offline_mode(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any], tuple
     ("sampling kept", request(temperature=0.2, top_p=0.5), CHAT, {"temperature": 0.2, "top_p": 0.5}, ()),
     ("top_k dropped", request(top_k=3), CHAT, {}, ("top_k",)),
     ("stop sequences", request(stop_sequences=["a", "b"]), CHAT, {"stop": ["a", "b"]}, ()),
+    # reasoning models refuse 'stop': dropped with a warning, not a 400 from the upstream
+    ("stop on a reasoning model", request(stop_sequences=["a"]), REASONING, {}, ("stop_sequences",)),
     (
         "stream asks for usage",
         request(stream=True),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from falcon_ollama.catalog import ModelEntry, lookup_key, ollama_name
 from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.translate import models as t
+from falcon_ollama.translate.model_list import human_number, upstream_facts
 
 
 def entry(model_id: str, created: int | None = 1715558400, alias_of: str | None = None) -> ModelEntry:
@@ -101,3 +103,54 @@ def test_ps_entry() -> None:
     assert ps["expires_at"] == "2023-11-14T22:18:20Z"
     assert ps["context_length"] == 128000
     assert ps["name"] == ps["model"] == "gpt-4o:latest"
+
+
+# --- issue 12: what an upstream's /models entry says ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (8_000_000_000, "8B"),
+        (7_615_616_512, "7.6B"),
+        (494_032_768, "494.03M"),
+        (1_000_000, "1M"),
+        (1500, "2K"),
+    ],
+)
+def test_parameter_counts_as_ollama_writes_them(count: int, text: str) -> None:
+    assert human_number(count) == text
+
+
+def test_upstream_facts_read_each_known_shape() -> None:
+    assert upstream_facts({"id": "gpt-4o", "object": "model", "created": 1, "owned_by": "openai"}) is None
+    vllm = upstream_facts({"id": "q", "max_model_len": 32768})
+    assert vllm is not None and (vllm.context_length, vllm.capabilities) == (32768, None)
+    llama = upstream_facts({"id": "q", "meta": {"n_ctx_train": 4096, "n_embd": 896, "n_params": 494032768}})
+    assert llama is not None
+    assert (llama.context_length, llama.embedding_length, llama.parameter_size) == (4096, 896, "494.03M")
+    router = upstream_facts(
+        {
+            "id": "x/y",
+            "context_length": 1000,
+            "architecture": {"input_modalities": ["text", "image"]},
+            "supported_parameters": ["reasoning"],
+        }
+    )
+    assert router is not None and router.capabilities == ("completion", "vision", "thinking")
+    assert router.capabilities_complete
+    lms = upstream_facts({"id": "e", "type": "embeddings", "max_context_length": 2048})
+    assert lms is not None and (lms.capabilities, lms.context_length) == (("embedding",), 2048)
+
+
+def test_digest_follows_every_fact() -> None:
+    base = entry("gpt-4o")
+    changed = [
+        replace(base, facts=replace(base.facts, context_length=1)),
+        replace(base, facts=replace(base.facts, capabilities=("completion",))),
+        replace(base, facts=replace(base.facts, embedding_length=3)),
+        replace(base, facts=replace(base.facts, parameter_size="8B")),
+    ]
+    digests = {t.digest(e) for e in changed} | {t.digest(base)}
+    assert len(digests) == 5
+    assert t.digest(replace(base, name="other:latest", created=5)) == t.digest(base)
