@@ -72,6 +72,9 @@ class FakeConfig:
     open_reasoning_models: list[str] = field(default_factory=lambda: ["qwen3*", "deepseek-r1*"])
     # OpenAI refuses response_format json_object unless a message mentions "json"; False turns that off.
     require_json_word: bool = True
+    # False mimics llama-cpp-python's server, which refuses response_format json_schema with a 500: its
+    # pydantic message with a traceback line after it (tests/fixtures/real/llamacpp, the recorded answer).
+    accept_json_schema: bool = True
     # OpenAI refuses request fields it does not know ("Unrecognized request argument supplied: top_k");
     # False mimics llama.cpp and vLLM, which ignore them.
     reject_unknown_params: bool = True

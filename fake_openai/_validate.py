@@ -664,6 +664,16 @@ def check_tools(data: dict[str, Any]) -> FullAnswer | ToolPlan:
     return ToolPlan(functions, choice, forced)
 
 
+# llama-cpp-python 0.3.36's words for a json_schema response format, traceback line included (its server
+# puts one in every validation error): the shape of tests/fixtures/real/llamacpp's recording, another path.
+LLAMACPP_JSON_SCHEMA_REFUSAL = (
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': "
+    "\"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or "
+    '\'json_object\'"}}\n\n  File "/opt/llama/lib/python3.11/site-packages/llama_cpp/server/app.py",'
+    " line 376, in create_chat_completion\n    POST /v1/chat/completions"
+)
+
+
 def check_response_format(data: dict[str, Any], conversation: Conversation, cfg: FakeConfig) -> Any:
     """Returns a FullAnswer error, None (plain text), "json_object", or ("json_schema", schema)."""
     fmt = data.get("response_format")
@@ -685,6 +695,8 @@ def check_response_format(data: dict[str, Any], conversation: Conversation, cfg:
                 param="messages",
             )
         return "json_object"
+    if kind == "json_schema" and not cfg.accept_json_schema:
+        return error(500, LLAMACPP_JSON_SCHEMA_REFUSAL, "internal_server_error")
     if kind == "json_schema":
         spec = fmt.get("json_schema")
         if spec is None:

@@ -9,6 +9,8 @@ remains for code that already knows the status it wants (the upstream mapping, t
 
 from __future__ import annotations
 
+import orjson
+
 
 class ProxyError(Exception):
     """A domain failure with a message meant for the client, as is."""
@@ -57,6 +59,12 @@ class OllamaError(Exception):
 
     def __repr__(self) -> str:
         return f"OllamaError({self.status}, {self.message!r})"
+
+
+def embed_model_not_found(name: str) -> OllamaError:
+    """Ollama's wording on /api/embed and /api/embeddings (``handleScheduleError``): Go's %q quoting."""
+    quoted = orjson.dumps(name).decode()
+    return OllamaError(404, f"model {quoted} not found, try pulling it first")
 
 
 def model_not_found(name: str) -> OllamaError:

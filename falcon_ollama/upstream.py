@@ -47,6 +47,25 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _YIELD_EVERY = 1 << 20  # bytes of a whole answer read between two yields to the event loop
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# Where an upstream's error text turns into its internals: the start of a traceback or stack trace (Python's
+# header or a frame line, as llama-cpp-python appends to its messages; JS/Java frames; Go; Rust).
+_TRACEBACK = re.compile(
+    r'^\s*(?:Traceback \(most recent call last\)|File "[^"]*", line \d+|goroutine \d+ \[|stack backtrace:)'
+    r"|^\s+at \S.*(?::\d+|\))\s*$"
+)
+# A file-system path in a message: absolute, home-relative or with a drive letter, two segments or more.
+_PATH = re.compile(r"(?<![\w/.~:-])(?:~|[A-Za-z]:)?(?:[/\\][\w.@+-]+){2,}[/\\]?")
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z]\w{0,7}$")
+_SYSTEM_ROOTS = frozenset(
+    ("home", "Users", "usr", "opt", "var", "tmp", "root", "srv", "app", "etc", "mnt", "nix", "private", "lib")
+)
+# A 500 whose message says the request itself cannot be served (llama-cpp-python answers its request
+# validation errors with 500): retrying cannot help, and the client is told 400, as for a 4xx refusal.
+_REQUEST_REFUSED = re.compile(
+    r"\bvalidation errors?\b|\binput should be\b|\bextra inputs are not permitted\b|\bnot supported\b"
+    r"|\bunsupported\b|\binvalid (?:request|parameter|argument|value|type)\b",
+    re.IGNORECASE,
+)
 
 
 # What kind of upstream failure an UpstreamError is, decided where the upstream's answer is parsed, so that
@@ -463,13 +482,16 @@ def map_status_error(
     except orjson.JSONDecodeError:
         payload = None
     mapped = _map_status(status, body, payload, headers, model, redactor)
+    if isinstance(payload, dict):
+        _without_internals_in(payload)
     raw = redactor.data(orjson.dumps(payload)) if isinstance(payload, dict) else b""
     return UpstreamError(
         mapped.status,
         mapped.message,
         mapped.headers,
         upstream_status=status,
-        retryable=status in _RETRY_STATUSES,
+        # a 500 mapped to 400 said the request itself cannot be served (_map_status): not worth a retry
+        retryable=status in _RETRY_STATUSES and mapped.status != 400,
         retry_after=parse_retry_after(headers),
         raw_body=raw,
         kind=_kind_of(status, mapped, payload, model),
@@ -519,7 +541,8 @@ def _map_status(
 
     400 -> 400 with the upstream's message; model_not_found or 404 -> 404 ``model '<name>' not found``;
     429 -> 429 keeping ``Retry-After``; 401/403 -> 502 saying the key was rejected (the upstream's own message
-    is dropped: OpenAI's echoes part of the key); 408/5xx/other -> 502 or 504 with a short clean message.
+    is dropped: OpenAI's echoes part of the key); 408/5xx/other -> 502 or 504 with a short clean message,
+    except a 500 whose message says the request is invalid or unsupported (``_REQUEST_REFUSED``) -> 400.
     """
     message, code = _error_message_and_code(body, payload, redactor)
     if status == 404 and model is None:  # not about a model: the URL itself is wrong
@@ -544,6 +567,8 @@ def _map_status(
         return OllamaError(504, f"the upstream timed out (HTTP {status})")
     if 400 <= status < 500:
         return OllamaError(400, message or f"the upstream rejected the request (HTTP {status})")
+    if status == 500 and _REQUEST_REFUSED.search(message):
+        return OllamaError(400, f"the upstream refused the request (HTTP 500): {message}")
     detail = f": {message}" if message else ""
     return OllamaError(502, f"upstream error (HTTP {status}){detail}")
 
@@ -609,10 +634,40 @@ def _error_message_and_code(body: bytes, payload: Any, redactor: Redactor) -> tu
     return _clean(body.decode("utf-8", "replace"), r), None
 
 
+def _without_internals(text: str) -> str:
+    """The upstream's message without its internals: the lines before a traceback or stack trace (or, when
+    the text is one from its first line, the exception line that ends it), file paths replaced by
+    ``[path]``. Paths of API routes (``/v1/chat/completions``) are not file paths and stay."""
+    lines = text.splitlines()
+    cut = next((i for i, line in enumerate(lines) if _TRACEBACK.match(line)), None)
+    if cut is not None:
+        kept = [line for line in lines[:cut] if line.strip()]
+        if not kept:  # a bare traceback: its last unindented line names the error
+            tail = [line for line in lines[cut:] if line.strip() and not line[:1].isspace()]
+            kept = tail[-1:] if tail and not _TRACEBACK.match(tail[-1]) else []
+        text = "\n".join(kept)
+    return _PATH.sub(_path_or_route, text)
+
+
+def _path_or_route(match: re.Match[str]) -> str:
+    path = match.group(0)
+    first = re.split(r"[/\\]", path.lstrip("~"), maxsplit=2)
+    root = first[1] if len(first) > 1 else ""
+    is_file = path[:1] == "~" or path[1:2] == ":" or root in _SYSTEM_ROOTS
+    return "[path]" if is_file or _FILE_SUFFIX.search(path.rstrip("/\\")) else path
+
+
+def _without_internals_in(payload: dict[str, Any]) -> None:
+    """The same cleaning for the message of an error body kept for the /v1 passthrough."""
+    err = payload.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        err["message"] = _without_internals(err["message"])
+
+
 def _clean(text: str, redactor: Redactor = BELT_ONLY) -> str:
-    """One line, no control characters, no keys or key-like strings, bounded length (cut after redacting,
-    so a cut never leaves half a key)."""
-    text = redactor.text(_CONTROL.sub("", " ".join(text.split())))
+    """One line without internals (:func:`_without_internals`), no control characters, no keys or key-like
+    strings, bounded length (cut after redacting, so a cut never leaves half a key)."""
+    text = redactor.text(_CONTROL.sub("", " ".join(_without_internals(text).split())))
     if len(text) > _MAX_ERROR_MESSAGE:
         text = text[: _MAX_ERROR_MESSAGE - 1] + "…"
     return text

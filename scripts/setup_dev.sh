@@ -16,6 +16,14 @@ echo "setup: installing the newest pip into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "setup: installing falcon-ollama and its test tools into .venv (a minute or two on a first run)"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# ollama-js, a test driver (tests/integration/test_thinking.py), pinned by tests/js/package-lock.json.
+# Without npm that test skips and says why.
+if command -v npm >/dev/null 2>&1; then
+  echo "setup: installing ollama-js into tests/js/node_modules (npm ci)"
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+else
+  echo "setup: npm not found: the ollama-js test will be skipped (apt-get install nodejs npm)"
+fi
 if [ -d .git ] && [ -z "${CI:-}" ]; then
   echo "setup: installing the pre-commit hooks (ruff, mypy)"
   .venv/bin/pre-commit install >/dev/null 2>&1 || true

@@ -19,7 +19,7 @@ import orjson
 
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
-from falcon_ollama.errors import OllamaError, ProxyError, model_not_found
+from falcon_ollama.errors import OllamaError, ProxyError, embed_model_not_found, model_not_found
 from falcon_ollama.limits import Limits
 from falcon_ollama.ollama_types import EmbeddingsResponse, EmbedResponse
 from falcon_ollama.requestlog import RequestInfo, info_of, note_model
@@ -123,6 +123,16 @@ class _Embedder:
         return [part for part, _ in results], total
 
 
+async def _resolve(catalog: Catalog, name: str) -> ModelEntry:
+    """The catalog's entry, or Ollama's embed wording for an unknown model (``try pulling it first``)."""
+    try:
+        return await catalog.resolve(name)
+    except OllamaError as exc:
+        if exc.status == 404:
+            raise embed_model_not_found(name) from None
+        raise
+
+
 def _estimate_tokens(inputs: list[str]) -> int:
     return sum(len(text) + 3 for text in inputs) // 4
 
@@ -148,7 +158,7 @@ class EmbedResource(_Embedder):
         truncate = parse_truncate(body.get("truncate"))
         dimensions = parse_dimensions(body.get("dimensions"))
         keep_alive = self._keep_alive(body.get("keep_alive"))
-        entry = await self._deps.catalog.resolve(name)
+        entry = await _resolve(self._deps.catalog, name)
         note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not inputs:
@@ -198,7 +208,7 @@ class EmbeddingsResource(_Embedder):
         if prompt is not None and not isinstance(prompt, str):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
         keep_alive = self._keep_alive(body.get("keep_alive"))
-        entry = await self._deps.catalog.resolve(name)
+        entry = await _resolve(self._deps.catalog, name)
         note_model(req, entry)
         self._deps.running.touch(entry, keep_alive)
         if not prompt:

@@ -19,6 +19,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.logs import redact
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.common import send_json
+from falcon_ollama.resources.format_fallback import with_format_fallback
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall
 from falcon_ollama.translate.chat_request import ChatPlan
 from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
@@ -55,9 +56,15 @@ class Relay:
         try:
             if plan.stream:
                 translator = StreamTranslator(shape, max_accumulated=self._call.max_accumulated)
-                await self._call.stream(req, resp, plan.path, body, model=model, translator=translator)
+                await with_format_fallback(
+                    plan,
+                    body,
+                    lambda b: self._call.stream(req, resp, plan.path, b, model=model, translator=translator),
+                )
                 return
-            answer = await self._call.complete(req, plan.path, body, model=model)
+            answer = await with_format_fallback(
+                plan, body, lambda b: self._call.complete(req, plan.path, b, model=model)
+            )
         except ClientDisconnected:
             log.info("client disconnected before the upstream answered; request abandoned")
             resp.status = 499

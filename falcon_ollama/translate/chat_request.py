@@ -17,6 +17,7 @@ from falcon_ollama.catalog_config import ModelEntry
 from falcon_ollama.durations import DurationError, parse_keep_alive
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits, check_images, check_text
+from falcon_ollama.translate.chat_response import prompt_chars_of
 from falcon_ollama.translate.context import decode_context
 from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.images import image_data_uri
@@ -25,6 +26,7 @@ from falcon_ollama.translate.options import map_options
 THINK_LEVELS = ("high", "medium", "low", "max")
 DEFAULT_LIMITS = Limits()
 JSON_INSTRUCTION = "Respond with a JSON object."
+SCHEMA_INSTRUCTION = "Respond with a JSON object that conforms to this JSON schema:"
 
 
 @dataclass(slots=True)
@@ -36,10 +38,26 @@ class ChatPlan:
     stream: bool
     emit_thinking: bool
     logprobs: bool
-    prompt_chars: int
+    prompt_chars: int  # the whole prompt, template included (chat_response.prompt_chars_of), for estimates
     dropped: list[str] = field(default_factory=list)  # options/fields we could not honour (warned once)
     history: list[dict[str, str]] | None = None  # generate: text conversation, for the returned context
     keep_alive: float | None = None  # seconds (validated), None when the request gave none
+
+    def json_object_fallback(self) -> dict[str, Any] | None:
+        """This request in JSON mode with its schema stated in a system message, for an upstream that refuses
+        ``response_format: json_schema`` (llama.cpp's server answers 500); None without a schema."""
+        fmt = self.body.get("response_format")
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+            return None
+        schema = orjson.dumps(fmt["json_schema"]["schema"]).decode()
+        instruction = f"{SCHEMA_INSTRUCTION}\n{schema}"
+        messages = list(self.body["messages"])
+        first = messages[0] if messages else {}
+        if first.get("role") == "system" and isinstance(first.get("content"), str):
+            messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
+        else:
+            messages.insert(0, {"role": "system", "content": instruction})
+        return {**self.body, "messages": messages, "response_format": {"type": "json_object"}}
 
 
 @dataclass(slots=True)
@@ -92,13 +110,14 @@ def chat_to_openai(
     """Build the upstream request for ``/api/chat`` (messages already known to be non-empty)."""
     common = parse_common(body)
     _check_chat_capabilities(entry, requested, common, body)
-    messages, prompt_chars = _messages(body.get("messages"), limits)
-    plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
+    messages = _messages(body.get("messages"), limits)
+    plan = _base_plan(body, entry, requested, common, messages, include_usage)
     tools = _tools(body.get("tools"))
     if tools:
         if "tools" not in entry.facts.capabilities:
             raise Unsupported(f"{entry.name} does not support tools")
         plan.body["tools"] = tools
+        plan.prompt_chars = prompt_chars_of(messages, tools)
     return plan
 
 
@@ -157,8 +176,7 @@ def generate_to_openai(
     if images:
         user["content"] = _with_images(prompt, images, limits, 0)
     messages.append(user)
-    prompt_chars = sum(len(m["content"]) for m in history) + len(prompt)
-    plan = _base_plan(body, entry, requested, common, messages, prompt_chars, include_usage)
+    plan = _base_plan(body, entry, requested, common, messages, include_usage)
     plan.dropped[:0] = dropped
     # Ollama returns no context in raw mode (and rejects one sent back with raw): nothing to carry.
     plan.history = None if body.get("raw") else [*history, {"role": "user", "content": prompt}]
@@ -171,7 +189,6 @@ def _base_plan(
     requested: str,
     common: Common,
     messages: list[dict[str, Any]],
-    prompt_chars: int,
     include_usage: bool,
 ) -> ChatPlan:
     facts = entry.facts
@@ -201,7 +218,7 @@ def _base_plan(
         stream=common.stream,
         emit_thinking=emit_thinking,
         logprobs="logprobs" in out,
-        prompt_chars=prompt_chars,
+        prompt_chars=prompt_chars_of(messages),
         dropped=dropped,
         keep_alive=common.keep_alive,
     )
@@ -318,8 +335,8 @@ def synthesized_call_id(message_index: int, call_index: int, name: str) -> str:
     return f"call_{digest}"
 
 
-def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
-    """Ollama messages -> OpenAI messages; returns them and the number of text characters (for estimates)."""
+def _messages(raw: object, limits: Limits) -> list[dict[str, Any]]:
+    """Ollama messages -> OpenAI messages (their text bounded by ``limits``)."""
     if not isinstance(raw, list):
         raise InvalidRequest("invalid value for 'messages': expected an array")
     if len(raw) > limits.max_messages:
@@ -362,7 +379,7 @@ def _messages(raw: object, limits: Limits) -> tuple[list[dict[str, Any]], int]:
             # thinking in history is dropped: the OpenAI API has no input field for it
         out.append(converted)
     _close_unanswered(pending, out)
-    return out, chars
+    return out
 
 
 def _close_unanswered(pending: list[tuple[str, str]], out: list[dict[str, Any]]) -> None:

@@ -3,9 +3,9 @@
 Streaming: :class:`StreamTranslator` turns each upstream SSE ``data`` payload into zero or one NDJSON line at
 once (content and thinking are never held back), assembles tool-call fragments per index and emits the
 complete calls (arguments as an object, ids kept) before the final chunk, and :meth:`finish` writes the
-final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk still get counts:
-the number of deltas relayed and an estimate of the prompt (characters / 4). A stream that ends with neither
-``finish_reason`` nor ``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
+final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk (llama.cpp) still get
+counts, estimated as :func:`_counts` says. A stream that ends with neither ``finish_reason`` nor ``[DONE]``
+was cut: :meth:`finish` raises instead of pretending it was complete.
 ``[DONE]`` is the end: the caller stops feeding at it and says so to :meth:`StreamTranslator.finish`.
 
 What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
@@ -43,6 +43,12 @@ _DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "func
 _FRAGMENT_COST = 64
 _CALL_COST = 256
 LIMIT_SETTING = "FALCON_OLLAMA_MAX_STREAM_ACCUMULATED_BYTES"
+# Token estimates for answers without usage: real tokenizers read about 4 characters of text a token, and a
+# chat prompt costs its template besides (OpenAI's rule: 4 tokens a message, 3 to prime the reply), written
+# here in characters so that a prompt's size stays one number (ChatPlan.prompt_chars).
+CHARS_PER_TOKEN = 4
+MESSAGE_TEMPLATE_CHARS = 4 * CHARS_PER_TOKEN
+REPLY_PRIMING_CHARS = 3 * CHARS_PER_TOKEN
 
 
 class StreamIncomplete(UpstreamProtocolError):
@@ -216,7 +222,8 @@ class StreamTranslator:
         self._history = history = shape.history
         self._clock_ns = clock_ns
         self._first_ns: int | None = None
-        self._deltas = 0
+        self._token_events = 0  # events that carried a token (text, even empty, or a tool-call fragment)
+        self._answer_chars = 0  # the answer's whole text: content, reasoning (shown or not), tool arguments
         self._usage: dict[str, Any] | None = None
         self._finish_reason: str | None = None
         self.saw_done = False  # [DONE] arrived: the answer is over, whatever follows is not part of it
@@ -246,6 +253,8 @@ class StreamTranslator:
                 except orjson.JSONDecodeError:
                     content = None
                 if isinstance(content, str):
+                    self._token_events += 1
+                    self._answer_chars += len(content)
                     return self._emit(content, None, None)
         if payload == DONE:
             self.saw_done = True
@@ -270,11 +279,17 @@ class StreamTranslator:
             self._finish_reason = finish if isinstance(finish, str) else "stop"
         if self._kind == "completions":
             text = choice.get("text")
+            if isinstance(text, str):
+                self._token_events += 1
+                self._answer_chars += len(text)
             return self._emit(text if isinstance(text, str) else None, None, None)
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return b""
         calls = delta.get("tool_calls")
+        content = delta.get("content")
+        thinking = delta.get("reasoning_content") or delta.get("reasoning")
+        self._count(delta, content, thinking, calls)
         if calls and isinstance(calls, list):
             kept = self._tool_calls.size
             self._tool_calls.add(calls)
@@ -283,8 +298,6 @@ class StreamTranslator:
                 raise self._over_limit("tool-call arguments")
             if self._first_ns is None:
                 self._first_ns = self._clock_ns()
-        content = delta.get("content")
-        thinking = delta.get("reasoning_content") or delta.get("reasoning")
         logprobs = choice.get("logprobs") if self._logprobs else None
         if (
             self._learn_left
@@ -302,6 +315,20 @@ class StreamTranslator:
             thinking if isinstance(thinking, str) and self._emit_thinking else None,
             logprobs,
         )
+
+    def _count(self, delta: dict[str, Any], content: object, thinking: object, calls: object) -> None:
+        """Count a delta for the estimate (:func:`_counts`): a token event when it carries text, even empty
+        (llama.cpp sends one event a token, empty when the token ends no character), or tool-call fragments;
+        the opening event that only announces the role (OpenAI's has ``content: ""``) is not one."""
+        chars = (len(content) if isinstance(content, str) else 0) + (
+            len(thinking) if isinstance(thinking, str) else 0
+        )
+        if isinstance(calls, list) and calls:
+            chars += sum(_call_chars(call) for call in calls)
+        elif chars == 0 and (delta.get("role") or not isinstance(content, str)):
+            return
+        self._token_events += 1
+        self._answer_chars += chars
 
     def _learn(self, payload: bytes, content: str) -> None:
         """Remember the bytes around the content string of a plain content delta (``feed``'s fast path).
@@ -333,7 +360,6 @@ class StreamTranslator:
             return b""
         if self._first_ns is None:
             self._first_ns = self._clock_ns()
-        self._deltas += 1
         if self._text is not None and content and self._kind != "chat":
             self._text.append(content)
             self._room -= len(content)
@@ -386,7 +412,7 @@ class StreamTranslator:
 
     def counts(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens): the upstream's usage, else derived counts."""
-        return _counts(self._usage, self._prompt_chars, self._deltas)
+        return _counts(self._usage, self._prompt_chars, self._answer_chars, self._token_events)
 
     def metrics(self) -> dict[str, int]:
         now = self._clock_ns()
@@ -401,15 +427,54 @@ class StreamTranslator:
         }
 
 
-def _counts(usage: dict[str, Any] | None, prompt_chars: int, deltas: int) -> tuple[int, int]:
-    """Token counts from the upstream's usage, or derived ones when it sent none."""
+def _counts(
+    usage: dict[str, Any] | None, prompt_chars: int, answer_chars: int, token_events: int = 0
+) -> tuple[int, int]:
+    """Token counts from the upstream's usage, or estimated ones when it sent none.
+
+    The prompt: its whole size (:func:`prompt_chars_of`, template included) / 4, at least 1. The answer: its
+    whole text / 4, or the number of events that carried a token when that is more (a server that streams a
+    token an event, as llama.cpp does, sends an empty delta for a token that ends no character: its text
+    alone would undercount). Whole-text estimates, not one per delta, so a stream and the same answer
+    unstreamed agree (docs/api.md states the tolerance)."""
     prompt = usage.get("prompt_tokens") if usage else None
     completion = usage.get("completion_tokens") if usage else None
     if not isinstance(prompt, int) or isinstance(prompt, bool):
-        prompt = max(1, (prompt_chars + 3) // 4)
+        prompt = max(1, -(-prompt_chars // CHARS_PER_TOKEN))
     if not isinstance(completion, int) or isinstance(completion, bool):
-        completion = deltas
+        completion = max(token_events, -(-answer_chars // CHARS_PER_TOKEN))
     return prompt, completion
+
+
+def _call_chars(call: object) -> int:
+    """The characters of a tool call's arguments (or a fragment's), for estimates. Not its name: llama.cpp
+    repeats the name in every fragment of a streamed call, so counting it would count it once a token."""
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if isinstance(arguments, dict):
+        arguments = orjson.dumps(arguments).decode()
+    return len(arguments) if isinstance(arguments, str) else 0
+
+
+def prompt_chars_of(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+    """A chat prompt's size as the model reads it, in characters, for the estimate in :func:`_counts`: every
+    message's text (the text parts of multi-part content, the arguments of the tool calls it made), each
+    tool's definition as JSON, and the template's cost per message and for priming the reply."""
+    chars = REPLY_PRIMING_CHARS + MESSAGE_TEMPLATE_CHARS * len(messages)
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(
+                len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            chars += sum(_call_chars(call) for call in calls)
+    if tools:
+        chars += len(orjson.dumps(tools))
+    return chars
 
 
 def _logprob_entries(logprobs: object) -> list[dict[str, Any]] | None:
@@ -476,6 +541,7 @@ def completion_to_ollama(
     if kind == "completions":
         text = choice.get("text")
         content = text if isinstance(text, str) else ""
+        answer_chars = len(content)
     else:
         raw_message = choice.get("message")
         message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
@@ -487,13 +553,15 @@ def completion_to_ollama(
         calls = message.get("tool_calls")
         if isinstance(calls, list) and calls:
             assembler.add(calls)
+        answer_chars = len(content) + (len(reasoning) if isinstance(reasoning, str) else 0)
+        answer_chars += sum(_call_chars(call) for call in calls) if isinstance(calls, list) else 0
     out = reply_chunk(shape.model, kind, content, thinking, assembler.calls())
     out["done"] = True
     out["done_reason"] = done_reason(choice.get("finish_reason"))
     if history is not None:
         out["context"] = context_json([*history, {"role": "assistant", "content": content}])
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    prompt_count, eval_count = _counts(usage, shape.prompt_chars, (len(content) + 3) // 4)
+    prompt_count, eval_count = _counts(usage, shape.prompt_chars, answer_chars)
     out["total_duration"] = now - started_ns
     out["prompt_eval_count"] = prompt_count
     out["eval_count"] = eval_count

@@ -230,6 +230,50 @@ def test_format_json_and_schema(proxy: ProxyThread, fake: FakeUpstreamThread) ->
     assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == schema
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("route", ["chat", "generate"])
+def test_format_schema_on_an_upstream_that_refuses_json_schema(
+    start_proxy: Callable[..., ProxyThread], stream: bool, route: str
+) -> None:
+    """llama.cpp answers json_schema with a 500 (issue 12): the request is sent once more in JSON mode with
+    the schema in a system message, so Ollama's ``format: {schema}`` works; the refusal is not retried."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    with FakeUpstreamThread(FakeConfig(accept_json_schema=False)) as fake:
+        client = ollama.Client(host=start_proxy(fake).url)
+        if route == "chat":
+            result: Any = client.chat("gpt-4o", messages=USER, format=schema, stream=stream)
+            parts = list(result) if stream else [result]
+            text = "".join(p.message.content for p in parts)
+        else:
+            result = client.generate("gpt-4o", prompt="Hello there", format=schema, stream=stream)
+            parts = list(result) if stream else [result]
+            text = "".join(p.response for p in parts)
+        assert parts[-1].done and isinstance(orjson.loads(text), dict)
+        first, second = [r.json for r in fake.requests if r.path.endswith("/chat/completions")]
+        assert first["response_format"]["type"] == "json_schema"
+        assert second["response_format"] == {"type": "json_object"}
+        stated = second["messages"][0]
+        assert stated["role"] == "system" and stated["content"].endswith(orjson.dumps(schema).decode())
+        assert second["messages"][1:] == first["messages"]
+
+
+def test_json_schema_refusal_without_a_schema_to_fall_back_from_is_a_clean_400(
+    start_proxy: Callable[..., ProxyThread],
+) -> None:
+    """A /v1 request that asks llama.cpp for json_schema itself: the refusal, cleaned, once."""
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    with FakeUpstreamThread(FakeConfig(accept_json_schema=False)) as fake:
+        proxy = start_proxy(fake)
+        resp = httpx.post(
+            proxy.url + "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": USER, "response_format": fmt},
+        )
+        assert resp.status_code == 400, resp.text
+        message = resp.json()["error"]["message"]
+        assert "json_schema" in message and "File" not in message and "/opt/" not in message
+        assert len([r for r in fake.requests if r.path.endswith("/chat/completions")]) == 1
+
+
 def test_thinking_model_streams_thinking(proxy: ProxyThread) -> None:
     parts = list(ollama.Client(host=proxy.url).chat("o4-mini", messages=USER, think=True, stream=True))
     assert "".join(p.message.thinking or "" for p in parts) == expected_reasoning(3)

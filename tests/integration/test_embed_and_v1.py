@@ -59,8 +59,17 @@ def test_embed_invalid_input_type(proxy: ProxyThread, value: object) -> None:
 def test_embed_model_errors(proxy: ProxyThread) -> None:
     missing = httpx.post(proxy.url + "/api/embed", json={"input": "x"})
     assert (missing.status_code, missing.json()) == (404, {"error": "model '' not found"})
+    # Ollama's EmbedHandler (v0.33.0-rc2): getModel fails, handleScheduleError words it with Go's %q
     unknown = httpx.post(proxy.url + "/api/embed", json={"model": "nope", "input": "x"})
-    assert (unknown.status_code, unknown.json()) == (404, {"error": "model 'nope' not found"})
+    assert (unknown.status_code, unknown.json()) == (
+        404,
+        {"error": 'model "nope" not found, try pulling it first'},
+    )
+    legacy = httpx.post(proxy.url + "/api/embeddings", json={"model": 'no"pe:v1', "prompt": "x"})
+    assert (legacy.status_code, legacy.json()) == (
+        404,
+        {"error": 'model "no\\"pe:v1" not found, try pulling it first'},
+    )
     chat_model = httpx.post(proxy.url + "/api/embed", json={"model": "gpt-4o", "input": "x"})
     assert chat_model.status_code == 400 and chat_model.json()["error"]
 

@@ -43,6 +43,7 @@ LLAMA_MODE = {
     "answer_any_model": True,
     "send_usage": False,
     "reject_unknown_params": False,
+    "accept_json_schema": False,
 }
 # What llama-cpp-python sends that the fake does not imitate (the proxy ignores it; the replay test in
 # test_recorded_upstream.py runs the proxy on these very bytes): the legacy "function_call" beside
@@ -243,6 +244,20 @@ def test_llama_mode_matches_llamacpp(fake: FakeUpstreamThread, client: httpx.Cli
         assert not any(e.get("usage") for e in sse_events(r.content))  # llama.cpp never sends usage
     else:
         assert shape_differences(r.json(), real.json(), **LLAMA_COMPARE) == []
+
+
+def test_llama_mode_refuses_json_schema_as_llamacpp_does(
+    client: httpx.Client, fake: FakeUpstreamThread
+) -> None:
+    """Same status, shape and words before the traceback line as the recorded refusal (the path differs)."""
+    fake.config = FakeConfig(models=["tiny-llama"], **LLAMA_MODE)
+    real = REAL["error_response_format_json_schema"]
+    r = replay(client, real)
+    assert r.status_code == real.status == 500
+    assert shape_differences(r.json(), real.json()) == []
+    ours, theirs = r.json()["error"]["message"], real.json()["error"]["message"]
+    assert ours.split("  File ")[0] == theirs.split("  File ")[0]
+    assert r.json()["error"]["type"] == real.json()["error"]["type"] == "internal_server_error"
 
 
 def streamed_fragment_keys(events: list[dict[str, Any]]) -> set[str]:

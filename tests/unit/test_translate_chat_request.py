@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
+import orjson
 import pytest
 
 from falcon_ollama.catalog_config import DEFAULT_FACTS, ModelEntry, ModelFacts
@@ -14,6 +16,7 @@ from falcon_ollama.errors import ProxyError
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.translate.chat_request import (
     JSON_INSTRUCTION,
+    SCHEMA_INSTRUCTION,
     ChatPlan,
     chat_to_openai,
     generate_to_openai,
@@ -101,7 +104,7 @@ def test_plain_chat_plan_exact() -> None:
         stream=False,
         emit_thinking=False,
         logprobs=False,
-        prompt_chars=len("Be brief.") + len("hi"),
+        prompt_chars=len("Be brief.") + len("hi") + 2 * 16 + 12,  # text, 4 tokens a message, 3 to reply
         dropped=[],
         history=None,
     )
@@ -416,7 +419,23 @@ def test_prompt_chars_counts_message_text() -> None:
         {"role": "assistant", "content": None},
         {"role": "tool", "content": "xyz"},
     ]
-    assert chat(messages=messages).prompt_chars == 4 + 2 + 0 + 3
+    # the text as sent (a tool result that answers no call is sent as "Tool result:\nxyz"), then the template:
+    # 16 characters (4 tokens) a message and 12 (3 tokens) to prime the reply
+    assert chat(messages=messages).prompt_chars == 4 + 2 + 0 + len("Tool result:\nxyz") + 4 * 16 + 12
+
+
+def test_prompt_chars_count_the_whole_prompt() -> None:
+    """Tool definitions and the calls the assistant made are part of what the model reads (issue 12)."""
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    messages = [
+        USER,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "9"},
+    ]
+    plan = chat(messages=messages, tools=[tool])
+    text = len("hi") + len('{"city":"Paris"}') + len("9")
+    assert plan.prompt_chars == text + len(json.dumps([tool], separators=(",", ":"))) + 3 * 16 + 12
 
 
 @pytest.mark.parametrize(
@@ -700,6 +719,50 @@ def test_format(
     assert body.get("response_format") == response_format
     assert ("response_format" in body) is (response_format is not None)
     assert body["messages"] == expected_messages
+
+
+SCHEMA_TEXT = '{"type":"object","properties":{"age":{"type":"integer"}},"required":["age"]}'
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected_messages"),
+    [
+        pytest.param(
+            [USER],
+            [{"role": "system", "content": f"{SCHEMA_INSTRUCTION}\n{SCHEMA_TEXT}"}, USER],
+            id="new-system",
+        ),
+        pytest.param(
+            [{"role": "system", "content": "Be brief."}, USER],
+            [{"role": "system", "content": f"Be brief.\n\n{SCHEMA_INSTRUCTION}\n{SCHEMA_TEXT}"}, USER],
+            id="appended-to-the-system-message",
+        ),
+    ],
+)
+def test_schema_fallback_is_json_mode_with_the_schema_stated(
+    messages: list[dict[str, Any]], expected_messages: list[dict[str, Any]]
+) -> None:
+    """For upstreams that refuse json_schema (issue 12): the same request, in JSON mode, schema in words."""
+    plan = chat(format=SCHEMA, messages=messages, options={"temperature": 0})
+    sent = orjson.dumps(plan.body)
+    fallback = plan.json_object_fallback()
+    assert fallback == {
+        **plan.body,
+        "messages": expected_messages,
+        "response_format": {"type": "json_object"},
+    }
+    assert orjson.dumps(plan.body) == sent  # the first request is left as it was
+    assert fallback["temperature"] == 0
+
+
+@pytest.mark.parametrize("fmt", [None, "json"])
+def test_no_fallback_without_a_schema(fmt: Any) -> None:
+    assert chat(format=fmt, messages=[USER]).json_object_fallback() is None
+
+
+def test_generate_gets_the_schema_fallback_too() -> None:
+    fallback = generate(prompt="x", format=SCHEMA).json_object_fallback()
+    assert fallback is not None and fallback["messages"][0]["content"].endswith(SCHEMA_TEXT)
 
 
 @pytest.mark.parametrize("fmt", ["xml", "JSON", {}, 5, ["json"], True])
@@ -1042,9 +1105,8 @@ def test_generate(
     assert plan.body["model"] == "gpt-4o"
     assert plan.history == history
     assert plan.dropped == dropped
-    assert plan.prompt_chars == sum(
-        len(m["content"]) for m in (history or messages) if isinstance(m["content"], str)
-    )
+    text = [m["content"] if isinstance(m["content"], str) else m["content"][0]["text"] for m in messages]
+    assert plan.prompt_chars == sum(map(len, text)) + 16 * len(messages) + 12
 
 
 def test_generate_history_does_not_alias_the_request() -> None:

@@ -468,7 +468,9 @@ def test_tool_calls_after_content() -> None:
     assert run(t, clock, payloads) == [
         chat_line("Checking."),
         chat_line("", tool_calls=[{"id": "c", "function": {"index": 0, "name": "f", "arguments": {}}}]),
-        final_chat("stop", 10, 1),
+        final_chat(
+            "stop", 10, 3
+        ),  # no usage: the whole answer, "Checking." + "f" + "{}", is 12 chars: 3 tokens
     ]
 
 

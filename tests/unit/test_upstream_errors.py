@@ -14,6 +14,7 @@ from falcon_ollama.upstream import (
     parse_retry_after,
     resolve_proxy,
 )
+from tests.real_fixtures import LLAMACPP
 
 
 def openai_error(message: str, code: str | None = None, type_: str = "invalid_request_error") -> bytes:
@@ -122,6 +123,87 @@ def test_key_like_strings_are_scrubbed_from_passed_messages() -> None:
 def test_long_messages_are_bounded() -> None:
     err = map_status_error(400, openai_error("x" * 10_000), httpx.Headers(), "m")
     assert len(err.message) <= 400
+
+
+LLAMACPP_JSON_SCHEMA = (LLAMACPP / "error_response_format_json_schema.body").read_bytes()
+
+
+def test_llamacpp_validation_500_is_a_refusal_without_internals() -> None:
+    """The recorded llama.cpp answer (issue 12): 400 with the message before its traceback line, no path of
+    the server's files, not retried; the body kept for /v1 is cleaned the same way."""
+    err = map_status_error(500, LLAMACPP_JSON_SCHEMA, httpx.Headers(), "tiny-llama")
+    assert (err.status, err.retryable) == (400, False)
+    assert err.message == (
+        "the upstream refused the request (HTTP 500): 1 validation error: {'type': 'literal_error', 'loc': "
+        "('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': "
+        "'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}"
+    )
+    kept = orjson.loads(err.raw_body)["error"]["message"]
+    assert kept.startswith("1 validation error:\n  {'type': 'literal_error'")
+    assert "File" not in kept and "app.py" not in kept and "POST" not in kept
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        pytest.param(
+            'Traceback (most recent call last):\n  File "/srv/app/main.py", line 3, in f\n    g()\n'
+            "ValueError: bad value",
+            "ValueError: bad value",
+            id="bare-python-traceback-keeps-the-exception-line",
+        ),
+        pytest.param(
+            "engine failed\nTraceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'k'",
+            "engine failed",
+            id="message-then-traceback",
+        ),
+        pytest.param(
+            "Error: boom\n    at Object.<anonymous> (/srv/app/index.js:10:5)\n    at node:internal/x:1:1",
+            "Error: boom",
+            id="node-stack",
+        ),
+        pytest.param(
+            "panic: runtime error: index out of range\n\ngoroutine 7 [running]:\nmain.f()",
+            "panic: runtime error: index out of range",
+            id="go-panic",
+        ),
+        pytest.param("cannot open /home/u/models/x.gguf here", "cannot open [path] here", id="absolute-path"),
+        pytest.param("read ~/.cache/m failed", "read [path] failed", id="home-path"),
+        pytest.param("C:\\Users\\me\\server.py broke", "[path] broke", id="windows-path"),
+        pytest.param("see /opt/llm/weights", "see [path]", id="system-root"),
+        pytest.param(
+            "Invalid URL (POST /v1/chat/completion)", "Invalid URL (POST /v1/chat/completion)", id="route"
+        ),
+        pytest.param(
+            "use image/png or https://x.test/a/b.py", "use image/png or https://x.test/a/b.py", id="not-paths"
+        ),
+        pytest.param("Internal Server\nError", "Internal Server Error", id="wrapped-lines-joined"),
+    ],
+)
+def test_messages_lose_tracebacks_and_paths(text: str, kept: str) -> None:
+    err = map_status_error(502, text.encode(), httpx.Headers(), "m")
+    assert err.message == f"upstream error (HTTP 502): {kept}"
+
+
+@pytest.mark.parametrize(
+    ("message", "refused"),
+    [
+        ("2 validation errors: ...", True),
+        ("Input should be a valid list", True),
+        ("response_format json_schema is not supported", True),
+        ("Unsupported parameter: 'logprobs'", True),
+        ("Invalid value for 'temperature'", True),
+        ("The server had an error while processing your request", False),
+        ("CUDA out of memory", False),
+        ("", False),
+    ],
+)
+def test_a_500_that_refuses_the_request_is_not_retried(message: str, refused: bool) -> None:
+    """The rule (docs/troubleshooting.md): a 500 whose message says the request is invalid or unsupported
+    is a 400, not retried; any other 500 is a 502 and retried. 502/503 are always retried."""
+    err = map_status_error(500, openai_error(message, type_="server_error"), httpx.Headers(), "m")
+    assert (err.status, err.retryable) == ((400, False) if refused else (502, True))
+    assert map_status_error(503, openai_error(message), httpx.Headers(), "m").retryable
 
 
 def _connector_error(err: OSError) -> aiohttp.ClientConnectorError:

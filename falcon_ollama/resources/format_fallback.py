@@ -1,0 +1,43 @@
+"""``format: {schema}`` on upstreams that refuse ``response_format: json_schema`` (llama.cpp's server).
+
+The translation builds both requests (:meth:`ChatPlan.json_object_fallback`); this decides when to send the
+second: once, when the first was refused with a message that names ``json_schema``. The refusal is a 400 by
+then (upstream.py maps a 500 that says the request is invalid to 400, without retrying it), so nothing else
+is retried here and a request without a schema is never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import orjson
+
+from falcon_ollama.translate.chat_request import ChatPlan
+from falcon_ollama.upstream import UpstreamError
+
+log = logging.getLogger("falcon_ollama.relay")
+
+T = TypeVar("T")
+
+
+def refuses_json_schema(error: UpstreamError) -> bool:
+    """The upstream refused the request (400) and said why: its ``json_schema`` response format."""
+    return error.status == 400 and "json_schema" in error.message
+
+
+async def with_format_fallback(plan: ChatPlan, body: bytes, send: Callable[[bytes], Awaitable[T]]) -> T:
+    """``send(body)``; if the upstream refuses json_schema, ``send`` once more with the JSON-mode request."""
+    try:
+        return await send(body)
+    except UpstreamError as exc:
+        fallback = plan.json_object_fallback() if refuses_json_schema(exc) else None
+        if fallback is None:
+            raise
+        log.info(
+            "the upstream refused response_format json_schema (HTTP %s); sent again in JSON mode with the"
+            " schema in a system message",
+            exc.upstream_status,
+        )
+        return await send(orjson.dumps(fallback))
