@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import falcon
 import falcon.asgi
@@ -30,6 +30,7 @@ from falcon_ollama.translate.embed import (
     Batch,
     embeddings_request,
     is_context_length_error,
+    is_encoding_refusal,
     make_batches,
     parse_dimensions,
     parse_embed_input,
@@ -37,7 +38,7 @@ from falcon_ollama.translate.embed import (
     parse_truncate,
     truncate_inputs,
 )
-from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstream import Upstream, UpstreamResponse
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 CONTEXT_EXCEEDED = "the input length exceeds the context length"
@@ -54,11 +55,35 @@ class EmbedDeps:
     batch_tokens: int
     concurrency: int
     admission: Admission
+    # Upstream models that refused base64 answers: asked for numbers from then on (both routes share it).
+    numbers_only: set[str] = field(default_factory=set)
 
 
 class _Embedder:
     def __init__(self, deps: EmbedDeps) -> None:
         self._deps = deps
+
+    async def _post_embeddings(
+        self,
+        upstream_id: str,
+        requested: str,
+        inputs: list[str],
+        dimensions: int | None,
+        request_id: str | None,
+    ) -> UpstreamResponse:
+        """Ask for base64 float32 (a quarter of the bytes, nothing to parse); an upstream that refuses it is
+        asked again for numbers, and from then on for that model."""
+        upstream = self._deps.upstream
+        if upstream_id not in self._deps.numbers_only:
+            body = embeddings_request(upstream_id, inputs, dimensions, "base64")
+            try:
+                return await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
+            except OllamaError as exc:
+                if not is_encoding_refusal(exc.status, exc.message):
+                    raise
+            self._deps.numbers_only.add(upstream_id)
+        body = embeddings_request(upstream_id, inputs, dimensions, "float")
+        return await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
 
     def _keep_alive(self, raw: object) -> float:
         if raw is None:
@@ -78,11 +103,10 @@ class _Embedder:
         request_id: str | None,
         *,
         normalize: bool,
-    ) -> tuple[list[list[float]], int | None]:
-        upstream = self._deps.upstream
-        body = embeddings_request(entry.upstream_id, inputs, dimensions)
+    ) -> tuple[bytes, int | None]:
+        """The vectors as one JSON array (serialized once, by ``parse_embeddings_response``), the tokens."""
         try:
-            answer = await upstream.post_json("embeddings", body, model=requested, request_id=request_id)
+            answer = await self._post_embeddings(entry.upstream_id, requested, inputs, dimensions, request_id)
         except OllamaError as exc:
             if exc.status != 400 or not is_context_length_error(exc.message):
                 raise
@@ -90,12 +114,8 @@ class _Embedder:
                 raise OllamaError(400, CONTEXT_EXCEEDED) from None
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
-            answer = await upstream.post_json(
-                "embeddings",
-                embeddings_request(entry.upstream_id, shorter, dimensions),
-                model=requested,
-                request_id=request_id,
-            )
+            upstream_id = entry.upstream_id
+            answer = await self._post_embeddings(upstream_id, requested, shorter, dimensions, request_id)
         return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
     async def _embed_all(
@@ -113,10 +133,9 @@ class _Embedder:
 
         async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
-                vectors, tokens = await self._embed_batch(
+                return await self._embed_batch(
                     entry, requested, batch.inputs, dimensions, truncate, request_id, normalize=True
                 )
-            return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
 
         if len(batches) == 1:
             part, tokens = await run(batches[0])
@@ -231,5 +250,6 @@ class EmbeddingsResource(_Embedder):
             )
         finally:
             slot.release()
-        payload: EmbeddingsResponse = {"embedding": vectors[0]}
-        send_json(resp, payload)
+        resp.status = falcon.HTTP_200
+        resp.content_type = JSON_CONTENT_TYPE
+        resp.data = b'{"embedding":' + vectors[1:-1] + b"}"  # the one vector of the array, as serialized
