@@ -105,6 +105,26 @@ def completion(tokens: int) -> bytes:
     return orjson.dumps(body)
 
 
+def embeddings_answer(inputs: int, dims: int, encoding: str = "float") -> bytes:
+    """An OpenAI /v1/embeddings answer: ``inputs`` float32 vectors of ``dims`` (a little off unit length, so
+    that normalization runs), as JSON numbers (``float``) or little-endian base64 (``base64``)."""
+    import base64
+    import random
+    from array import array
+
+    rng = random.Random(inputs * 7919 + dims)
+    items = []
+    for index in range(inputs):
+        vector = array("f", [rng.gauss(0.0, 1.0) for _ in range(dims)])
+        scale = 1.01 * sum(x * x for x in vector) ** 0.5
+        vector = array("f", [x / scale for x in vector])
+        as_text = encoding == "base64"
+        embedding: object = base64.b64encode(vector.tobytes()).decode() if as_text else list(vector)
+        items.append({"object": "embedding", "index": index, "embedding": embedding})
+    usage = {"prompt_tokens": inputs * 4, "total_tokens": inputs * 4}
+    return orjson.dumps({"object": "list", "data": items, "model": "text-embedding-3-small", "usage": usage})
+
+
 def settings(base_url: str = "http://127.0.0.1:9/v1", **overrides: Any) -> Any:
     from falcon_ollama.catalog_config import load_catalog_file
     from falcon_ollama.settings import Settings
@@ -220,7 +240,7 @@ class InProcessApp:
     """The real app (middleware, resources, translation, metrics, logging) with the upstream replaced by a
     stub that answers at once: one request costs only what the app itself spends on it."""
 
-    def __init__(self, *, metrics: bool = True, tokens: int = TOKENS) -> None:
+    def __init__(self, *, metrics: bool = True, tokens: int = TOKENS, embed_dims: int = 768) -> None:
         from falcon_ollama.app import create_app
         from falcon_ollama.upstream import UpstreamResponse
 
@@ -241,11 +261,19 @@ class InProcessApp:
             }
         )
 
-        async def list_models() -> tuple[bytes, bool]:  # Upstream.list_models: the body, and all of it
+        async def list_models() -> tuple[bytes, bool]:
             return listing, True
 
+        embed_answers: dict[bytes, Any] = {}  # by request body: made once, in the encoding asked for
+
         async def post_json(path: str, body: bytes, **kwargs: Any) -> Any:
-            return answer
+            if path != "embeddings":
+                return answer
+            if body not in embed_answers:
+                sent = orjson.loads(body)
+                made = embeddings_answer(len(sent["input"]), embed_dims, sent.get("encoding_format", "float"))
+                embed_answers[body] = UpstreamResponse(200, {}, made)
+            return embed_answers[body]
 
         async def open_stream(path: str, body: bytes, **kwargs: Any) -> Any:
             return _StubStream(events)
@@ -264,7 +292,10 @@ class InProcessApp:
 
     async def request(self, stream: bool) -> int:
         """One POST /api/chat through the ASGI app; returns the number of body bytes sent."""
-        body = self.bodies[stream]
+        return await self.post("/api/chat", self.bodies[stream])
+
+    async def post(self, path: str, body: bytes) -> int:
+        """One POST through the ASGI app; returns the number of body bytes sent."""
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -274,8 +305,8 @@ class InProcessApp:
             "scheme": "http",
             "method": "POST",
             "root_path": "",
-            "path": "/api/chat",
-            "raw_path": b"/api/chat",
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": b"",
             "headers": [
                 (b"host", b"127.0.0.1:11434"),
@@ -314,6 +345,15 @@ class InProcessApp:
             total = 0
             for _ in range(count):
                 total += await self.request(stream)
+            return total
+
+        return self.loop.run_until_complete(many())
+
+    def run_post(self, path: str, body: bytes, count: int = 1) -> int:
+        async def many() -> int:
+            total = 0
+            for _ in range(count):
+                total += await self.post(path, body)
             return total
 
         return self.loop.run_until_complete(many())

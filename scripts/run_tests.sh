@@ -17,3 +17,5 @@ pytest --cov=falcon_ollama --cov-report=term --cov-fail-under=90 -p no:cacheprov
 echo "== benchmarks (report kept in reports/benchmarks.json)"
 pytest benchmarks/ --benchmark-only --benchmark-json=reports/benchmarks.json -p no:cacheprovider \
   --benchmark-columns=min,median,iqr,rounds --benchmark-sort=name
+echo "== CPU regressions against the last landed run (benchmarks/baseline.json)"
+python scripts/bench_baseline.py check

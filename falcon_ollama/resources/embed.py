@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import falcon
 import falcon.asgi
@@ -29,6 +29,7 @@ from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.embed import (
     Batch,
     embeddings_request,
+    is_encoding_refusal,
     make_batches,
     parse_dimensions,
     parse_embed_input,
@@ -36,7 +37,7 @@ from falcon_ollama.translate.embed import (
     parse_truncate,
     truncate_inputs,
 )
-from falcon_ollama.upstream import UpstreamError
+from falcon_ollama.upstream import UpstreamError, UpstreamResponse
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 CONTEXT_EXCEEDED = "the input length exceeds the context length"
@@ -52,6 +53,8 @@ class EmbedDeps:
     batch_size: int
     batch_tokens: int
     concurrency: int
+    # Upstream models that refused base64 answers: asked for numbers from then on (both routes share it).
+    numbers_only: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,23 +80,35 @@ class _Embedder:
         except DurationError as exc:
             raise OllamaError(400, str(exc)) from None
 
+    async def _post_embeddings(self, job: _Job, inputs: list[str]) -> UpstreamResponse:
+        """Ask for base64 float32 (a quarter of the bytes, nothing to parse); an upstream that refuses it is
+        asked again for numbers, and from then on for that model."""
+        session, upstream_id, requested = job.session, job.entry.upstream_id, job.requested
+        if upstream_id not in self._deps.numbers_only:
+            body = embeddings_request(upstream_id, inputs, job.dimensions, "base64")
+            try:
+                return await session.post("embeddings", body, model=requested)
+            except UpstreamError as exc:
+                if not is_encoding_refusal(exc.status, exc.message):
+                    raise
+            self._deps.numbers_only.add(upstream_id)
+        body = embeddings_request(upstream_id, inputs, job.dimensions, "float")
+        return await session.post("embeddings", body, model=requested)
+
     async def _embed_batch(
         self, job: _Job, inputs: list[str], *, normalize: bool
-    ) -> tuple[list[list[float]], int | None]:
-        session, entry, requested, dimensions = job.session, job.entry, job.requested, job.dimensions
-        body = embeddings_request(entry.upstream_id, inputs, dimensions)
+    ) -> tuple[bytes, int | None]:
+        """The vectors as one JSON array (serialized once, by ``parse_embeddings_response``), the tokens."""
         try:
-            answer = await session.post("embeddings", body, model=requested)
+            answer = await self._post_embeddings(job, inputs)
         except UpstreamError as exc:
             if exc.kind != "context_length":
                 raise
             if not job.truncate:
                 raise OllamaError(400, CONTEXT_EXCEEDED) from None
             # Our character-based cut was not enough for this text: cut at one character per token.
-            shorter = truncate_inputs(inputs, entry.facts.context_length, 1)
-            answer = await session.post(
-                "embeddings", embeddings_request(entry.upstream_id, shorter, dimensions), model=requested
-            )
+            shorter = truncate_inputs(inputs, job.entry.facts.context_length, 1)
+            answer = await self._post_embeddings(job, shorter)
         return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
 
     async def _embed_all(self, job: _Job, inputs: list[str]) -> tuple[list[bytes], int]:
@@ -103,8 +118,7 @@ class _Embedder:
 
         async def run(batch: Batch) -> tuple[bytes, int | None]:
             async with limit:
-                vectors, tokens = await self._embed_batch(job, batch.inputs, normalize=True)
-            return orjson.dumps(vectors), tokens  # the floats (32 bytes each) are freed here
+                return await self._embed_batch(job, batch.inputs, normalize=True)
 
         if len(batches) == 1:
             part, tokens = await run(batches[0])
@@ -223,5 +237,6 @@ class EmbeddingsResource(_Embedder):
         except ClientDisconnected:
             resp.status = 499
             return
-        payload: EmbeddingsResponse = {"embedding": vectors[0]}
-        send_json(resp, payload)
+        resp.status = falcon.HTTP_200
+        resp.content_type = JSON_CONTENT_TYPE
+        resp.data = b'{"embedding":' + vectors[1:-1] + b"}"  # the one vector of the array, as serialized

@@ -8,11 +8,14 @@ passed on: one vector of numbers per input (some servers answer per-token nested
 
 from __future__ import annotations
 
+import binascii
 import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from falcon_ollama.errors import InvalidRequest, UpstreamProtocolError
 
@@ -80,22 +83,28 @@ def make_batches(inputs: list[str], max_inputs: int, max_tokens: int) -> list[Ba
     return batches
 
 
-def embeddings_request(upstream_id: str, inputs: list[str], dimensions: int | None) -> bytes:
-    body: dict[str, Any] = {"model": upstream_id, "input": inputs, "encoding_format": "float"}
+def embeddings_request(upstream_id: str, inputs: list[str], dimensions: int | None, encoding: str) -> bytes:
+    """The upstream body; ``encoding`` is ``"base64"`` (float32 bytes: nothing to parse) or ``"float"``."""
+    body: dict[str, Any] = {"model": upstream_id, "input": inputs, "encoding_format": encoding}
     if dimensions is not None:
         body["dimensions"] = dimensions
     return orjson.dumps(body)
 
 
-def parse_embeddings_response(
-    payload: bytes, expected: int, *, normalize: bool
-) -> tuple[list[list[float]], int | None]:
-    """The vectors in input order (L2-normalized in place when asked) and ``usage.prompt_tokens``; anything
-    malformed is a 502 saying what.
+def is_encoding_refusal(status: int, message: str) -> bool:
+    """Whether an upstream 4xx refuses ``encoding_format: "base64"`` (then the request is sent again asking
+    for numbers): OpenAI and vLLM take base64; some OpenAI-compatible servers refuse the field or value."""
+    lowered = message.lower()
+    return status in (400, 422) and ("encoding_format" in lowered or "base64" in lowered)
 
-    The checks run at C speed where they can (``math.hypot`` refuses anything that is not a number), and a
-    vector is normalized in place: a Python float costs 32 bytes, so a second copy of every vector would
-    double the memory of a large answer."""
+
+def parse_embeddings_response(payload: bytes, expected: int, *, normalize: bool) -> tuple[bytes, int | None]:
+    """The vectors as one JSON array of arrays, in input order (L2-normalized when asked), and
+    ``usage.prompt_tokens``; anything malformed is a 502 saying what.
+
+    Each ``embedding`` is base64 little-endian float32 (what we ask for) or an array of numbers (servers
+    that ignore ``encoding_format``); either becomes one numpy array, checked, normalized and serialized in
+    C (no Python loop per float). A vector already of unit length is passed on as the upstream gave it."""
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -106,39 +115,80 @@ def parse_embeddings_response(
     if len(items) != expected:
         raise UpstreamProtocolError(f"the upstream returned {len(items)} embeddings for {expected} inputs")
     may_have_booleans = b"true" in payload or b"false" in payload
-    vectors: list[list[float] | None] = [None] * expected
+    vectors: list[NDArray[Any] | None] = [None] * expected
+    with np.errstate(all="ignore"):  # overflow and NaN are found by the checks, not as warnings
+        _collect(items, vectors, may_have_booleans, normalize)
+    usage = data.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    prompt_tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
+    return orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY), prompt_tokens
+
+
+def _collect(
+    items: list[Any], vectors: list[NDArray[Any] | None], may_have_booleans: bool, normalize: bool
+) -> None:
+    """Each item's vector, checked (and normalized when asked), at its index in ``vectors``."""
     for position, item in enumerate(items):
         if not isinstance(item, dict):
             raise UpstreamProtocolError(
                 "the upstream returned invalid embeddings (an entry is not an object)"
             )
         index = item.get("index", position)
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < expected:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(vectors):
             raise UpstreamProtocolError(f"the upstream returned an embedding with an invalid index {index!r}")
-        vector = item.get("embedding")
-        norm = _norm(vector, may_have_booleans)
-        assert isinstance(vector, list)  # _norm refused anything else
+        vector = _vector(item.get("embedding"), may_have_booleans)
         if vectors[index] is not None:
             raise UpstreamProtocolError(f"the upstream returned two embeddings for input {index}")
-        if normalize and norm != 0.0 and abs(norm - 1.0) >= 1e-6:
-            vector[:] = [x / norm for x in vector]
+        if normalize:
+            vector = _normalized(vector)
+        elif not np.isfinite(vector).all():  # only base64 can carry these: JSON has no NaN or Infinity
+            raise UpstreamProtocolError(_NOT_FINITE)
         vectors[index] = vector
-    usage = data.get("usage")
-    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    prompt_tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
-    return [v for v in vectors if v is not None], prompt_tokens
+        del item["embedding"]  # the parsed numbers or text can go now: only the array is kept
 
 
-def _norm(vector: Any, may_have_booleans: bool) -> float:
-    """The L2 norm of a non-empty flat list of numbers; a 502 for anything else."""
-    try:
-        if isinstance(vector, list) and vector:
-            if may_have_booleans and any(x is True or x is False for x in vector):
-                raise TypeError("a boolean")
-            return math.hypot(*vector)
-    except TypeError:
-        pass
-    raise UpstreamProtocolError(
-        "the upstream returned an embedding that is not a flat list of numbers "
-        "(is the model an embedding model?)",
-    )
+_NOT_A_VECTOR = (
+    "the upstream returned an embedding that is not a flat list of numbers (is the model an embedding model?)"
+)
+_NOT_FINITE = "the upstream returned an embedding with a value that is not a finite number"
+_FLOAT32 = np.dtype("<f4")
+
+
+def _vector(raw: object, may_have_booleans: bool) -> NDArray[Any]:
+    """A non-empty 1-D array of numbers from base64 float32 or a JSON array; else a 502."""
+    if isinstance(raw, str):
+        try:
+            buffer = binascii.a2b_base64(raw, strict_mode=True)
+        except (binascii.Error, ValueError):
+            buffer = b""
+        if not buffer or len(buffer) % 4:
+            raise UpstreamProtocolError(
+                "the upstream returned an embedding that is not base64 float32 numbers"
+            )
+        array: NDArray[Any] = np.frombuffer(buffer, dtype=_FLOAT32)
+    elif isinstance(raw, list) and raw:
+        if may_have_booleans and any(x is True or x is False for x in raw):
+            raise UpstreamProtocolError(_NOT_A_VECTOR)
+        try:
+            array = np.array(raw)  # the type numpy finds says what was there: no Python loop per float
+        except (ValueError, TypeError, OverflowError):
+            raise UpstreamProtocolError(_NOT_A_VECTOR) from None
+        if array.ndim != 1 or array.dtype.kind not in "fiu":
+            raise UpstreamProtocolError(_NOT_A_VECTOR)
+    else:
+        raise UpstreamProtocolError(_NOT_A_VECTOR)
+    return array
+
+
+def _normalized(vector: NDArray[Any]) -> NDArray[Any]:
+    """``vector`` scaled to unit length in float64, or as it is when its length is 0 or already 1; a 502 when
+    it holds NaN or an infinity (its length says so: no separate pass over the numbers)."""
+    wide = vector.astype(np.float64, copy=False)
+    norm = math.sqrt(float(np.dot(wide, wide)))
+    if not math.isfinite(norm):  # a NaN or infinity, or squares that overflowed (numbers near 1e154)
+        norm = math.hypot(*wide.tolist())
+        if not math.isfinite(norm):
+            raise UpstreamProtocolError(_NOT_FINITE)
+    if norm == 0.0 or abs(norm - 1.0) < 1e-6:
+        return vector
+    return wide / norm

@@ -353,3 +353,30 @@ def test_fake_refuses_absurd_dimensions_like_openai(proxy: ProxyThread) -> None:
     body = {"model": "text-embedding-3-small", "input": "x", "dimensions": 2**31}
     resp = httpx.post(proxy.url + "/api/embed", json=body)
     assert resp.status_code == 400 and "dimensions" in resp.json()["error"]
+
+
+def test_upstream_refusing_base64_is_asked_for_numbers(start_proxy: Callable[..., ProxyThread]) -> None:
+    """Base64 float32 is asked for first (nothing to parse); a server that refuses it gets numbers, at once
+    and from then on for that model, and the vectors are the same either way."""
+    with FakeUpstreamThread(FakeConfig()) as fake:
+        proxy = start_proxy(fake)
+        body = {"model": "text-embedding-3-small", "input": ["a", "b"]}
+        as_base64 = httpx.post(proxy.url + "/api/embed", json=body).json()["embeddings"]
+        refusal = {
+            "error": {
+                "message": "Invalid value for 'encoding_format': 'base64' is not supported",
+                "type": "invalid_request_error",
+                "param": "encoding_format",
+                "code": None,
+            }
+        }
+        fake.script(Fault(kind="status", status=400, body=refusal, path="/v1/embeddings"))
+        as_numbers = httpx.post(proxy.url + "/api/embed", json=body).json()["embeddings"]
+        again = httpx.post(proxy.url + "/api/embed", json=body).json()["embeddings"]
+        legacy = {"model": "text-embedding-3-small", "prompt": "a"}
+        raw = httpx.post(proxy.url + "/api/embeddings", json=legacy).json()["embedding"]
+        formats = [r.json["encoding_format"] for r in embedding_requests(fake)]  # type: ignore[attr-defined]
+        assert formats == ["base64", "base64", "float", "float", "float"]
+        assert as_numbers == as_base64 == again
+        assert math.hypot(*raw) > 2  # the fake's raw vectors are not of unit length: not normalized
+        assert [x / math.hypot(*raw) for x in raw] == pytest.approx(as_base64[0], abs=1e-12)

@@ -8,7 +8,9 @@ upstream's text, tool calls and finish reason. Expected values are read from the
 
 from __future__ import annotations
 
+import base64
 import json
+from array import array
 from typing import Any
 
 import pytest
@@ -153,13 +155,53 @@ def test_completion_to_ollama_generate(label: str) -> None:
 def test_embeddings_to_ollama(label: str, raw: Any, count: int) -> None:
     body = raw()
     data = json.loads(body)
-    vectors, prompt_tokens = parse_embeddings_response(body, count, normalize=False)
+    raw_vectors, prompt_tokens = parse_embeddings_response(body, count, normalize=False)
+    vectors = json.loads(raw_vectors)
     assert vectors == [item["embedding"] for item in sorted(data["data"], key=lambda i: i["index"])]
     assert prompt_tokens == data["usage"]["prompt_tokens"]
-    normalized, _ = parse_embeddings_response(body, count, normalize=True)
+    normalized = json.loads(parse_embeddings_response(body, count, normalize=True)[0])
     sdk.EmbedResponse.model_validate({"model": "m", "embeddings": normalized})
     for vector in normalized:
-        assert sum(x * x for x in vector) == pytest.approx(1.0)
+        assert sum(x * x for x in vector) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_base64_embeddings_are_the_same_vectors(normalize: bool) -> None:
+    """The recorded llama.cpp vectors (float32 values written as JSON numbers), sent as base64 float32 as
+    OpenAI and vLLM send them when asked: the same float32 numbers come out, normalized the same way."""
+    body = llamacpp("embeddings").body
+    data = json.loads(body)
+    for item in data["data"]:
+        item["embedding"] = base64.b64encode(array("f", item["embedding"]).tobytes()).decode()
+    as_numbers = json.loads(parse_embeddings_response(body, 2, normalize=normalize)[0])
+    as_base64 = json.loads(parse_embeddings_response(json.dumps(data).encode(), 2, normalize=normalize)[0])
+    assert [len(v) for v in as_base64] == [len(v) for v in as_numbers] == [64, 64]
+    assert [array("f", v) for v in as_base64] == [array("f", v) for v in as_numbers]
+    assert as_base64 != as_numbers or normalize  # unchanged vectors keep float32's short digits
+
+
+@pytest.mark.parametrize(
+    ("embedding", "says"),
+    [
+        ("not base64!", "not base64 float32"),
+        ("AAAA", "not base64 float32"),  # 3 bytes: not a whole float32
+        ("", "not base64 float32"),
+        (base64.b64encode(array("f", [1.0, float("nan")]).tobytes()).decode(), "not a finite number"),
+        (base64.b64encode(array("f", [float("inf")]).tobytes()).decode(), "not a finite number"),
+        ([1.0, "2.0"], "not a flat list"),
+        ([1.0, True], "not a flat list"),
+        ([1.0, None], "not a flat list"),
+        ([[1.0], [2.0]], "not a flat list"),
+        ([1.0, [2.0]], "not a flat list"),
+        ({"a": 1.0}, "not a flat list"),
+    ],
+)
+def test_malformed_vectors_are_502(embedding: object, says: str) -> None:
+    body = json.dumps({"data": [{"index": 0, "embedding": embedding}]}).encode()
+    for normalize in (False, True):
+        with pytest.raises(UpstreamProtocolError) as caught:
+            parse_embeddings_response(body, 1, normalize=normalize)
+        assert status_of(caught.value) == 502 and says in caught.value.message
 
 
 def test_per_token_embeddings_are_refused_clearly() -> None:
@@ -178,3 +220,10 @@ def test_openai_models_list_has_what_the_catalog_reads() -> None:
         assert isinstance(item["id"], str) and isinstance(item["created"], int)
     for item in llamacpp("models").json()["data"]:
         assert isinstance(item["id"], str)
+
+
+def test_huge_numbers_are_normalized_without_overflow() -> None:
+    """Squares of numbers near 1e200 overflow a float64: the length is then found the careful way."""
+    body = json.dumps({"data": [{"index": 0, "embedding": [3e200, -4e200]}]}).encode()
+    assert json.loads(parse_embeddings_response(body, 1, normalize=True)[0]) == [[pytest.approx(0.6), -0.8]]
+    assert json.loads(parse_embeddings_response(body, 1, normalize=False)[0]) == [[3e200, -4e200]]
