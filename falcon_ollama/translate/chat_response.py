@@ -253,8 +253,9 @@ class StreamTranslator:
                 except orjson.JSONDecodeError:
                     content = None
                 if isinstance(content, str):
-                    self._token_events += 1
-                    self._answer_chars += len(content)
+                    if content or b'"role"' not in prefix:  # as _count: a role-only opening is no token
+                        self._token_events += 1
+                        self._answer_chars += len(content)
                     return self._emit(content, None, None)
         if payload == DONE:
             self.saw_done = True
