@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, set_current_tenant
+
 if TYPE_CHECKING:
     import falcon.asgi
 
@@ -311,18 +313,20 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins")
+    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants")
 
     def __init__(
         self,
         *,
         api_keys: ApiKeys,
+        tenants: Tenants | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
         hostname: str = "",
     ) -> None:
         self._keys = api_keys
+        self._tenants = tenants or Tenants()
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -339,8 +343,12 @@ class AccessControl:
             resp.data = _HOST_FORBIDDEN
             resp.complete = True
             return
-        if self._keys and req.path not in self._exempt:
-            self._authenticate(req, resp)
+        set_current_tenant(None)
+        if (self._keys or self._tenants) and req.path not in self._exempt:
+            tenant = self._authenticate(req, resp)
+            if tenant is not None:
+                req.context.tenant = tenant
+                set_current_tenant(tenant)
 
     def _cors(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> bool:
         """gin-contrib/cors ``applyCors``; True when the request has been answered (preflight or refusal)."""
@@ -367,16 +375,23 @@ class AccessControl:
             resp.set_header("Vary", "Origin")
         return False
 
-    def _authenticate(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """401 unless ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (Anthropic's clients) carries a
-        configured key (the key is never logged)."""
+    def _resolve(self, token: str) -> Tenant | None:
+        """The key's tenant: the unnamed one for ``FALCON_OLLAMA_API_KEYS``, else from the tenants file."""
+        if self._keys and self._keys.verify(token):
+            return UNLIMITED
+        return self._tenants.resolve(token) if self._tenants else None
+
+    def _authenticate(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> Tenant | None:
+        """The caller's tenant, or a 401 answered (None) unless ``Authorization: Bearer <key>`` or
+        ``x-api-key: <key>`` (Anthropic's clients) carries a configured key (the key is never logged)."""
         scheme, _, token = (req.get_header("Authorization") or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             scheme, token = "bearer", (req.get_header("x-api-key") or "").strip()
         if scheme.lower() == "bearer" and token:
-            if self._keys.verify(token):
-                return
+            tenant = self._resolve(token)
+            if tenant is not None:
+                return tenant
             message, challenge = _INVALID, f'Bearer realm="{REALM}", error="invalid_token"'
         else:
             message, challenge = _MISSING, f'Bearer realm="{REALM}"'
@@ -394,3 +409,4 @@ class AccessControl:
         else:
             resp.data = orjson.dumps({"error": message})
         resp.complete = True
+        return None

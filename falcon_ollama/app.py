@@ -219,6 +219,7 @@ def access_control(settings: Settings) -> AccessControl:
     """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
     return AccessControl(
         api_keys=settings.api_keys,
+        tenants=settings.tenants,
         exempt_paths=settings.auth_exempt_paths,
         origins=OriginPolicy(settings.ollama_origins),
         check_host=settings.check_host and settings.bind.is_loopback,

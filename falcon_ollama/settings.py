@@ -25,6 +25,7 @@ from falcon_ollama.access import (
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
+from falcon_ollama.tenants import Tenants, read_tenants_file
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OLLAMA_PORT = 11434
@@ -164,6 +165,7 @@ class Settings:
     responses_mode: str = "auto"
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = field(default_factory=ApiKeys)
+    tenants: Tenants = field(default_factory=Tenants)  # FALCON_OLLAMA_TENANTS_FILE (falcon_ollama/tenants.py)
     auth_exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS
     ollama_origins: tuple[str, ...] = ()
     check_host: bool = True
@@ -262,6 +264,7 @@ class Settings:
             responses_mode=r.get("FALCON_OLLAMA_RESPONSES_MODE", d.responses_mode, _responses_mode),
             api_keys=r.get("FALCON_OLLAMA_API_KEYS", ApiKeys(), parse_api_keys)
             + r.get("FALCON_OLLAMA_API_KEYS_FILE", ApiKeys(), read_api_keys_file),
+            tenants=r.get("FALCON_OLLAMA_TENANTS_FILE", Tenants(), read_tenants_file),
             auth_exempt_paths=r.get(
                 "FALCON_OLLAMA_AUTH_EXEMPT_PATHS", DEFAULT_AUTH_EXEMPT_PATHS, parse_exempt_paths
             ),

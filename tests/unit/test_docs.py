@@ -69,6 +69,7 @@ SETTINGS_ATTRIBUTES = {
     "FALCON_OLLAMA_RESPONSES_MODE": "responses_mode",
     "FALCON_OLLAMA_API_KEYS": "api_keys",
     "FALCON_OLLAMA_API_KEYS_FILE": "api_keys",
+    "FALCON_OLLAMA_TENANTS_FILE": "tenants",
     "FALCON_OLLAMA_AUTH_EXEMPT_PATHS": "auth_exempt_paths",
     "OLLAMA_ORIGINS": "ollama_origins",
     "FALCON_OLLAMA_CHECK_HOST": "check_host",
@@ -107,7 +108,12 @@ GUNICORN_INT_SETTINGS = {
 }
 # Examples naming files that exist only on a deployed machine; every other example must be accepted.
 EXAMPLES_NEEDING_FILES = frozenset(
-    {"FALCON_OLLAMA_API_KEYS_FILE", "FALCON_OLLAMA_CATALOG", "FALCON_OLLAMA_LOG_FILE"}
+    {
+        "FALCON_OLLAMA_API_KEYS_FILE",
+        "FALCON_OLLAMA_CATALOG",
+        "FALCON_OLLAMA_LOG_FILE",
+        "FALCON_OLLAMA_TENANTS_FILE",
+    }
 )
 
 

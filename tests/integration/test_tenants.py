@@ -1,0 +1,104 @@
+"""Tenants through the real server: named keys from a TOML file, each seeing and reaching only its models.
+
+Raw httpx shows each route's 404 dialect; the openai and anthropic SDKs show a real client's view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from fake_openai import FakeUpstreamThread
+from falcon_ollama.access import ApiKeys
+from falcon_ollama.tenants import read_tenants_file
+from tests.servers import ProxyThread
+
+MINI_KEY = "tenant-mini-key-AAAAAAAAAAAAAAAA"
+ALL_KEY = "tenant-all-key-BBBBBBBBBBBBBBBBBB"
+LEGACY_KEY = "legacy-unnamed-key-CCCCCCCCCCCCCC"
+USER = [{"role": "user", "content": "Hello there"}]
+StartProxy = Callable[..., ProxyThread]
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture
+def tenanted(fake: FakeUpstreamThread, start_proxy: StartProxy, tmp_path: Path) -> ProxyThread:
+    path = tmp_path / "tenants.toml"
+    path.write_text(
+        f"""
+[tenants.minis]
+key_sha256 = ["{sha(MINI_KEY)}"]
+models = ["gpt-4o-mini*", "GPT-4.1-MINI"]
+
+[tenants.everyone]
+key_sha256 = ["sha256:{sha(ALL_KEY)}"]
+"""
+    )
+    return start_proxy(fake, tenants=read_tenants_file(str(path)), api_keys=ApiKeys([LEGACY_KEY]))
+
+
+def get(proxy: ProxyThread, path: str, key: str) -> httpx.Response:
+    return httpx.get(f"{proxy.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def post(proxy: ProxyThread, path: str, key: str, body: object) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.post(f"{proxy.url}{path}", headers=headers, json=body, timeout=30)
+
+
+def test_listings_show_only_the_tenants_models(tenanted: ProxyThread) -> None:
+    tags = get(tenanted, "/api/tags", MINI_KEY)
+    assert tags.status_code == 200
+    assert sorted(m["name"] for m in tags.json()["models"]) == ["gpt-4.1-mini:latest", "gpt-4o-mini:latest"]
+    sdk = openai.OpenAI(base_url=f"{tenanted.url}/v1", api_key=MINI_KEY, max_retries=0)
+    assert sorted(m.id.removesuffix(":latest") for m in sdk.models.list()) == ["gpt-4.1-mini", "gpt-4o-mini"]
+    # The unpatterned tenant and the FALCON_OLLAMA_API_KEYS key see everything.
+    for key in (ALL_KEY, LEGACY_KEY):
+        names = {m["name"] for m in get(tenanted, "/api/tags", key).json()["models"]}
+        assert {"gpt-4o:latest", "gpt-5:latest", "gpt-4o-mini:latest"} <= names
+
+
+def test_a_hidden_model_is_404_in_each_dialect(tenanted: ProxyThread, fake: FakeUpstreamThread) -> None:
+    chat = post(tenanted, "/api/chat", MINI_KEY, {"model": "gpt-4o", "messages": USER, "stream": False})
+    assert chat.status_code == 404 and chat.json() == {"error": "model 'gpt-4o' not found"}
+    show = post(tenanted, "/api/show", MINI_KEY, {"model": "gpt-5"})
+    assert show.status_code == 404 and list(show.json()) == ["error"]
+    sdk = openai.OpenAI(base_url=f"{tenanted.url}/v1", api_key=MINI_KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as v1:
+        sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert v1.value.status_code == 404
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("gpt-5")
+    claude = anthropic.Anthropic(base_url=tenanted.url, api_key=MINI_KEY, max_retries=0)
+    with pytest.raises(anthropic.NotFoundError) as msg:
+        claude.messages.create(model="gpt-4o", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert msg.value.body == {
+        "type": "error",
+        "error": {"type": "not_found_error", "message": "model 'gpt-4o' not found"},
+    }
+    assert [r for r in fake.requests if r.path.endswith("/chat/completions")] == []  # never reached upstream
+
+
+def test_allowed_models_work_and_other_tenants_reach_the_rest(tenanted: ProxyThread) -> None:
+    chat = {"model": "GPT-4o-mini:latest", "messages": USER, "stream": False}
+    assert post(tenanted, "/api/chat", MINI_KEY, chat).status_code == 200
+    # x-api-key (Anthropic's clients) resolves the same tenant.
+    claude = anthropic.Anthropic(base_url=tenanted.url, api_key=MINI_KEY, max_retries=0)
+    assert claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER).content  # type: ignore[arg-type]
+    for key in (ALL_KEY, LEGACY_KEY):
+        assert post(tenanted, "/api/chat", key, {**chat, "model": "gpt-4o"}).status_code == 200
+
+
+def test_unknown_keys_are_refused(tenanted: ProxyThread) -> None:
+    resp = get(tenanted, "/api/tags", "not-a-tenant-key-DDDDDDDDDDDDDDDD")
+    assert resp.status_code == 401 and "invalid" in resp.json()["error"]
+    assert httpx.get(f"{tenanted.url}/api/tags", timeout=30).status_code == 401
