@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from falcon_ollama.ratelimit import RequestWindow, retry_after_header
 from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, set_current_tenant
 
 if TYPE_CHECKING:
@@ -313,13 +314,14 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants")
+    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants", "_window")
 
     def __init__(
         self,
         *,
         api_keys: ApiKeys,
         tenants: Tenants | None = None,
+        window: RequestWindow | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
@@ -327,6 +329,7 @@ class AccessControl:
     ) -> None:
         self._keys = api_keys
         self._tenants = tenants or Tenants()
+        self._window = window
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -349,6 +352,34 @@ class AccessControl:
             if tenant is not None:
                 req.context.tenant = tenant
                 set_current_tenant(tenant)
+                if req.method == "POST":
+                    self._limit_requests(req, resp, tenant)
+
+    def _limit_requests(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant) -> None:
+        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used."""
+        rpm = tenant.limits.requests_per_minute
+        if rpm is None or self._window is None:
+            return
+        wait = self._window.acquire(tenant.name, rpm)
+        if wait is None:
+            return
+        message = f"rate limit exceeded: {rpm} requests per minute for this key; retry after {wait:.1f}s"
+        log.info(
+            "refused %s %s: tenant %s over %d requests per minute", req.method, req.path, tenant.name, rpm
+        )
+        resp.status = 429
+        resp.content_type = _JSON
+        resp.set_header("Retry-After", retry_after_header(wait))
+        if req.path.startswith("/v1/messages"):
+            resp.data = orjson.dumps(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+            )
+        elif req.path.startswith("/v1/"):
+            error = {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+            resp.data = orjson.dumps({"error": error})
+        else:
+            resp.data = orjson.dumps({"error": message})
+        resp.complete = True
 
     def _cors(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> bool:
         """gin-contrib/cors ``applyCors``; True when the request has been answered (preflight or refusal)."""

@@ -22,6 +22,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
+from falcon_ollama.ratelimit import RequestWindow, default_store_path
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.cloud import (
@@ -220,6 +221,9 @@ def access_control(settings: Settings) -> AccessControl:
     return AccessControl(
         api_keys=settings.api_keys,
         tenants=settings.tenants,
+        window=RequestWindow(default_store_path(settings.tenants.source))
+        if settings.tenants.limited()
+        else None,
         exempt_paths=settings.auth_exempt_paths,
         origins=OriginPolicy(settings.ollama_origins),
         check_host=settings.check_host and settings.bind.is_loopback,

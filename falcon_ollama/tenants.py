@@ -31,7 +31,8 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 _LIMIT_FIELDS: Final = ("requests_per_minute", "tokens_per_minute", "concurrent_streams")
 _FIELDS: Final = frozenset({"key_sha256", "models", *_LIMIT_FIELDS})
-LIMITS_ENFORCED: Final = False  # True once falcon_ollama has a limiter (issue 15, step 3)
+LIMITS_ENFORCED: Final = False  # True once every limit below is enforced (issue 15, step 3)
+_ENFORCED: Final = frozenset({"requests_per_minute"})  # by falcon_ollama/ratelimit.py, across one machine
 UNNAMED: Final = ""  # the tenant of FALCON_OLLAMA_API_KEYS: every model, no limits
 
 
@@ -65,10 +66,15 @@ UNLIMITED: Final = Tenant(UNNAMED)
 class Tenants:
     """Digest -> tenant; ``repr`` shows counts only, never a digest."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "source")
 
-    def __init__(self, entries: Iterable[tuple[bytes, Tenant]] = ()) -> None:
+    def __init__(self, entries: Iterable[tuple[bytes, Tenant]] = (), source: str = "") -> None:
         self._entries: tuple[tuple[bytes, Tenant], ...] = tuple(entries)
+        self.source = source  # the file's absolute path: processes reading one file share one rate window
+
+    def limited(self) -> bool:
+        """True when some tenant has a requests-per-minute limit (a rate window is then needed)."""
+        return any(t.limits.requests_per_minute is not None for _, t in self._entries)
 
     def resolve(self, token: str) -> Tenant | None:
         """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
@@ -83,7 +89,7 @@ class Tenants:
         return tuple(dict.fromkeys(t.name for _, t in self._entries))
 
     def __add__(self, other: Tenants) -> Tenants:
-        return Tenants((*self._entries, *other._entries))
+        return Tenants((*self._entries, *other._entries), self.source or other.source)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -150,10 +156,11 @@ def parse_tenants(
         if extra:
             raise ValueError(f"{where}: unknown fields {sorted(extra)}")
         limits = Limits(*(_limit(table, k, where) for k in _LIMIT_FIELDS))
-        if limits != Limits() and not accept_limits:
+        unenforced = [k for k in _LIMIT_FIELDS if k in table and k not in _ENFORCED]
+        if unenforced and not accept_limits:
             raise ValueError(
-                f"{where}: limits ({', '.join(k for k in _LIMIT_FIELDS if k in table)}) are not enforced by "
-                "this version yet; remove them rather than rely on them"
+                f"{where}: limits ({', '.join(unenforced)}) are not enforced by this version yet; "
+                "remove them rather than rely on them"
             )
         patterns = tuple(p.lower() for p in _strings(table, "models", where)) if "models" in table else ("*",)
         tenant = Tenant(name, patterns, limits)
@@ -178,7 +185,9 @@ def read_tenants_file(path_text: str, *, accept_limits: bool = LIMITS_ENFORCED) 
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
-    return parse_tenants(text, repr(str(path)), accept_limits=accept_limits)
+    tenants = parse_tenants(text, repr(str(path)), accept_limits=accept_limits)
+    tenants.source = str(path.resolve())
+    return tenants
 
 
 # The tenant of the request being served. Set by AccessControl.process_request, which Falcon awaits in the

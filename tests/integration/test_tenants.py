@@ -6,7 +6,7 @@ Raw httpx shows each route's 404 dialect; the openai and anthropic SDKs show a r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anthropic
@@ -16,6 +16,7 @@ import pytest
 
 from fake_openai import FakeUpstreamThread
 from falcon_ollama.access import ApiKeys
+from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.tenants import read_tenants_file
 from tests.servers import ProxyThread
 
@@ -102,3 +103,37 @@ def test_unknown_keys_are_refused(tenanted: ProxyThread) -> None:
     resp = get(tenanted, "/api/tags", "not-a-tenant-key-DDDDDDDDDDDDDDDD")
     assert resp.status_code == 401 and "invalid" in resp.json()["error"]
     assert httpx.get(f"{tenanted.url}/api/tags", timeout=30).status_code == 401
+
+
+@pytest.fixture
+def limited(fake: FakeUpstreamThread, start_proxy: StartProxy, tmp_path: Path) -> Iterator[ProxyThread]:
+    path = tmp_path / "tenants.toml"
+    path.write_text(
+        f'[tenants.three]\nkey_sha256 = ["{sha(MINI_KEY)}"]\nrequests_per_minute = 3\n'
+        f'[tenants.free]\nkey_sha256 = ["{sha(ALL_KEY)}"]\n'
+    )
+    tenants = read_tenants_file(str(path))
+    yield start_proxy(fake, tenants=tenants)
+    store = default_store_path(tenants.source)
+    for suffix in ("", "-wal", "-shm"):
+        store.with_name(store.name + suffix).unlink(missing_ok=True)
+
+
+def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) -> None:
+    chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
+    for _ in range(3):
+        assert post(limited, "/api/chat", MINI_KEY, chat).status_code == 200
+    assert get(limited, "/api/tags", MINI_KEY).status_code == 200  # listing is not counted
+    over = post(limited, "/api/chat", MINI_KEY, chat)
+    assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
+    assert list(over.json()) == ["error"] and "3 requests per minute" in over.json()["error"]
+    sdk = openai.OpenAI(base_url=f"{limited.url}/v1", api_key=MINI_KEY, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as v1:
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert v1.value.code == "rate_limit_exceeded"
+    claude = anthropic.Anthropic(base_url=limited.url, api_key=MINI_KEY, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as msg:
+        claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    # Another tenant is not limited by this one's use.
+    assert post(limited, "/api/chat", ALL_KEY, chat).status_code == 200
