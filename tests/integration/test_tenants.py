@@ -18,7 +18,8 @@ from fake_openai import FakeUpstreamThread
 from falcon_ollama.access import ApiKeys
 from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.tenants import read_tenants_file
-from tests.servers import ProxyThread
+from tests.integration.test_gunicorn_lifecycle import gunicorn_env
+from tests.servers import GunicornProcess, ProxyThread
 
 MINI_KEY = "tenant-mini-key-AAAAAAAAAAAAAAAA"
 ALL_KEY = "tenant-all-key-BBBBBBBBBBBBBBBBBB"
@@ -47,11 +48,11 @@ key_sha256 = ["sha256:{sha(ALL_KEY)}"]
     return start_proxy(fake, tenants=read_tenants_file(str(path)), api_keys=ApiKeys([LEGACY_KEY]))
 
 
-def get(proxy: ProxyThread, path: str, key: str) -> httpx.Response:
+def get(proxy: ProxyThread | GunicornProcess, path: str, key: str) -> httpx.Response:
     return httpx.get(f"{proxy.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
-def post(proxy: ProxyThread, path: str, key: str, body: object) -> httpx.Response:
+def post(proxy: ProxyThread | GunicornProcess, path: str, key: str, body: object) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
     return httpx.post(f"{proxy.url}{path}", headers=headers, json=body, timeout=30)
 
@@ -137,3 +138,19 @@ def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) ->
     assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
     # Another tenant is not limited by this one's use.
     assert post(limited, "/api/chat", ALL_KEY, chat).status_code == 200
+
+
+def test_two_gunicorn_masters_on_one_machine_hold_one_limit(fake: FakeUpstreamThread, tmp_path: Path) -> None:
+    """Two masters x 2 workers reading one tenants file: 30 requests over fresh connections, 20 accepted."""
+    path = tmp_path / "tenants.toml"
+    path.write_text(f'[tenants.twenty]\nkey_sha256 = ["{sha(MINI_KEY)}"]\nrequests_per_minute = 20\n')
+    env = {**gunicorn_env(fake, workers=2), "FALCON_OLLAMA_TENANTS_FILE": str(path)}
+    chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
+    try:
+        with GunicornProcess(env) as one, GunicornProcess(env) as two:
+            codes = [post((one, two)[n % 2], "/api/chat", MINI_KEY, chat).status_code for n in range(30)]
+    finally:
+        store = default_store_path(str(path.resolve()))
+        for suffix in ("", "-wal", "-shm"):
+            store.with_name(store.name + suffix).unlink(missing_ok=True)
+    assert codes.count(200) == 20 and codes.count(429) == 10, codes
