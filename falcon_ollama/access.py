@@ -352,6 +352,9 @@ class AccessControl:
             if tenant is not None:
                 req.context.tenant = tenant
                 set_current_tenant(tenant)
+                info = getattr(req.context, "info", None)  # RequestTracking's, for the access log line
+                if info is not None and tenant.name:
+                    info.tenant = tenant.name
                 if req.method == "POST":
                     self._limit_requests(req, resp, tenant)
 

@@ -51,6 +51,7 @@ class RequestInfo:
         "route",
         "started_ns",
         "status",
+        "tenant",
         "upstream_status",
     )
 
@@ -71,6 +72,7 @@ class RequestInfo:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.first_chunk_ns: int | None = None
+        self.tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
         self._metrics = metrics
         self._done = False
         self._counted = path not in _NOT_COUNTED
@@ -105,6 +107,8 @@ class RequestInfo:
             fields["outcome"] = self.outcome
         if self.client:
             fields["client"] = self.client
+        if self.tenant:
+            fields["tenant"] = self.tenant
         if self.model:
             fields["model"] = self.model
         if self.first_chunk_ns is not None:

@@ -6,6 +6,7 @@ Raw httpx shows each route's 404 dialect; the openai and anthropic SDKs show a r
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -154,3 +155,17 @@ def test_two_gunicorn_masters_on_one_machine_hold_one_limit(fake: FakeUpstreamTh
         for suffix in ("", "-wal", "-shm"):
             store.with_name(store.name + suffix).unlink(missing_ok=True)
     assert codes.count(200) == 20 and codes.count(429) == 10, codes
+
+
+def test_the_access_log_names_the_tenant_and_its_tokens(
+    tenanted: ProxyThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="falcon_ollama.request")
+    chat = {"model": "gpt-4o-mini", "messages": USER, "stream": True}
+    assert post(tenanted, "/api/chat", MINI_KEY, chat).status_code == 200
+    assert post(tenanted, "/api/chat", LEGACY_KEY, chat).status_code == 200
+    lines = [r.fields for r in caplog.records if r.name == "falcon_ollama.request"]  # type: ignore[attr-defined]
+    named, unnamed = lines[-2], lines[-1]
+    assert named["tenant"] == "minis" and named["completion_tokens"] and named["prompt_tokens"]
+    assert "tenant" not in unnamed  # FALCON_OLLAMA_API_KEYS: the unnamed tenant
+    assert MINI_KEY not in caplog.text and sha(MINI_KEY) not in caplog.text
