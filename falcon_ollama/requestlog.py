@@ -123,8 +123,19 @@ class RequestInfo:
         if self.completion_tokens is not None:
             fields["completion_tokens"] = self.completion_tokens
             metrics.tokens.labels(model, "completion").inc(self.completion_tokens)
+        if self.tenant:
+            self._charge(self.tenant, model)
         if self.route not in _NOT_LOGGED:
             log.info("%s %s %d", self.method, self.path, self.status, extra={"fields": fields})
+
+    def _charge(self, tenant: str, model: str) -> None:
+        """Per-tenant accounting in Prometheus: the request, and its tokens once known."""
+        metrics = self._metrics
+        metrics.tenant_requests.labels(tenant, model, self.outcome or str(self.status)).inc()
+        if self.prompt_tokens is not None:
+            metrics.tenant_tokens.labels(tenant, model, "prompt").inc(self.prompt_tokens)
+        if self.completion_tokens is not None:
+            metrics.tenant_tokens.labels(tenant, model, "completion").inc(self.completion_tokens)
 
 
 class RequestTracking:

@@ -169,3 +169,13 @@ def test_the_access_log_names_the_tenant_and_its_tokens(
     assert named["tenant"] == "minis" and named["completion_tokens"] and named["prompt_tokens"]
     assert "tenant" not in unnamed  # FALCON_OLLAMA_API_KEYS: the unnamed tenant
     assert MINI_KEY not in caplog.text and sha(MINI_KEY) not in caplog.text
+    metrics = get(tenanted, "/metrics", ALL_KEY).text
+    prompt, completion = named["prompt_tokens"], named["completion_tokens"]
+    labels = 'model="gpt-4o-mini:latest",tenant="minis"'
+    assert f'falcon_ollama_tenant_tokens_total{{kind="prompt",{labels}}} {float(prompt)}' in metrics
+    assert f'falcon_ollama_tenant_tokens_total{{kind="completion",{labels}}} {float(completion)}' in metrics
+    assert (
+        'falcon_ollama_tenant_requests_total{model="gpt-4o-mini:latest",status="200",tenant="minis"} 1.0'
+        in metrics
+    )
+    assert 'tenant=""' not in metrics  # the unnamed tenant is not a label value
