@@ -94,6 +94,13 @@ def test_a_hidden_model_is_404_in_each_dialect(tenanted: ProxyThread, fake: Fake
 def test_allowed_models_work_and_other_tenants_reach_the_rest(tenanted: ProxyThread) -> None:
     chat = {"model": "GPT-4o-mini:latest", "messages": USER, "stream": False}
     assert post(tenanted, "/api/chat", MINI_KEY, chat).status_code == 200
+    assert post(tenanted, "/api/chat", ALL_KEY, {**chat, "model": "gpt-5"}).status_code == 200
+    # /api/ps shows a tenant only the running models it may use, not what another tenant ran.
+    assert [m["name"] for m in get(tenanted, "/api/ps", MINI_KEY).json()["models"]] == ["gpt-4o-mini:latest"]
+    assert {m["name"] for m in get(tenanted, "/api/ps", ALL_KEY).json()["models"]} == {
+        "gpt-4o-mini:latest",
+        "gpt-5:latest",
+    }
     # x-api-key (Anthropic's clients) resolves the same tenant.
     claude = anthropic.Anthropic(base_url=tenanted.url, api_key=MINI_KEY, max_retries=0)
     assert claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER).content  # type: ignore[arg-type]
