@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from falcon_ollama.ratelimit import RequestWindow, retry_after_header
+from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, set_current_tenant
+
 if TYPE_CHECKING:
     import falcon.asgi
 
@@ -311,18 +314,22 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins")
+    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants", "_window")
 
     def __init__(
         self,
         *,
         api_keys: ApiKeys,
+        tenants: Tenants | None = None,
+        window: RequestWindow | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
         hostname: str = "",
     ) -> None:
         self._keys = api_keys
+        self._tenants = tenants or Tenants()
+        self._window = window
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -339,8 +346,43 @@ class AccessControl:
             resp.data = _HOST_FORBIDDEN
             resp.complete = True
             return
-        if self._keys and req.path not in self._exempt:
-            self._authenticate(req, resp)
+        set_current_tenant(None)
+        if (self._keys or self._tenants) and req.path not in self._exempt:
+            tenant = self._authenticate(req, resp)
+            if tenant is not None:
+                req.context.tenant = tenant
+                set_current_tenant(tenant)
+                info = getattr(req.context, "info", None)  # RequestTracking's, for the access log line
+                if info is not None and tenant.name:
+                    info.tenant = tenant.name
+                if req.method == "POST":
+                    self._limit_requests(req, resp, tenant)
+
+    def _limit_requests(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant) -> None:
+        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used."""
+        rpm = tenant.limits.requests_per_minute
+        if rpm is None or self._window is None:
+            return
+        wait = self._window.acquire(tenant.name, rpm)
+        if wait is None:
+            return
+        message = f"rate limit exceeded: {rpm} requests per minute for this key; retry after {wait:.1f}s"
+        log.info(
+            "refused %s %s: tenant %s over %d requests per minute", req.method, req.path, tenant.name, rpm
+        )
+        resp.status = 429
+        resp.content_type = _JSON
+        resp.set_header("Retry-After", retry_after_header(wait))
+        if req.path.startswith("/v1/messages"):
+            resp.data = orjson.dumps(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+            )
+        elif req.path.startswith("/v1/"):
+            error = {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+            resp.data = orjson.dumps({"error": error})
+        else:
+            resp.data = orjson.dumps({"error": message})
+        resp.complete = True
 
     def _cors(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> bool:
         """gin-contrib/cors ``applyCors``; True when the request has been answered (preflight or refusal)."""
@@ -367,16 +409,23 @@ class AccessControl:
             resp.set_header("Vary", "Origin")
         return False
 
-    def _authenticate(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """401 unless ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (Anthropic's clients) carries a
-        configured key (the key is never logged)."""
+    def _resolve(self, token: str) -> Tenant | None:
+        """The key's tenant: the unnamed one for ``FALCON_OLLAMA_API_KEYS``, else from the tenants file."""
+        if self._keys and self._keys.verify(token):
+            return UNLIMITED
+        return self._tenants.resolve(token) if self._tenants else None
+
+    def _authenticate(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> Tenant | None:
+        """The caller's tenant, or a 401 answered (None) unless ``Authorization: Bearer <key>`` or
+        ``x-api-key: <key>`` (Anthropic's clients) carries a configured key (the key is never logged)."""
         scheme, _, token = (req.get_header("Authorization") or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             scheme, token = "bearer", (req.get_header("x-api-key") or "").strip()
         if scheme.lower() == "bearer" and token:
-            if self._keys.verify(token):
-                return
+            tenant = self._resolve(token)
+            if tenant is not None:
+                return tenant
             message, challenge = _INVALID, f'Bearer realm="{REALM}", error="invalid_token"'
         else:
             message, challenge = _MISSING, f'Bearer realm="{REALM}"'
@@ -394,3 +443,4 @@ class AccessControl:
         else:
             resp.data = orjson.dumps({"error": message})
         resp.complete = True
+        return None

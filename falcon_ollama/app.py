@@ -21,6 +21,7 @@ from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
+from falcon_ollama.ratelimit import RequestWindow, default_store_path
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.cloud import (
@@ -205,6 +206,10 @@ def access_control(settings: Settings) -> AccessControl:
     access = settings.access
     return AccessControl(
         api_keys=access.api_keys,
+        tenants=settings.tenants,
+        window=RequestWindow(default_store_path(settings.tenants.source))
+        if settings.tenants.limited()
+        else None,
         exempt_paths=access.auth_exempt_paths,
         origins=OriginPolicy(access.ollama_origins),
         check_host=access.check_host and settings.bind.is_loopback,

@@ -29,6 +29,7 @@ from typing import Any
 from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
+from falcon_ollama.tenants import current_tenant
 from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
 from falcon_ollama.upstream import Upstream
 
@@ -102,12 +103,28 @@ class Catalog:
         return self._last_error
 
     async def list_models(self) -> list[ModelEntry]:
-        """Every model shown to clients: visible upstream models and live aliases, sorted by name."""
+        """Every model shown to clients: visible upstream models and live aliases, sorted by name.
+
+        A request's tenant (falcon_ollama/tenants.py) sees only the models its patterns allow."""
         await self._ensure_loaded()
-        return self._entries or []
+        entries = self._entries or []
+        tenant = current_tenant()
+        if tenant is None:
+            return entries
+        return [e for e in entries if tenant.may_use(e.name)]
 
     async def resolve(self, name: str) -> ModelEntry:
-        """Find the model a client asked for, or raise Ollama's 404 (``model '<name>' not found``)."""
+        """Find the model a client asked for, or raise Ollama's 404 (``model '<name>' not found``).
+
+        A model outside the request tenant's patterns is 404 as if it did not exist: each route already
+        answers this 404 in its own dialect. An alias is judged by its own name."""
+        entry = await self._resolve(name)
+        tenant = current_tenant()
+        if tenant is not None and not tenant.may_use(entry.name):
+            raise model_not_found(name)
+        return entry
+
+    async def _resolve(self, name: str) -> ModelEntry:
         key = lookup_key(name)
         if not key:
             raise model_not_found(name)

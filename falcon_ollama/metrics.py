@@ -108,6 +108,19 @@ class Metrics:
         self.tokens = _Counter(
             "falcon_ollama_tokens", "Tokens reported by the upstream", ["model", "kind"], registry=registry
         )
+        # Per named tenant (FALCON_OLLAMA_TENANTS_FILE): the tenant label is bounded by that file.
+        self.tenant_requests = _Counter(
+            "falcon_ollama_tenant_requests",
+            "Requests of named tenants",
+            ["tenant", "model", "status"],
+            registry=registry,
+        )
+        self.tenant_tokens = _Counter(
+            "falcon_ollama_tenant_tokens",
+            "Tokens reported by the upstream, per named tenant",
+            ["tenant", "model", "kind"],
+            registry=registry,
+        )
         self.rejected = Counter(
             "falcon_ollama_rejected_requests",
             "Requests refused before any work",

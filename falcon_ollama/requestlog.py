@@ -51,6 +51,7 @@ class RequestInfo:
         "route",
         "started_ns",
         "status",
+        "tenant",
         "upstream_status",
     )
 
@@ -71,6 +72,7 @@ class RequestInfo:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.first_chunk_ns: int | None = None
+        self.tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
         self._metrics = metrics
         self._done = False
         self._counted = path not in _NOT_COUNTED
@@ -105,6 +107,8 @@ class RequestInfo:
             fields["outcome"] = self.outcome
         if self.client:
             fields["client"] = self.client
+        if self.tenant:
+            fields["tenant"] = self.tenant
         if self.model:
             fields["model"] = self.model
         if self.first_chunk_ns is not None:
@@ -119,8 +123,19 @@ class RequestInfo:
         if self.completion_tokens is not None:
             fields["completion_tokens"] = self.completion_tokens
             metrics.tokens.labels(model, "completion").inc(self.completion_tokens)
+        if self.tenant:
+            self._charge(self.tenant, model)
         if self.route not in _NOT_LOGGED:
             log.info("%s %s %d", self.method, self.path, self.status, extra={"fields": fields})
+
+    def _charge(self, tenant: str, model: str) -> None:
+        """Per-tenant accounting in Prometheus: the request, and its tokens once known."""
+        metrics = self._metrics
+        metrics.tenant_requests.labels(tenant, model, self.outcome or str(self.status)).inc()
+        if self.prompt_tokens is not None:
+            metrics.tenant_tokens.labels(tenant, model, "prompt").inc(self.prompt_tokens)
+        if self.completion_tokens is not None:
+            metrics.tenant_tokens.labels(tenant, model, "completion").inc(self.completion_tokens)
 
 
 class RequestTracking:

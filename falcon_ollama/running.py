@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from falcon_ollama.catalog_config import ModelEntry
+from falcon_ollama.tenants import current_tenant
 
 # Go's time.Now().Add(math.MaxInt64): a negative keep_alive "never" expires, which prints as ~292 years ahead.
 _FOREVER_SECONDS = (2**63 - 1) / 1e9
@@ -34,9 +35,14 @@ class RunningModels:
         self._expiry[entry.name] = (entry, self._clock() + window)
 
     def active(self) -> list[tuple[ModelEntry, float]]:
-        """Models still within their window, latest expiry first (as Ollama sorts), expired ones dropped."""
+        """Models still within their window, latest expiry first (as Ollama sorts), expired ones dropped.
+
+        A request's tenant sees only the models its patterns allow: another tenant's use is not its business.
+        """
         now = self._clock()
         expired = [name for name, (_, until) in self._expiry.items() if until <= now]
         for name in expired:
             del self._expiry[name]
-        return sorted(self._expiry.values(), key=lambda item: -item[1])
+        tenant = current_tenant()
+        active = [item for item in self._expiry.values() if tenant is None or tenant.may_use(item[0].name)]
+        return sorted(active, key=lambda item: -item[1])

@@ -26,6 +26,7 @@ from falcon_ollama.access import (
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
+from falcon_ollama.tenants import Tenants, read_tenants_file
 from falcon_ollama.variables import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -257,6 +258,13 @@ VARIABLES: tuple[Variable, ...] = (
             attribute="api_keys",
         ),
         _V(
+            "FALCON_OLLAMA_TENANTS_FILE",
+            read_tenants_file,
+            Tenants(),
+            "tenants file (TOML): keys, models, limits",
+            attribute="tenants",
+        ),
+        _V(
             "FALCON_OLLAMA_AUTH_EXEMPT_PATHS",
             parse_exempt_paths,
             DEFAULT_AUTH_EXEMPT_PATHS,
@@ -454,6 +462,7 @@ class Settings:
     max_embed_inputs: int = _default("max_embed_inputs")
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = _default("api_keys")  # noqa: RUF009 (immutable: digests in a tuple)
+    tenants: Tenants = _default("tenants")  # noqa: RUF009 (immutable: digests in a tuple; tenants.py)
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")
     check_host: bool = _default("check_host")

@@ -52,7 +52,12 @@ GUNICORN_INT_SETTINGS = {
 DOCUMENTED = {*DECLARED, ENV_FILE_VARIABLE}
 # Examples naming files that exist only on a deployed machine; every other example must be accepted.
 EXAMPLES_NEEDING_FILES = frozenset(
-    {"FALCON_OLLAMA_API_KEYS_FILE", "FALCON_OLLAMA_CATALOG", "FALCON_OLLAMA_LOG_FILE"}
+    {
+        "FALCON_OLLAMA_API_KEYS_FILE",
+        "FALCON_OLLAMA_CATALOG",
+        "FALCON_OLLAMA_LOG_FILE",
+        "FALCON_OLLAMA_TENANTS_FILE",
+    }
 )
 
 

@@ -1,0 +1,204 @@
+"""Tenants: named inbound keys, each with the models it may use and its limits (issue 15, first part).
+
+Why a file of digests: the tenants file names who may call the proxy and what they may reach, so it is
+configuration an operator reviews and versions; holding SHA-256 digests of the keys (never the keys) keeps it
+safe to do so. A key is found by comparing its digest with every configured digest (constant time over the
+whole set, as :class:`falcon_ollama.access.ApiKeys`), so timing does not tell which tenant matched.
+
+Which models a tenant may use is decided here, by ``fnmatch`` patterns over the names clients see (case
+folded); the catalog applies it through :func:`current_tenant`, so a hidden model is 404 and unlisted on every
+route without each route knowing about tenants.
+
+The limits are parsed and carried here, but the limiter that enforces them across workers and replicas is
+not built yet: until it is, a file that sets a limit fails start-up (an operator must not believe a limit
+holds when it does not). ``accept_limits`` lets the limiter's work and the tests parse them already.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import hashlib
+import hmac
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+_LIMIT_FIELDS: Final = ("requests_per_minute", "tokens_per_minute", "concurrent_streams")
+_FIELDS: Final = frozenset({"key_sha256", "models", *_LIMIT_FIELDS})
+LIMITS_ENFORCED: Final = False  # True once every limit below is enforced (issue 15, step 3)
+_ENFORCED: Final = frozenset({"requests_per_minute"})  # by falcon_ollama/ratelimit.py, across one machine
+UNNAMED: Final = ""  # the tenant of FALCON_OLLAMA_API_KEYS: every model, no limits
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A tenant's limits; ``None`` is unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One tenant: its name (a metric label, so bounded by the file), model patterns and limits."""
+
+    name: str
+    models: tuple[str, ...] = ("*",)
+    limits: Limits = field(default_factory=Limits)
+
+    def may_use(self, client_name: str) -> bool:
+        """True when a client-visible model name matches one of the tenant's patterns (case-insensitive)."""
+        name = client_name.strip().lower()
+        bare = name.removesuffix(":latest")
+        return any(fnmatch.fnmatchcase(n, p) for p in self.models for n in (name, bare))
+
+
+UNLIMITED: Final = Tenant(UNNAMED)
+
+
+class Tenants:
+    """Digest -> tenant; ``repr`` shows counts only, never a digest."""
+
+    __slots__ = ("_entries", "source")
+
+    def __init__(self, entries: Iterable[tuple[bytes, Tenant]] = (), source: str = "") -> None:
+        self._entries: tuple[tuple[bytes, Tenant], ...] = tuple(entries)
+        self.source = source  # the file's absolute path: processes reading one file share one rate window
+
+    def limited(self) -> bool:
+        """True when some tenant has a requests-per-minute limit (a rate window is then needed)."""
+        return any(t.limits.requests_per_minute is not None for _, t in self._entries)
+
+    def resolve(self, token: str) -> Tenant | None:
+        """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
+        candidate = hashlib.sha256(token.encode("utf-8")).digest()
+        found: Tenant | None = None
+        for digest, tenant in self._entries:
+            if hmac.compare_digest(candidate, digest):
+                found = tenant
+        return found
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.name for _, t in self._entries))
+
+    def __add__(self, other: Tenants) -> Tenants:
+        return Tenants((*self._entries, *other._entries), self.source or other.source)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tenants) and set(self._entries) == set(other._entries)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._entries))
+
+    def __repr__(self) -> str:
+        return f"Tenants({len(self.names())} tenants, {len(self._entries)} keys)"
+
+    __str__ = __repr__
+
+
+def unnamed_tenant(digests: Iterable[bytes]) -> Tenants:
+    """``FALCON_OLLAMA_API_KEYS`` as before: one unnamed tenant, every model, no limits."""
+    return Tenants((d, UNLIMITED) for d in digests)
+
+
+def _limit(table: Mapping[str, object], key: str, where: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{where}: {key} must be a whole number of at least 1")
+    return value
+
+
+def _strings(table: Mapping[str, object], key: str, where: str) -> list[str]:
+    value = table.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"{where}: {key} must be a non-empty list of strings")
+    return [v.strip() for v in value]
+
+
+def parse_tenants(
+    text: str, source: str = "the tenants file", *, accept_limits: bool = LIMITS_ENFORCED
+) -> Tenants:
+    """The TOML text of a tenants file; every mistake names its tenant and field, never a key."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source} is not valid TOML: {exc}") from None
+    unknown = set(doc) - {"tenants"}
+    if unknown:
+        raise ValueError(f"{source}: unknown top-level keys {sorted(unknown)} (expected [tenants.<name>])")
+    tables = doc.get("tenants")
+    if not isinstance(tables, dict) or not tables:
+        raise ValueError(f"{source} defines no tenant (expected [tenants.<name>] tables)")
+    entries: list[tuple[bytes, Tenant]] = []
+    owner: dict[bytes, str] = {}
+    for name, table in tables.items():
+        where = f"{source}: tenant {name!r}"
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"{where}: a name is 1-64 of A-Z a-z 0-9 _ . - (it is a metric label)")
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        extra = set(table) - _FIELDS
+        if extra:
+            raise ValueError(f"{where}: unknown fields {sorted(extra)}")
+        limits = Limits(*(_limit(table, k, where) for k in _LIMIT_FIELDS))
+        unenforced = [k for k in _LIMIT_FIELDS if k in table and k not in _ENFORCED]
+        if unenforced and not accept_limits:
+            raise ValueError(
+                f"{where}: limits ({', '.join(unenforced)}) are not enforced by this version yet; "
+                "remove them rather than rely on them"
+            )
+        patterns = tuple(p.lower() for p in _strings(table, "models", where)) if "models" in table else ("*",)
+        tenant = Tenant(name, patterns, limits)
+        for number, hex_digest in enumerate(_strings(table, "key_sha256", where), start=1):
+            hex_digest = hex_digest.lower().removeprefix("sha256:")
+            if not _HEX_DIGEST.fullmatch(hex_digest):
+                raise ValueError(f"{where}: key_sha256 entry {number} is not a 64-digit hex SHA-256 digest")
+            digest = bytes.fromhex(hex_digest)
+            if digest in owner:
+                raise ValueError(f"{where}: key_sha256 entry {number} is already a key of {owner[digest]!r}")
+            owner[digest] = name
+            entries.append((digest, tenant))
+    return Tenants(entries)
+
+
+def read_tenants_file(path_text: str, *, accept_limits: bool = LIMITS_ENFORCED) -> Tenants:
+    """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
+    path = Path(path_text).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
+    tenants = parse_tenants(text, repr(str(path)), accept_limits=accept_limits)
+    tenants.source = str(path.resolve())
+    return tenants
+
+
+# The tenant of the request being served. Set by AccessControl.process_request, which Falcon awaits in the
+# same task as the responder; uvicorn runs each request in its own task, so a value never leaks to another.
+_CURRENT: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("falcon_ollama_tenant", default=None)
+
+
+def current_tenant() -> Tenant | None:
+    """The tenant of the request in progress (None when tenants are not configured or the path is exempt)."""
+    return _CURRENT.get()
+
+
+def set_current_tenant(tenant: Tenant | None) -> None:
+    _CURRENT.set(tenant)
