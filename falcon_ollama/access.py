@@ -15,7 +15,6 @@ settings dump shows one.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from falcon_ollama.ratelimit import RequestWindow, retry_after_header
-from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, set_current_tenant
+from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, key_digest, set_current_tenant
 
 if TYPE_CHECKING:
     import falcon.asgi
@@ -133,7 +132,7 @@ class ApiKeys:
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         keys = tuple(dict.fromkeys(keys))
-        self._digests: tuple[bytes, ...] = tuple(dict.fromkeys(_digest(k) for k in keys))
+        self._digests: tuple[bytes, ...] = tuple(dict.fromkeys(key_digest(k) for k in keys))
         # Kept only for falcon_ollama.redaction (finding a key in text needs the key); never in repr.
         self._secrets = keys
 
@@ -142,7 +141,7 @@ class ApiKeys:
         return self._secrets
 
     def verify(self, token: str) -> bool:
-        candidate = _digest(token)
+        candidate = key_digest(token)
         matched = False
         for digest in self._digests:
             matched |= hmac.compare_digest(candidate, digest)
@@ -170,10 +169,6 @@ class ApiKeys:
         return f"ApiKeys({len(self._digests)} configured)"
 
     __str__ = __repr__
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
 
 
 def _check_key(key: str, where: str) -> str:

@@ -78,7 +78,7 @@ class Tenants:
 
     def resolve(self, token: str) -> Tenant | None:
         """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
-        candidate = hashlib.sha256(token.encode("utf-8")).digest()
+        candidate = key_digest(token)
         found: Tenant | None = None
         for digest, tenant in self._entries:
             if hmac.compare_digest(candidate, digest):
@@ -109,9 +109,9 @@ class Tenants:
     __str__ = __repr__
 
 
-def unnamed_tenant(digests: Iterable[bytes]) -> Tenants:
-    """``FALCON_OLLAMA_API_KEYS`` as before: one unnamed tenant, every model, no limits."""
-    return Tenants((d, UNLIMITED) for d in digests)
+def key_digest(key: str) -> bytes:
+    """What is kept of an inbound key (here and for FALCON_OLLAMA_API_KEYS): its SHA-256, never the key."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
 
 
 def _limit(table: Mapping[str, object], key: str, where: str) -> int | None:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Claude Code through the proxy, offline: the bundled fake upstream, falcon-ollama serve, and the real
-# `claude` CLI (installed from npm into a temporary directory, never into the repository).
+# Claude Code through the proxy, offline: the bundled fake upstream, the proxy as production runs it
+# (`gunicorn -c gunicorn.conf.py`, 2 workers; SERVER=serve for `falcon-ollama serve`), and the real `claude`
+# CLI (installed from npm into a temporary directory, never into the repository).
 #
 #   scripts/try_claude_code.sh            # uses .venv/bin/falcon-ollama, else falcon-ollama on PATH
-#   CLAUDE_CODE_VERSION=2.1.197 scripts/try_claude_code.sh
+#   CLAUDE_CODE_VERSION=2.1.197 SERVER=serve scripts/try_claude_code.sh
 #
 # Two runs: `claude -p "say hi"` (a plain streamed answer), then a real tool round trip: the fake is scripted
 # to answer the prompt with a Bash tool call (`echo hello-from-bash`), Claude Code runs it and sends the
@@ -41,11 +42,16 @@ proxy_port="$(free_port)"
 "$bin" fake-upstream --host 127.0.0.1 --port "$fake_port" >"$scratch/fake.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$fake_port/_fake/config"
-OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OPENAI_API_KEY="sk-fake-upstream-key-0123456789" \
-    OLLAMA_HOST="127.0.0.1:$proxy_port" "$bin" serve --env-file /dev/null >"$scratch/proxy.log" 2>&1 &
+export OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OPENAI_API_KEY="sk-fake-upstream-key-0123456789" \
+    OLLAMA_HOST="127.0.0.1:$proxy_port" FALCON_OLLAMA_ENV_FILE=/dev/null
+if [ "${SERVER:-gunicorn}" = serve ]; then
+    "$bin" serve --env-file /dev/null >"$scratch/proxy.log" 2>&1 &
+else
+    (cd "$repo" && WEB_CONCURRENCY=2 exec "$(dirname "$bin")/gunicorn" -c gunicorn.conf.py) >"$scratch/proxy.log" 2>&1 &
+fi
 pids+=($!)
 wait_for "http://127.0.0.1:$proxy_port/api/version"
-echo "fake upstream on :$fake_port, proxy on :$proxy_port"
+echo "fake upstream on :$fake_port, proxy (${SERVER:-gunicorn}) on :$proxy_port"
 
 fake_config() { curl -fsS -o /dev/null -X POST "http://127.0.0.1:$fake_port/_fake/config" -d "$1"; }
 run_claude() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Codex CLI through falcon-ollama's /v1/responses, offline: the bundled fake upstream on loopback, our proxy
-# in translate mode in front of it, and `codex exec` with a custom provider (wire_api = "responses").
+# in translate mode in front of it as production runs it (`gunicorn -c gunicorn.conf.py`, 2 workers;
+# SERVER=serve for `falcon-ollama serve`), and `codex exec` with a custom provider (wire_api = "responses").
 #
 #   scripts/try_codex.sh            # needs `codex` on PATH, or CODEX_BIN=/path/to/codex
 #   (install without touching the repo: npm i --prefix /tmp/codex @openai/codex;
@@ -43,9 +44,14 @@ PIDS+=($!)
 wait_up "http://127.0.0.1:$FAKE_PORT/v1/models"
 
 PROXY_PORT="$(free_port)"
-env -u OPENAI_API_KEY OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT/v1" OLLAMA_HOST="127.0.0.1:$PROXY_PORT" \
-  FALCON_OLLAMA_RESPONSES_MODE=translate FALCON_OLLAMA_LOG_FORMAT=text \
-  "$PYTHON" -m falcon_ollama serve >"$WORK/proxy.log" 2>&1 &
+PROXY_ENV=(-u OPENAI_API_KEY OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT/v1" OLLAMA_HOST="127.0.0.1:$PROXY_PORT"
+  FALCON_OLLAMA_RESPONSES_MODE=translate FALCON_OLLAMA_LOG_FORMAT=text FALCON_OLLAMA_ENV_FILE=/dev/null)
+if [[ "${SERVER:-gunicorn}" == serve ]]; then
+  env "${PROXY_ENV[@]}" "$PYTHON" -m falcon_ollama serve >"$WORK/proxy.log" 2>&1 &
+else
+  (cd "$REPO" && exec env "${PROXY_ENV[@]}" WEB_CONCURRENCY=2 "$(dirname "$PYTHON")/gunicorn" -c gunicorn.conf.py) \
+    >"$WORK/proxy.log" 2>&1 &
+fi
 PIDS+=($!)
 wait_up "http://127.0.0.1:$PROXY_PORT/api/version"
 
