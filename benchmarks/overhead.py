@@ -9,7 +9,7 @@ Starts, on loopback only:
 
 Then drives each one with the same load from wrk (Debian's package): the same chat request, as OpenAI JSON to
 the fake and to nginx and as Ollama JSON to falcon-ollama, at concurrency 1, 10 and 100, non-stream, stream
-(events back to back), stream paced like a model (5 ms per token) and ``/api/embed`` (16 inputs of
+(events back to back), stream paced like a model (5 ms per token) and ``/api/embed`` (``--embed-inputs`` 16 of
 ``--embed-dims`` 768; to the fake and nginx as OpenAI ``/v1/embeddings`` answered in JSON numbers). Targets
 take turns cell by cell, so machine noise hits all three alike. For each cell: req/s, p50/p99 latency, errors,
 and the CPU time the hop spent per request (all threads of all its processes, from ``/proc``). A last phase
@@ -50,16 +50,15 @@ MODES = {
     "non-stream": (False, 0.0),
     "stream": (True, 0.0),
     "stream-paced": (True, 5.0),
-    # POST /api/embed, EMBED_INPUTS x --embed-dims (the proxy asks the upstream for base64 float32 and
+    # POST /api/embed, --embed-inputs x --embed-dims (the proxy asks the upstream for base64 float32 and
     # answers JSON numbers; direct and nginx relay OpenAI's answer of JSON numbers, of about the same size)
     "embed": (False, 0.0),
 }
-EMBED_INPUTS = 16
 EMBED_MODEL = "nomic-embed-text"  # an alias of text-embedding-3-small in conf/models.toml
 
 
-def embed_body(openai: bool) -> bytes:
-    inputs = [f"text number {i}: the quick brown fox" for i in range(EMBED_INPUTS)]
+def embed_body(openai: bool, count: int) -> bytes:
+    inputs = [f"text number {i}: the quick brown fox" for i in range(count)]
     if openai:
         return orjson.dumps({"model": "text-embedding-3-small", "input": inputs, "encoding_format": "float"})
     return orjson.dumps({"model": EMBED_MODEL, "input": inputs})
@@ -233,10 +232,9 @@ class Bench:
                 self.scripts[name, mode] = lua_script(directory, f"ollama-{mode}", ollama)
             self.scripts["nginx", mode] = self.scripts["direct", mode]
 
-    @staticmethod
-    def body(mode: str, openai: bool) -> bytes:
+    def body(self, mode: str, openai: bool) -> bytes:
         if mode == "embed":
-            return embed_body(openai)
+            return embed_body(openai, self.args.embed_inputs)
         stream = MODES[mode][0]
         return h.upstream_body(stream) if openai else orjson.dumps(h.ollama_chat(stream))
 
@@ -609,6 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--embed-dims", type=int, default=768, help="dimensions of the embed mode's vectors (default 768)"
     )
+    parser.add_argument("--embed-inputs", type=int, default=16, help="inputs per embed request (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn and nginx workers (default 2)")
     parser.add_argument(
         "--gunicorn-config",
