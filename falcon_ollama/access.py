@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from falcon_ollama.ratelimit import RequestWindow, retry_after_header
+from falcon_ollama.limit_store import Limiter, StoreUnavailable
+from falcon_ollama.ratelimit import retry_after_header
 from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, key_digest, set_current_tenant
 
 if TYPE_CHECKING:
@@ -309,14 +310,14 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants", "_window")
+    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_limiter", "_origins", "_tenants")
 
     def __init__(
         self,
         *,
         api_keys: ApiKeys,
         tenants: Tenants | None = None,
-        window: RequestWindow | None = None,
+        limiter: Limiter | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
@@ -324,7 +325,7 @@ class AccessControl:
     ) -> None:
         self._keys = api_keys
         self._tenants = tenants or Tenants()
-        self._window = window
+        self._limiter = limiter
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -351,33 +352,31 @@ class AccessControl:
                 if info is not None and tenant.name:
                     info.tenant = tenant.name
                 if req.method == "POST":
-                    self._limit_requests(req, resp, tenant)
+                    await self._limit_requests(req, resp, tenant)
 
-    def _limit_requests(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant) -> None:
-        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used."""
+    async def _limit_requests(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant
+    ) -> None:
+        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used;
+        503 when the limit store is down and the failure policy is closed."""
         rpm = tenant.limits.requests_per_minute
-        if rpm is None or self._window is None:
+        if rpm is None or self._limiter is None:
             return
-        wait = self._window.acquire(tenant.name, rpm)
+        try:
+            wait = await self._limiter.acquire(tenant.name, rpm)
+        except StoreUnavailable:
+            message = "rate-limit store unavailable; retry shortly"
+            refuse(req, resp, 503, message, ("api_error", "api_error", "limit_store_unavailable"))
+            resp.set_header("Retry-After", "1")
+            return
         if wait is None:
             return
         message = f"rate limit exceeded: {rpm} requests per minute for this key; retry after {wait:.1f}s"
         log.info(
             "refused %s %s: tenant %s over %d requests per minute", req.method, req.path, tenant.name, rpm
         )
-        resp.status = 429
-        resp.content_type = _JSON
+        refuse(req, resp, 429, message, ("rate_limit_error", "requests", "rate_limit_exceeded"))
         resp.set_header("Retry-After", retry_after_header(wait))
-        if req.path.startswith("/v1/messages"):
-            resp.data = orjson.dumps(
-                {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
-            )
-        elif req.path.startswith("/v1/"):
-            error = {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}
-            resp.data = orjson.dumps({"error": error})
-        else:
-            resp.data = orjson.dumps({"error": message})
-        resp.complete = True
 
     def _cors(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> bool:
         """gin-contrib/cors ``applyCors``; True when the request has been answered (preflight or refusal)."""
@@ -425,17 +424,28 @@ class AccessControl:
         else:
             message, challenge = _MISSING, f'Bearer realm="{REALM}"'
         log.debug("refused %s %s: %s", req.method, req.path, message)
-        resp.status = 401
-        resp.content_type = _JSON
+        refuse(req, resp, 401, message, ("authentication_error", "invalid_request_error", _KEY_CODE))
         resp.set_header("WWW-Authenticate", challenge)
-        if req.path.startswith("/v1/messages"):
-            resp.data = orjson.dumps(
-                {"type": "error", "error": {"type": "authentication_error", "message": message}}
-            )
-        elif req.path.startswith("/v1/"):
-            error = {"message": message, "type": "invalid_request_error", "param": None, "code": _KEY_CODE}
-            resp.data = orjson.dumps({"error": error})
-        else:
-            resp.data = orjson.dumps({"error": message})
-        resp.complete = True
         return None
+
+
+def refuse(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    status: int,
+    message: str,
+    kinds: tuple[str, str, str],
+) -> None:
+    """Answer ``status`` in the route's dialect and complete the response. ``kinds``: Anthropic's error
+    type (/v1/messages), OpenAI's error type and code (other /v1 routes); Ollama's get ``{"error"}``."""
+    anthropic_type, openai_type, openai_code = kinds
+    resp.status = status
+    resp.content_type = _JSON
+    if req.path.startswith("/v1/messages"):
+        resp.data = orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})
+    elif req.path.startswith("/v1/"):
+        error = {"message": message, "type": openai_type, "param": None, "code": openai_code}
+        resp.data = orjson.dumps({"error": error})
+    else:
+        resp.data = orjson.dumps({"error": message})
+    resp.complete = True

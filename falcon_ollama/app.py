@@ -19,9 +19,10 @@ from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
+from falcon_ollama.limit_store import FAIL_CLOSED, Limiter, make_store
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
-from falcon_ollama.ratelimit import RequestWindow, default_store_path
+from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.cloud import (
@@ -114,7 +115,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     middleware: list[Any] = [
         _Lifespan(services),
         RequestTracking(metrics),
-        access_control(settings),
+        access_control(settings, metrics),
     ]
     app = FalconOllamaApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
@@ -201,19 +202,28 @@ def add_cloud_routes(app: falcon.asgi.App) -> None:  # type: ignore[type-arg]
     app.add_route("/api/experimental/model-recommendations", RecommendationsResource())
 
 
-def access_control(settings: Settings) -> AccessControl:
+def access_control(settings: Settings, metrics: Metrics | None = None) -> AccessControl:
     """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
     access = settings.access
     return AccessControl(
         api_keys=access.api_keys,
         tenants=settings.tenants,
-        window=RequestWindow(default_store_path(settings.tenants.source))
-        if settings.tenants.limited()
-        else None,
+        limiter=limiter(settings, metrics) if settings.tenants.limited() else None,
         exempt_paths=access.auth_exempt_paths,
         origins=OriginPolicy(access.ollama_origins),
         check_host=access.check_host and settings.bind.is_loopback,
     )
+
+
+def limiter(settings: Settings, metrics: Metrics | None = None) -> Limiter:
+    """The tenants' limit store (Redis when configured, else the machine's embedded one) and its policy."""
+    store = make_store(
+        settings.redis_url,
+        default_store_path(settings.tenants.source),
+        timeout=settings.limit_store_timeout,
+        max_backoff=settings.redis_max_backoff,
+    )
+    return Limiter(store, fail_closed=settings.limit_store_failure == FAIL_CLOSED, metrics=metrics)
 
 
 def app_from_env() -> FalconOllamaApp:

@@ -6,16 +6,16 @@ no server, and ``BEGIN IMMEDIATE`` makes count-then-insert one atomic step acros
 a sliding log (one row per accepted request in the last 60 s), which holds "at most N in any minute"
 exactly, unlike a fixed window (2N across a boundary) or a GCRA with a full-minute burst.
 
-A check is a short blocking call in the event loop (tens of microseconds; the lock wait is bounded by a busy
-timeout). A store that fails (locked past the timeout, disk error) lets the request through with a warning:
-refusing everyone because the counter broke would be the worse outage. Redis, for limits across replicas, is
-not built yet.
+A check is a short blocking call (tens of microseconds; the lock wait is bounded by a busy timeout), so
+:class:`falcon_ollama.limit_store.EmbeddedStore` runs it in a thread, never on the event loop. A store that
+fails (locked past the timeout, disk error) raises ``sqlite3.Error``; the limiter's failure policy
+(``FALCON_OLLAMA_LIMIT_STORE_FAILURE``) decides what the request gets. Limits across replicas: the Redis
+store in the same module.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import sqlite3
@@ -25,8 +25,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
-
-log = logging.getLogger("falcon_ollama.ratelimit")
 
 WINDOW: Final = 60.0
 _BUSY_TIMEOUT_MS: Final = 200
@@ -65,14 +63,13 @@ class RequestWindow:
     def acquire(self, tenant: str, limit: int) -> float | None:
         """None when the request is accepted (and counted); else seconds until one would be accepted.
 
-        A store error accepts the request and logs a warning (fail-open)."""
+        A store error closes the connection (the next call opens a new one) and raises ``sqlite3.Error``."""
         with self._lock:
             try:
                 return self._acquire(tenant, limit)
-            except sqlite3.Error as exc:
-                log.warning("rate-limit store %s failed (%s): request accepted uncounted", self._path, exc)
+            except sqlite3.Error:
                 self._close()
-                return None
+                raise
 
     def _acquire(self, tenant: str, limit: int) -> float | None:
         conn = self._connect()
