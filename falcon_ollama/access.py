@@ -15,6 +15,7 @@ settings dump shows one.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -23,18 +24,20 @@ import socket
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from falcon_ollama.errors import OllamaError
 from falcon_ollama.limit_store import Limiter, StoreUnavailable
 from falcon_ollama.ratelimit import retry_after_header
-from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, key_digest, set_current_tenant
+from falcon_ollama.tenants import UNLIMITED, Limits, Tenant, Tenants, key_digest, set_current_tenant
 
 if TYPE_CHECKING:
     import falcon.asgi
 
 log = logging.getLogger("falcon_ollama.access")
+NO_LIMITS: Final = Limits()
 
 DEFAULT_AUTH_EXEMPT_PATHS: Final = frozenset({"/", "/health", "/ready"})
 MIN_KEY_LENGTH: Final = 16
@@ -357,24 +360,58 @@ class AccessControl:
     async def _limit_requests(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant
     ) -> None:
-        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used;
-        503 when the limit store is down and the failure policy is closed."""
-        rpm = tenant.limits.requests_per_minute
-        if rpm is None or self._limiter is None:
+        """A limited tenant's POST: 429 with ``Retry-After`` in the route's dialect while it is over its
+        tokens per minute (charged when each answer's usage is known) or its requests per minute; 503 when
+        the limit store is down and the failure policy is closed. Its tokens are charged at the end of the
+        request, and a stream it opens takes one of its concurrent-stream slots (upstream_call.py)."""
+        limiter = self._limiter
+        limits = tenant.limits
+        if limiter is None or limits == NO_LIMITS:
             return
-        try:
-            wait = await self._limiter.acquire(tenant.name, rpm)
-        except StoreUnavailable:
-            message = "rate-limit store unavailable; retry shortly"
-            refuse(req, resp, 503, message, ("api_error", "api_error", "limit_store_unavailable"))
-            resp.set_header("Retry-After", "1")
-            return
-        if wait is None:
-            return
-        message = f"rate limit exceeded: {rpm} requests per minute for this key; retry after {wait:.1f}s"
-        log.info(
-            "refused %s %s: tenant %s over %d requests per minute", req.method, req.path, tenant.name, rpm
+        # Tokens first: a request refused for its tokens does not use one of its requests per minute.
+        checks = (
+            ("tokens_per_minute", limits.tokens_per_minute, limiter.tokens_wait),
+            ("requests_per_minute", limits.requests_per_minute, limiter.acquire),
         )
+        for name, value, check in checks:
+            if value is None:
+                continue
+            try:
+                wait = await check(tenant.name, value)
+            except StoreUnavailable:
+                _store_down(req, resp)
+                return
+            if wait is not None:
+                what = f"{value} {name.replace('_', ' ')}"
+                self._over(req, resp, limiter, tenant, name, what, wait)
+                return
+        info = getattr(req.context, "info", None)
+        if info is None:
+            return
+        if limits.tokens_per_minute is not None:
+            info.on_finish.append(
+                lambda done: limiter.charge(
+                    tenant.name, (done.prompt_tokens or 0) + (done.completion_tokens or 0)
+                )
+            )
+        if limits.concurrent_streams is not None:
+            info.stream_gate = functools.partial(
+                _stream_gate, limiter, tenant, limits.concurrent_streams, info
+            )
+
+    @staticmethod
+    def _over(
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        limiter: Limiter,
+        tenant: Tenant,
+        limit: str,
+        what: str,
+        wait: float,
+    ) -> None:
+        message = f"rate limit exceeded: {what} for this key; retry after {wait:.1f}s"
+        log.info("refused %s %s: tenant %s over %s", req.method, req.path, tenant.name, what)
+        limiter.refused(tenant.name, limit)
         refuse(req, resp, 429, message, ("rate_limit_error", "requests", "rate_limit_exceeded"))
         resp.set_header("Retry-After", retry_after_header(wait))
 
@@ -427,6 +464,30 @@ class AccessControl:
         refuse(req, resp, 401, message, ("authentication_error", "invalid_request_error", _KEY_CODE))
         resp.set_header("WWW-Authenticate", challenge)
         return None
+
+
+STORE_DOWN_MESSAGE: Final = "rate-limit store unavailable; retry shortly"
+
+
+def _store_down(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    refuse(req, resp, 503, STORE_DOWN_MESSAGE, ("api_error", "api_error", "limit_store_unavailable"))
+    resp.set_header("Retry-After", "1")
+
+
+async def _stream_gate(limiter: Limiter, tenant: Tenant, cap: int, info: Any) -> None:
+    """Before a tenant's stream opens upstream: take a slot (released when ``info``, the request's
+    requestlog.RequestInfo, finishes), or raise
+    429 (the cap is reached) or 503 (store down, policy closed) for the route to answer in its dialect."""
+    try:
+        lease = await limiter.open_stream(tenant.name, cap)
+    except StoreUnavailable:
+        raise OllamaError(503, STORE_DOWN_MESSAGE, {"Retry-After": "1"}) from None
+    if lease is None:
+        limiter.refused(tenant.name, "concurrent_streams")
+        log.info("refused a stream: tenant %s holds %d concurrent streams", tenant.name, cap)
+        message = f"rate limit exceeded: {cap} concurrent streams for this key; retry when one ends"
+        raise OllamaError(429, message, {"Retry-After": "1"})
+    info.on_finish.append(lambda _: lease.close())
 
 
 def refuse(

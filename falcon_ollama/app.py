@@ -223,7 +223,12 @@ def limiter(settings: Settings, metrics: Metrics | None = None) -> Limiter:
         timeout=settings.limit_store_timeout,
         max_backoff=settings.redis_max_backoff,
     )
-    return Limiter(store, fail_closed=settings.limit_store_failure == FAIL_CLOSED, metrics=metrics)
+    return Limiter(
+        store,
+        fail_closed=settings.limit_store_failure == FAIL_CLOSED,
+        metrics=metrics,
+        lease_seconds=settings.stream_lease_seconds,
+    )
 
 
 def app_from_env() -> FalconOllamaApp:

@@ -121,6 +121,12 @@ class Metrics:
             ["tenant", "model", "kind"],
             registry=registry,
         )
+        self.tenant_limited = _Counter(
+            "falcon_ollama_tenant_limited",
+            "Requests of named tenants refused by a limit (requests, tokens or streams per tenant)",
+            ["tenant", "limit"],
+            registry=registry,
+        )
         # The tenants' limit store (falcon_ollama/limit_store.py): 0 while a worker cannot reach it.
         self.limit_store_up = Gauge(
             "falcon_ollama_limit_store_up",

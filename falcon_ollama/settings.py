@@ -269,6 +269,7 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_REDIS_URL", redis_url, None, "Redis for limits shared by replicas"),
         _V("FALCON_OLLAMA_LIMIT_STORE_TIMEOUT", SECONDS, 0.25, "seconds a limit check may take"),
         _V("FALCON_OLLAMA_REDIS_MAX_BACKOFF", SECONDS, 30.0, "longest wait before Redis is retried"),
+        _V("FALCON_OLLAMA_STREAM_LEASE_SECONDS", SECONDS, 60.0, "a stream slot's lease, renewed while open"),
         _V(
             "FALCON_OLLAMA_LIMIT_STORE_FAILURE",
             Choice(("open", "closed"), "open or closed"),
@@ -478,6 +479,7 @@ class Settings:
     redis_url: str | None = _default("redis_url")
     limit_store_timeout: float = _default("limit_store_timeout")
     redis_max_backoff: float = _default("redis_max_backoff")
+    stream_lease_seconds: float = _default("stream_lease_seconds")
     limit_store_failure: str = _default("limit_store_failure")
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")

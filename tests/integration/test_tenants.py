@@ -128,6 +128,18 @@ def limited(fake: FakeUpstreamThread, start_proxy: StartProxy, tmp_path: Path) -
         store.with_name(store.name + suffix).unlink(missing_ok=True)
 
 
+def sdks_are_rate_limited(url: str, key: str) -> None:
+    """The openai and anthropic SDKs see their own RateLimitError from the proxy's 429."""
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as v1:
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert v1.value.code == "rate_limit_exceeded"
+    claude = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as msg:
+        claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
 def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) -> None:
     chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
     for _ in range(3):
@@ -136,14 +148,7 @@ def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) ->
     over = post(limited, "/api/chat", MINI_KEY, chat)
     assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
     assert list(over.json()) == ["error"] and "3 requests per minute" in over.json()["error"]
-    sdk = openai.OpenAI(base_url=f"{limited.url}/v1", api_key=MINI_KEY, max_retries=0)
-    with pytest.raises(openai.RateLimitError) as v1:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    assert v1.value.code == "rate_limit_exceeded"
-    claude = anthropic.Anthropic(base_url=limited.url, api_key=MINI_KEY, max_retries=0)
-    with pytest.raises(anthropic.RateLimitError) as msg:
-        claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
-    assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    sdks_are_rate_limited(limited.url, MINI_KEY)
     # Another tenant is not limited by this one's use.
     assert post(limited, "/api/chat", ALL_KEY, chat).status_code == 200
 
