@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.ledger import LedgerWriter
 from falcon_ollama.limit_store import Limiter, StoreUnavailable
 from falcon_ollama.ratelimit import retry_after_header
 from falcon_ollama.tenants import UNLIMITED, Limits, Tenant, Tenants, key_digest, set_current_tenant
@@ -313,7 +314,16 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_limiter", "_origins", "_tenants")
+    __slots__ = (
+        "_check_host",
+        "_exempt",
+        "_hostname",
+        "_keys",
+        "_ledger",
+        "_limiter",
+        "_origins",
+        "_tenants",
+    )
 
     def __init__(
         self,
@@ -321,6 +331,7 @@ class AccessControl:
         api_keys: ApiKeys,
         tenants: Tenants | None = None,
         limiter: Limiter | None = None,
+        ledger: LedgerWriter | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
@@ -329,6 +340,7 @@ class AccessControl:
         self._keys = api_keys
         self._tenants = tenants or Tenants()
         self._limiter = limiter
+        self._ledger = ledger
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -356,6 +368,8 @@ class AccessControl:
                     info.tenant = tenant.name
                 if req.method == "POST":
                     await self._limit_requests(req, resp, tenant)
+                    if info is not None and tenant.name and self._ledger is not None and not resp.complete:
+                        info.on_finish.append(functools.partial(_to_ledger, self._ledger, tenant.name))
 
     async def _limit_requests(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant
@@ -472,6 +486,11 @@ STORE_DOWN_MESSAGE: Final = "rate-limit store unavailable; retry shortly"
 def _store_down(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
     refuse(req, resp, 503, STORE_DOWN_MESSAGE, ("api_error", "api_error", "limit_store_unavailable"))
     resp.set_header("Retry-After", "1")
+
+
+def _to_ledger(ledger: LedgerWriter, tenant: str, info: Any) -> None:
+    """A finished request of a named tenant, into the usage ledger (``info``: requestlog.RequestInfo)."""
+    ledger.record(tenant, info.model_label, info.prompt_tokens or 0, info.completion_tokens or 0)
 
 
 async def _stream_gate(limiter: Limiter, tenant: Tenant, cap: int, info: Any) -> None:

@@ -269,6 +269,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_REDIS_URL", redis_url, None, "Redis for limits shared by replicas"),
         _V("FALCON_OLLAMA_LIMIT_STORE_TIMEOUT", SECONDS, 0.25, "seconds a limit check may take"),
         _V("FALCON_OLLAMA_REDIS_MAX_BACKOFF", SECONDS, 30.0, "longest wait before Redis is retried"),
+        _V(
+            "FALCON_OLLAMA_LEDGER_PATH",
+            text,
+            None,
+            "usage ledger (SQLite) without Redis",
+        ),
         _V("FALCON_OLLAMA_STREAM_LEASE_SECONDS", SECONDS, 60.0, "a stream slot's lease, renewed while open"),
         _V(
             "FALCON_OLLAMA_LIMIT_STORE_FAILURE",
@@ -480,6 +486,7 @@ class Settings:
     limit_store_timeout: float = _default("limit_store_timeout")
     redis_max_backoff: float = _default("redis_max_backoff")
     stream_lease_seconds: float = _default("stream_lease_seconds")
+    ledger_path: str | None = _default("ledger_path")
     limit_store_failure: str = _default("limit_store_failure")
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,12 +25,17 @@ def fake() -> Iterator[FakeUpstreamThread]:
         yield upstream
 
 
+# The tenants' usage ledger of test proxies: never the user's own (~/.local/state/falcon-ollama).
+TEST_LEDGER = str(Path(tempfile.gettempdir()) / f"falcon-ollama-tests-{os.getpid()}" / "ledger.sqlite")
+
+
 def proxy_settings(fake: FakeUpstreamThread, **overrides: object) -> Settings:
     base = Settings(
         openai_base_url=fake.base_url,
         openai_base_url_set=True,
         openai_api_key="sk-test-proxy-key-1234567890",
         models_ttl=300.0,
+        ledger_path=TEST_LEDGER,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -157,7 +157,11 @@ def test_two_gunicorn_masters_on_one_machine_hold_one_limit(fake: FakeUpstreamTh
     """Two masters x 2 workers reading one tenants file: 30 requests over fresh connections, 20 accepted."""
     path = tmp_path / "tenants.toml"
     path.write_text(f'[tenants.twenty]\nkey_sha256 = ["{sha(MINI_KEY)}"]\nrequests_per_minute = 20\n')
-    env = {**gunicorn_env(fake, workers=2), "FALCON_OLLAMA_TENANTS_FILE": str(path)}
+    env = {
+        **gunicorn_env(fake, workers=2),
+        "FALCON_OLLAMA_TENANTS_FILE": str(path),
+        "FALCON_OLLAMA_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
+    }
     chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
     try:
         with GunicornProcess(env) as one, GunicornProcess(env) as two:
