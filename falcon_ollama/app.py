@@ -19,9 +19,11 @@ from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
+from falcon_ollama.ledger import LedgerWriter, make_ledger
+from falcon_ollama.limit_store import FAIL_CLOSED, Limiter, make_store
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
-from falcon_ollama.ratelimit import RequestWindow, default_store_path
+from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.cloud import (
@@ -64,6 +66,7 @@ class Services:
     upstream: Upstream
     catalog: Catalog
     running: RunningModels
+    ledger: LedgerWriter | None = None  # the tenants' usage ledger (FALCON_OLLAMA_TENANTS_FILE set)
 
 
 class _Lifespan:
@@ -79,6 +82,8 @@ class _Lifespan:
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self._services.catalog.close()
         await self._services.upstream.close()
+        if self._services.ledger is not None:
+            await self._services.ledger.drain()  # writes still in flight, then the file or connection
 
 
 class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
@@ -108,13 +113,20 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         allow_unlisted=settings.allow_unlisted_models,
         max_models=settings.max_models,
     )
-    services = Services(settings, upstream, catalog, RunningModels())
+    ledger = (
+        LedgerWriter(
+            make_ledger(settings.redis_url, settings.ledger_path, timeout=settings.limit_store_timeout)
+        )
+        if settings.tenants
+        else None
+    )
+    services = Services(settings, upstream, catalog, RunningModels(), ledger)
 
     # AccessControl last: when it refuses a request the others' process_request has already run.
     middleware: list[Any] = [
         _Lifespan(services),
         RequestTracking(metrics),
-        access_control(settings),
+        access_control(settings, metrics, ledger),
     ]
     app = FalconOllamaApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
@@ -201,18 +213,35 @@ def add_cloud_routes(app: falcon.asgi.App) -> None:  # type: ignore[type-arg]
     app.add_route("/api/experimental/model-recommendations", RecommendationsResource())
 
 
-def access_control(settings: Settings) -> AccessControl:
+def access_control(
+    settings: Settings, metrics: Metrics | None = None, ledger: LedgerWriter | None = None
+) -> AccessControl:
     """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
     access = settings.access
     return AccessControl(
         api_keys=access.api_keys,
         tenants=settings.tenants,
-        window=RequestWindow(default_store_path(settings.tenants.source))
-        if settings.tenants.limited()
-        else None,
+        limiter=limiter(settings, metrics) if settings.tenants.limited() else None,
+        ledger=ledger,
         exempt_paths=access.auth_exempt_paths,
         origins=OriginPolicy(access.ollama_origins),
         check_host=access.check_host and settings.bind.is_loopback,
+    )
+
+
+def limiter(settings: Settings, metrics: Metrics | None = None) -> Limiter:
+    """The tenants' limit store (Redis when configured, else the machine's embedded one) and its policy."""
+    store = make_store(
+        settings.redis_url,
+        default_store_path(settings.tenants.source),
+        timeout=settings.limit_store_timeout,
+        max_backoff=settings.redis_max_backoff,
+    )
+    return Limiter(
+        store,
+        fail_closed=settings.limit_store_failure == FAIL_CLOSED,
+        metrics=metrics,
+        lease_seconds=settings.stream_lease_seconds,
     )
 
 

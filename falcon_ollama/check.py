@@ -16,6 +16,9 @@ import orjson
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.catalog_config import FACT_SOURCES_KEYS, ModelEntry
 from falcon_ollama.errors import OllamaError
+from falcon_ollama.limit_store import RedisStore, StoreUnavailable
+from falcon_ollama.redaction import redactor_for
+from falcon_ollama.secret_urls import redacted_url
 from falcon_ollama.settings import Settings, SettingsError
 from falcon_ollama.upstream import RetryPolicy, Upstream, UpstreamError
 
@@ -28,12 +31,19 @@ def run_check(env_file: str | None, *, as_json: bool = False, out: TextIO = sys.
         settings = Settings.from_env(env_file=env_file)
     except SettingsError as exc:
         return _report(out, as_json, ok=False, problem=f"configuration error: {exc}")
+    notes: list[str] = []
+    if settings.redis_url:
+        where = redacted_url(settings.redis_url)
+        problem = asyncio.run(_ping_redis(settings))
+        if problem is not None:
+            return _report(out, as_json, ok=False, problem=f"Redis at {where}: {problem}", settings=settings)
+        notes.append(f"limit store: Redis at {where} answers")
     if settings.offline:
         note = (
             "no OPENAI_API_KEY and no OPENAI_BASE_URL: the proxy would run the bundled fake upstream "
             "(offline demo); set one of them to serve real models"
         )
-        return _report(out, as_json, ok=True, notes=[note])
+        return _report(out, as_json, ok=True, notes=[*notes, note])
     try:
         models = asyncio.run(_fetch_models(settings))
     except OllamaError as exc:
@@ -44,7 +54,22 @@ def run_check(env_file: str | None, *, as_json: bool = False, out: TextIO = sys.
             f"catalog ({settings.catalog_path or 'built-in defaults'})"
         )
         return _report(out, as_json, ok=False, problem=problem, settings=settings)
-    return _report(out, as_json, ok=True, settings=settings, models=models)
+    return _report(out, as_json, ok=True, settings=settings, models=models, notes=notes)
+
+
+async def _ping_redis(settings: Settings) -> str | None:
+    """None when the limit store's Redis answers a PING within the store timeout, else why not."""
+    assert settings.redis_url
+    store = RedisStore(
+        settings.redis_url, timeout=settings.limit_store_timeout, max_backoff=settings.redis_max_backoff
+    )
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        return redactor_for(settings).text(f"does not answer ({exc})")
+    finally:
+        await store.close()
+    return None
 
 
 async def _fetch_models(settings: Settings) -> list[ModelEntry]:

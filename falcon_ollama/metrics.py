@@ -121,6 +121,24 @@ class Metrics:
             ["tenant", "model", "kind"],
             registry=registry,
         )
+        self.tenant_limited = _Counter(
+            "falcon_ollama_tenant_limited",
+            "Requests of named tenants refused by a limit (requests, tokens or streams per tenant)",
+            ["tenant", "limit"],
+            registry=registry,
+        )
+        # The tenants' limit store (falcon_ollama/limit_store.py): 0 while a worker cannot reach it.
+        self.limit_store_up = Gauge(
+            "falcon_ollama_limit_store_up",
+            "1 while the limit store (Redis or embedded) answers, 0 during an outage",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.limit_store_errors = Counter(
+            "falcon_ollama_limit_store_errors",
+            "Limit checks the store failed or did not answer in time",
+            registry=registry,
+        )
         self.rejected = Counter(
             "falcon_ollama_rejected_requests",
             "Requests refused before any work",

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
@@ -45,12 +46,14 @@ class RequestInfo:
         "method",
         "model",
         "model_label",
+        "on_finish",
         "outcome",
         "path",
         "prompt_tokens",
         "route",
         "started_ns",
         "status",
+        "stream_gate",
         "tenant",
         "upstream_status",
     )
@@ -73,6 +76,10 @@ class RequestInfo:
         self.completion_tokens: int | None = None
         self.first_chunk_ns: int | None = None
         self.tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
+        # Called once by finish(), with the final status and usage (a tenant's tokens charged, its stream's
+        # lease released); and awaited before a stream opens upstream (a tenant's stream cap: may raise).
+        self.on_finish: list[Callable[[RequestInfo], None]] = []
+        self.stream_gate: Callable[[], Awaitable[None]] | None = None
         self._metrics = metrics
         self._done = False
         self._counted = path not in _NOT_COUNTED
@@ -127,6 +134,11 @@ class RequestInfo:
             self._charge(self.tenant, model)
         if self.route not in _NOT_LOGGED:
             log.info("%s %s %d", self.method, self.path, self.status, extra={"fields": fields})
+        for callback in self.on_finish:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("end-of-request hook failed (request %s)", self.id)
 
     def _charge(self, tenant: str, model: str) -> None:
         """Per-tenant accounting in Prometheus: the request, and its tokens once known."""

@@ -25,6 +25,7 @@ from falcon_ollama.access import (
 )
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
+from falcon_ollama.secret_urls import redacted_url
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.tenants import Tenants, read_tenants_file
 from falcon_ollama.variables import (
@@ -40,6 +41,7 @@ from falcon_ollama.variables import (
     group,
     http_url,
     keep_alive_seconds,
+    redis_url,
     text,
     version,
     writable_directory,
@@ -264,6 +266,22 @@ VARIABLES: tuple[Variable, ...] = (
             "tenants file (TOML): keys, models, limits",
             attribute="tenants",
         ),
+        _V("FALCON_OLLAMA_REDIS_URL", redis_url, None, "Redis for limits shared by replicas"),
+        _V("FALCON_OLLAMA_LIMIT_STORE_TIMEOUT", SECONDS, 0.25, "seconds a limit check may take"),
+        _V("FALCON_OLLAMA_REDIS_MAX_BACKOFF", SECONDS, 30.0, "longest wait before Redis is retried"),
+        _V(
+            "FALCON_OLLAMA_LEDGER_PATH",
+            text,
+            None,
+            "usage ledger (SQLite) without Redis",
+        ),
+        _V("FALCON_OLLAMA_STREAM_LEASE_SECONDS", SECONDS, 60.0, "a stream slot's lease, renewed while open"),
+        _V(
+            "FALCON_OLLAMA_LIMIT_STORE_FAILURE",
+            Choice(("open", "closed"), "open or closed"),
+            "open",
+            "store down: open (accept) or closed (503)",
+        ),
         _V(
             "FALCON_OLLAMA_AUTH_EXEMPT_PATHS",
             parse_exempt_paths,
@@ -463,6 +481,13 @@ class Settings:
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = _default("api_keys")  # noqa: RUF009 (immutable: digests in a tuple)
     tenants: Tenants = _default("tenants")  # noqa: RUF009 (immutable: digests in a tuple; tenants.py)
+    # Where the tenants' limits are counted (falcon_ollama/limit_store.py); the URL may hold a password.
+    redis_url: str | None = _default("redis_url")
+    limit_store_timeout: float = _default("limit_store_timeout")
+    redis_max_backoff: float = _default("redis_max_backoff")
+    stream_lease_seconds: float = _default("stream_lease_seconds")
+    ledger_path: str | None = _default("ledger_path")
+    limit_store_failure: str = _default("limit_store_failure")
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")
     check_host: bool = _default("check_host")
@@ -555,6 +580,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "openai_api_key":
                 value = "(set)" if value else "(not set)"
+            elif f.name == "redis_url" and value:
+                value = redacted_url(value)
             elif f.name == "catalog":
                 value = f"{len(value.aliases)} aliases"
             elif isinstance(value, BindAddress):

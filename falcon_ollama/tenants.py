@@ -9,9 +9,8 @@ Which models a tenant may use is decided here, by ``fnmatch`` patterns over the 
 folded); the catalog applies it through :func:`current_tenant`, so a hidden model is 404 and unlisted on every
 route without each route knowing about tenants.
 
-The limits are parsed and carried here, but the limiter that enforces them across workers and replicas is
-not built yet: until it is, a file that sets a limit fails start-up (an operator must not believe a limit
-holds when it does not). ``accept_limits`` lets the limiter's work and the tests parse them already.
+The limits are parsed and carried here; :mod:`falcon_ollama.limit_store` enforces them across workers (the
+embedded store) or replicas (Redis), and :class:`falcon_ollama.access.AccessControl` applies them.
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 _LIMIT_FIELDS: Final = ("requests_per_minute", "tokens_per_minute", "concurrent_streams")
 _FIELDS: Final = frozenset({"key_sha256", "models", *_LIMIT_FIELDS})
-LIMITS_ENFORCED: Final = False  # True once every limit below is enforced (issue 15, step 3)
-_ENFORCED: Final = frozenset({"requests_per_minute"})  # by falcon_ollama/ratelimit.py, across one machine
 UNNAMED: Final = ""  # the tenant of FALCON_OLLAMA_API_KEYS: every model, no limits
 
 
@@ -73,8 +70,8 @@ class Tenants:
         self.source = source  # the file's absolute path: processes reading one file share one rate window
 
     def limited(self) -> bool:
-        """True when some tenant has a requests-per-minute limit (a rate window is then needed)."""
-        return any(t.limits.requests_per_minute is not None for _, t in self._entries)
+        """True when some tenant has a limit (a limit store is then needed)."""
+        return any(t.limits != Limits() for _, t in self._entries)
 
     def resolve(self, token: str) -> Tenant | None:
         """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
@@ -130,9 +127,7 @@ def _strings(table: Mapping[str, object], key: str, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def parse_tenants(
-    text: str, source: str = "the tenants file", *, accept_limits: bool = LIMITS_ENFORCED
-) -> Tenants:
+def parse_tenants(text: str, source: str = "the tenants file") -> Tenants:
     """The TOML text of a tenants file; every mistake names its tenant and field, never a key."""
     try:
         doc = tomllib.loads(text)
@@ -156,12 +151,6 @@ def parse_tenants(
         if extra:
             raise ValueError(f"{where}: unknown fields {sorted(extra)}")
         limits = Limits(*(_limit(table, k, where) for k in _LIMIT_FIELDS))
-        unenforced = [k for k in _LIMIT_FIELDS if k in table and k not in _ENFORCED]
-        if unenforced and not accept_limits:
-            raise ValueError(
-                f"{where}: limits ({', '.join(unenforced)}) are not enforced by this version yet; "
-                "remove them rather than rely on them"
-            )
         patterns = tuple(p.lower() for p in _strings(table, "models", where)) if "models" in table else ("*",)
         tenant = Tenant(name, patterns, limits)
         for number, hex_digest in enumerate(_strings(table, "key_sha256", where), start=1):
@@ -176,7 +165,7 @@ def parse_tenants(
     return Tenants(entries)
 
 
-def read_tenants_file(path_text: str, *, accept_limits: bool = LIMITS_ENFORCED) -> Tenants:
+def read_tenants_file(path_text: str) -> Tenants:
     """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
     path = Path(path_text).expanduser()
     try:
@@ -185,7 +174,7 @@ def read_tenants_file(path_text: str, *, accept_limits: bool = LIMITS_ENFORCED) 
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
-    tenants = parse_tenants(text, repr(str(path)), accept_limits=accept_limits)
+    tenants = parse_tenants(text, repr(str(path)))
     tenants.source = str(path.resolve())
     return tenants
 

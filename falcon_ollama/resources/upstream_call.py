@@ -203,6 +203,8 @@ class UpstreamCall:
         """Open the upstream stream (failures raised) and set ``resp.stream`` to its relay: translated by
         ``translator``, or (without one) the upstream's bytes unchanged with ``error_frame`` for failures."""
         async with self.session(req) as session:
+            if session.info is not None and session.info.stream_gate is not None:
+                await session.info.stream_gate()  # a tenant's concurrent-stream cap (429 when full)
             stream = await session.open(path, body, model=model)
             session.handed_over = True
         if translator is not None:
