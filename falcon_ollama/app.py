@@ -51,6 +51,7 @@ from falcon_ollama.resources.upstream_call import RECEIVE_SCOPE_KEY, UpstreamCal
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstreams import Upstreams
 from falcon_ollama.wire import JSON_CONTENT_TYPE, error_body
 
 log = logging.getLogger("falcon_ollama.app")
@@ -61,9 +62,10 @@ class Services:
     """The app-scoped collaborators, exposed for tests and operator tooling."""
 
     settings: Settings
-    upstream: Upstream
+    upstream: Upstream  # the first backend's (the only one without [backends] in the catalog file)
     catalog: Catalog
     running: RunningModels
+    backends: Upstreams
 
 
 class _Lifespan:
@@ -73,12 +75,12 @@ class _Lifespan:
         self._services = services
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        await self._services.upstream.start()
+        await self._services.backends.start()
         self._services.catalog.start_background_refresh()
 
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self._services.catalog.close()
-        await self._services.upstream.close()
+        await self._services.backends.close()
 
 
 class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
@@ -97,18 +99,19 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
 def create_app(settings: Settings) -> FalconOllamaApp:
     """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
     metrics = Metrics(multiprocess_dir_from_env())
-    upstream = Upstream(settings, metrics=metrics)
+    backends = Upstreams(settings, metrics)  # one Upstream per backend (backends.py)
+    upstream = backends.first
     admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
     # Every route's one way upstream: slot, disconnect watching, request id, end-of-stream bookkeeping.
-    upstream_call = UpstreamCall(upstream, admission, max_accumulated=settings.max_stream_accumulated_bytes)
+    upstream_call = UpstreamCall(backends, admission, max_accumulated=settings.max_stream_accumulated_bytes)
     catalog = Catalog(
         settings.catalog,
-        upstream,
+        list(backends),
         ttl=settings.models_ttl,
         allow_unlisted=settings.allow_unlisted_models,
         max_models=settings.max_models,
     )
-    services = Services(settings, upstream, catalog, RunningModels())
+    services = Services(settings, upstream, catalog, RunningModels(), backends)
 
     # AccessControl last: when it refuses a request the others' process_request has already run.
     middleware: list[Any] = [

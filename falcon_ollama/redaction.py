@@ -76,5 +76,6 @@ BELT_ONLY = Redactor()
 
 
 def redactor_for(settings: Settings) -> Redactor:
-    """The redactor of a configuration: the upstream key and every inbound key."""
-    return Redactor([settings.openai_api_key, *settings.api_keys.secrets()])
+    """The redactor of a configuration: every backend's key and every inbound key."""
+    backend_keys = [b.api_key for b in settings.catalog.backends]
+    return Redactor([settings.openai_api_key, *backend_keys, *settings.api_keys.secrets()])
