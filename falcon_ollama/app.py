@@ -133,7 +133,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/metrics", MetricsResource(metrics))
     # Ready while the model list was refreshed within two TTLs (plus the failure back-off): the catalog
     # keeps serving a stale list through short outages, readiness reports a long one.
-    app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
+    ready = ReadyResource(catalog, max_age=2 * settings.models_ttl + 30, breakers=backends.breakers)
+    app.add_route("/ready", ready)
     app.add_route("/api/version", VersionResource(settings.reported_version))
     app.add_route("/api/tags", TagsResource(catalog, started_at))
     app.add_route("/api/show", ShowResource(catalog, started_at, limits))

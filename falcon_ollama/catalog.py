@@ -137,6 +137,10 @@ class Catalog:
             for x in self._listings
         ]
 
+    def failures(self) -> list[tuple[str, OllamaError]]:
+        """The backends whose last refresh failed, with the failure (``falcon-ollama check``)."""
+        return [(x.upstream.name, x.failure) for x in self._listings if x.failure is not None]
+
     async def list_models(self) -> list[ModelEntry]:
         """Every model shown to clients: visible upstream models and live aliases, sorted by name.
 
@@ -230,12 +234,13 @@ class Catalog:
         now = self._clock()
         waits: list[asyncio.Task[None]] = []
         for listing in self._listings:
-            if now >= listing.fresh_until:
+            if now >= listing.fresh_until or (listing.refresh is not None and not listing.refresh.done()):
                 task = self._start_refresh(listing)
-                if listing.raw is None or wait:
+                # A backend's first load is waited for (until it failed once: then it no longer holds the
+                # others' models up); else the stale list is served while the refresh runs.
+                if wait or self._entries is None or (listing.raw is None and listing.failure is None):
                     waits.append(task)
-                # else: serve the stale list while the refresh runs in the background
-        if waits and (wait or self._entries is None or len(waits) == len(self._listings)):
+        if waits:
             # shield: one waiter being cancelled (client gone) must not cancel the refresh others await.
             await asyncio.shield(asyncio.gather(*waits))
         if self._entries is None:
@@ -297,10 +302,13 @@ class Catalog:
         ids: dict[str, dict[str, str]] = {}
         said: dict[tuple[str, str], UpstreamFacts] = {}
         conflicts: list[str] = []
+        unloaded: set[str] = set()  # backends whose list never loaded: a chain keeps their links as written
         number = 0
         for listing in self._listings:
             backend = listing.upstream.backend
             known = ids.setdefault(backend.name, {})
+            if listing.raw is None:
+                unloaded.add(backend.name)
             for item in listing.raw or []:
                 number += 1
                 if number % _INSTALL_SLICE == 0:
@@ -334,7 +342,7 @@ class Catalog:
         for alias in config.aliases:
             route = tuple(
                 link
-                for link in (self._target(alias, t, ids, entries) for t in config.targets(alias))
+                for link in (self._target(alias, t, ids, entries, unloaded) for t in config.targets(alias))
                 if link is not None
             )
             if not route:
@@ -361,14 +369,20 @@ class Catalog:
         self._entries = sorted(entries.values(), key=lambda e: e.name)
 
     def _target(
-        self, alias: str, target: str, ids: dict[str, dict[str, str]], entries: dict[str, ModelEntry]
+        self,
+        alias: str,
+        target: str,
+        ids: dict[str, dict[str, str]],
+        entries: dict[str, ModelEntry],
+        unloaded: set[str],
     ) -> Link | None:
         """Where an alias target goes: ``backend/model`` (a configured backend's name first), a name the
-        catalog shows (``local/qwen3-8b``), or an id some backend lists; None when nothing serves it."""
+        catalog shows (``local/qwen3-8b``), or an id some backend lists; None when nothing serves it. A
+        ``backend/model`` link to a backend whose list has not loaded stays (the chain falls past it)."""
         head, slash, rest = target.partition("/")
         if slash and head in ids and rest:
             found = ids[head].get(rest.lower())
-            if found is not None or self._allow_unlisted:
+            if found is not None or self._allow_unlisted or head in unloaded:
                 return Link(head, found or rest)
         else:
             shown = entries.get(lookup_key(target))
