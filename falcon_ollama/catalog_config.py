@@ -299,8 +299,8 @@ def parse_catalog(
         chain = target if isinstance(target, list) else [target]
         if not name.strip() or not chain or not all(isinstance(t, str) and t.strip() for t in chain):
             raise ValueError(
-                f"{source}: aliases.{name} must map a name to a non-empty model id "
-                '(or "backend/model"), or to a list of them (a fallback chain)'
+                f"{source}: aliases.{name} must map a name to a non-empty upstream model id "
+                '(or "backend/model", or a list of them: a fallback chain)'
             )
         aliases[name.strip()] = chain[0].strip()
         if isinstance(target, list):
