@@ -168,7 +168,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
     add_cloud_routes(app)
-    if forwards(settings.responses_mode, settings.openai_base_url):
+    # auto: forwarded only when every backend is OpenAI's own API (each model's backend must speak it).
+    if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):
         app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream_call, limits))
     else:
         responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)

@@ -11,6 +11,7 @@ from falcon_ollama.backends import DEFAULT_BACKEND, Link
 from falcon_ollama.breaker import Breaker
 from falcon_ollama.catalog_config import parse_catalog
 from falcon_ollama.settings import Settings
+from falcon_ollama.upstreams import Upstreams
 
 ENV = {"AZ_KEY": "azure-secret-key-123456789"}
 
@@ -91,6 +92,25 @@ def test_two_backends_serving_one_name_is_an_error_naming_both() -> None:
                 "b": {"base_url": "http://b/v1", "models": ["m1"]},
             }
         )
+
+
+def test_each_backend_gets_its_own_upstream_with_its_dialect_and_settings() -> None:
+    config = _parse(
+        {
+            "a": {"base_url": "http://a/v1", "dialect": "responses", "max_connections": 3},
+            "b": {"base_url": "http://b/v1", "prefix": "b/"},
+        }
+    )
+    pool = Upstreams(Settings(catalog=config, max_connections=50))
+    a, b = pool
+    assert (a.name, a.dialect, a.base_url, a._settings.max_connections) == (
+        "a",
+        "responses",
+        "http://a/v1",
+        3,
+    )
+    assert (b.name, b.dialect, b._settings.max_connections) == ("b", "chat", 50)
+    assert pool.first is a and set(pool.breakers) == {"a", "b"}
 
 
 def test_aliases_may_be_a_fallback_chain() -> None:
