@@ -47,6 +47,8 @@ _FAILED_REFRESH_BACKOFF = 5.0
 _MISS_REFRESH_INTERVAL = 30.0
 # Entries built between two yields to the event loop (~80 µs each measured: a slice costs a few ms).
 _INSTALL_SLICE = 100
+# How long a request waits for a backend's first model list while other backends already serve.
+_FIRST_LOAD_WAIT = 5.0
 
 
 def ollama_name(model_id: str) -> str:
@@ -242,7 +244,12 @@ class Catalog:
                     waits.append(task)
         if waits:
             # shield: one waiter being cancelled (client gone) must not cancel the refresh others await.
-            await asyncio.shield(asyncio.gather(*waits))
+            together = asyncio.shield(asyncio.gather(*waits))
+            if wait or self._entries is None:
+                await together
+            else:  # other backends serve already: a slow first list holds them up only for a moment
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(together, _FIRST_LOAD_WAIT)
         if self._entries is None:
             # Every refresh failed (within its back-off) and there is nothing to serve: report why.
             failure = next((x.failure for x in self._listings if x.failure is not None), None)

@@ -79,15 +79,18 @@ async def _fetch_models(settings: Settings) -> tuple[list[ModelEntry], list[str]
 def _explain(exc: OllamaError, settings: Settings, backend: str | None = None) -> str:
     config = next((b for b in settings.backends if b.name == backend), settings.backends[0])
     where = config.base_url
+    if config.implicit:
+        key, url = "OPENAI_API_KEY", "OPENAI_BASE_URL"
+    else:
+        key = f"its key ({config.key_source or 'none given'}) and backends.{config.name}.auth"
+        url = f"backends.{config.name}.base_url"
     kind = exc.kind if isinstance(exc, UpstreamError) else None
     if kind == "key_rejected":
-        return f"the upstream at {where} rejected the API key: check OPENAI_API_KEY"
+        return f"the upstream at {where} rejected the API key: check {key}"
     if exc.status == 504 or kind == "unreachable":
-        return (
-            f"the upstream at {where} is unreachable: {exc.message} (check OPENAI_BASE_URL, proxy, network)"
-        )
+        return f"the upstream at {where} is unreachable: {exc.message} (check {url}, proxy, network)"
     if kind == "no_api_root":
-        return f"{where} has no /models endpoint: is OPENAI_BASE_URL the API root (usually ending in /v1)?"
+        return f"{where} has no /models endpoint: is {url} the API root (usually ending in /v1)?"
     return f"the upstream at {where} failed: {exc.message}"
 
 
