@@ -230,3 +230,15 @@ def test_check_names_every_backend_and_where_each_model_comes_from(three: Three,
     out = io.StringIO()
     assert check.run_check(str(env), out=out) == check.EXIT_PROBLEM
     assert "backend local: the upstream at" in out.getvalue()
+
+
+def test_a_backend_whose_list_fails_keeps_its_last_list(three: Three) -> None:
+    assert "local/qwen3-8b:latest" in _names(three.proxy)
+    three.local.stop()
+    # A name nothing lists makes every backend's list be fetched again (local's fails: connection refused).
+    assert httpx.post(f"{three.proxy.url}/api/show", json={"model": "nothing-lists-this"}).status_code == 404
+    assert "local/qwen3-8b:latest" in _names(three.proxy)
+    local = next(b for b in httpx.get(f"{three.proxy.url}/ready").json()["backends"] if b["name"] == "local")
+    assert local["ready"] is True and local["models"] == 2
+    assert local["last_error"].startswith("could not connect to the upstream")
+    assert three.local.base_url not in local["last_error"]
