@@ -37,7 +37,7 @@ from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.tenants import current_tenant
 from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
-from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("falcon_ollama.catalog")
 
@@ -266,6 +266,8 @@ class Catalog:
             body, complete = await upstream.list_models()
             parsed = parse_model_list(body, max_models=self._max_models, complete=complete)
         except (OllamaError, UpstreamProtocolError) as exc:
+            if isinstance(exc, UpstreamError):
+                upstream.without_address(exc)
             listing.failure = exc if isinstance(exc, OllamaError) else OllamaError(502, exc.message)
             listing.last_error = exc.message
             listing.fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF

@@ -262,6 +262,14 @@ class Upstream:
         self.retries = 0  # retries made since start (for metrics and tests)
         self.redactor = redactor_for(settings)
         self._base_url = backend.base_url.rstrip("/") + "/"
+        # A named backend's address never reaches a client: connect and TLS errors quote the OS's words,
+        # which name the host and port (the implicit backend keeps them: docs/troubleshooting.md).
+        host = urllib.parse.urlsplit(self._base_url).hostname or ""
+        self._address = (
+            re.compile(rf"\(?'?\[?{re.escape(host)}\]?'?(?:(?:,\s*|:)\d+)?\)?", re.IGNORECASE)
+            if host and not backend.implicit
+            else None
+        )
         headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
         headers.update(backend.auth_headers())
         self._headers = headers
@@ -272,6 +280,12 @@ class Upstream:
     @property
     def base_url(self) -> str:
         return self._base_url.rstrip("/")
+
+    def without_address(self, error: UpstreamError) -> UpstreamError:
+        """``error`` with this backend's host (and port) taken out of its message (named backends only)."""
+        if self._address is not None:
+            error.message = self._address.sub("[backend address]", error.message)
+        return error
 
     async def start(self) -> None:
         """Create the connection pool. Called once per worker at ASGI start-up."""

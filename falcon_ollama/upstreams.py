@@ -77,7 +77,10 @@ class Upstreams:
     async def send(self, route: Route, body: bytes, attempt: Send[T]) -> T:
         """``attempt`` along ``route`` (empty: the first backend), as the module docstring says."""
         if not route:
-            return await attempt(self.first, body, True)
+            try:
+                return await attempt(self.first, body, True)
+            except UpstreamError as exc:
+                raise self.first.without_address(exc) from None
         last = len(route) - 1
         error: UpstreamError | None = None
         for number, link in enumerate(route):
@@ -112,6 +115,7 @@ class Upstreams:
             try:
                 result = await attempt(upstream, body, retries)
             except UpstreamError as exc:
+                upstream.without_address(exc)
                 if not falls_back(exc):
                     breaker.success()  # it answered: a refusal of this request says nothing about health
                     raise
