@@ -53,6 +53,7 @@ from falcon_ollama.resources.upstream_call import RECEIVE_SCOPE_KEY, UpstreamCal
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstreams import Upstreams
 from falcon_ollama.wire import JSON_CONTENT_TYPE, error_body
 
 log = logging.getLogger("falcon_ollama.app")
@@ -63,9 +64,10 @@ class Services:
     """The app-scoped collaborators, exposed for tests and operator tooling."""
 
     settings: Settings
-    upstream: Upstream
+    upstream: Upstream  # the first backend's (the only one without [backends] in the catalog file)
     catalog: Catalog
     running: RunningModels
+    backends: Upstreams
     ledger: LedgerWriter | None = None  # the tenants' usage ledger (FALCON_OLLAMA_TENANTS_FILE set)
 
 
@@ -76,12 +78,12 @@ class _Lifespan:
         self._services = services
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        await self._services.upstream.start()
+        await self._services.backends.start()
         self._services.catalog.start_background_refresh()
 
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self._services.catalog.close()
-        await self._services.upstream.close()
+        await self._services.backends.close()
         if self._services.ledger is not None:
             await self._services.ledger.drain()  # writes still in flight, then the file or connection
 
@@ -102,13 +104,14 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
 def create_app(settings: Settings) -> FalconOllamaApp:
     """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
     metrics = Metrics(multiprocess_dir_from_env())
-    upstream = Upstream(settings, metrics=metrics)
+    backends = Upstreams(settings, metrics)  # one Upstream per backend (backends.py)
+    upstream = backends.first
     admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
     # Every route's one way upstream: slot, disconnect watching, request id, end-of-stream bookkeeping.
-    upstream_call = UpstreamCall(upstream, admission, max_accumulated=settings.max_stream_accumulated_bytes)
+    upstream_call = UpstreamCall(backends, admission, max_accumulated=settings.max_stream_accumulated_bytes)
     catalog = Catalog(
         settings.catalog,
-        upstream,
+        list(backends),
         ttl=settings.models_ttl,
         allow_unlisted=settings.allow_unlisted_models,
         max_models=settings.max_models,
@@ -120,7 +123,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         if settings.tenants
         else None
     )
-    services = Services(settings, upstream, catalog, RunningModels(), ledger)
+    services = Services(settings, upstream, catalog, RunningModels(), backends, ledger)
 
     # AccessControl last: when it refuses a request the others' process_request has already run.
     middleware: list[Any] = [
@@ -142,7 +145,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/metrics", MetricsResource(metrics))
     # Ready while the model list was refreshed within two TTLs (plus the failure back-off): the catalog
     # keeps serving a stale list through short outages, readiness reports a long one.
-    app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
+    ready = ReadyResource(catalog, max_age=2 * settings.models_ttl + 30, breakers=backends.breakers)
+    app.add_route("/ready", ready)
     app.add_route("/api/version", VersionResource(settings.reported_version))
     app.add_route("/api/tags", TagsResource(catalog, started_at))
     app.add_route("/api/show", ShowResource(catalog, started_at, limits))
@@ -176,7 +180,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
     add_cloud_routes(app)
-    if forwards(settings.responses_mode, settings.openai_base_url):
+    # auto: forwarded only when every backend is OpenAI's own API (each model's backend must speak it).
+    if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):
         app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream_call, limits))
     else:
         responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)

@@ -77,5 +77,13 @@ BELT_ONLY = Redactor()
 
 
 def redactor_for(settings: Settings) -> Redactor:
-    """The redactor of a configuration: the upstream key, every inbound key, the Redis password."""
-    return Redactor([settings.openai_api_key, *settings.api_keys.secrets(), url_password(settings.redis_url)])
+    """The redactor of a configuration: every backend's key, every inbound key, the Redis password."""
+    backend_keys = [b.api_key for b in settings.catalog.backends]
+    return Redactor(
+        [
+            settings.openai_api_key,
+            *backend_keys,
+            *settings.api_keys.secrets(),
+            url_password(settings.redis_url),
+        ]
+    )

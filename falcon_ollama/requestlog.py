@@ -39,6 +39,7 @@ class RequestInfo:
         "_counted",
         "_done",
         "_metrics",
+        "backend",
         "client",
         "completion_tokens",
         "first_chunk_ns",
@@ -72,6 +73,7 @@ class RequestInfo:
         self.status = 200
         self.outcome: str | None = None  # the status label when it is not the HTTP status (failed streams)
         self.upstream_status: int | None = None
+        self.backend: str | None = None  # the backend that answered (several backends: upstreams.py)
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.first_chunk_ns: int | None = None
@@ -124,6 +126,8 @@ class RequestInfo:
             fields["first_chunk_ms"] = round(ttfc * 1000, 2)
         if self.upstream_status is not None:
             fields["upstream_status"] = self.upstream_status
+        if self.backend is not None:
+            fields["backend"] = self.backend
         if self.prompt_tokens is not None:
             fields["prompt_tokens"] = self.prompt_tokens
             metrics.tokens.labels(model, "prompt").inc(self.prompt_tokens)

@@ -23,6 +23,7 @@ from falcon_ollama.access import (
     parse_origins,
     read_api_keys_file,
 )
+from falcon_ollama.backends import BackendConfig, implicit_backend
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.secret_urls import redacted_url
@@ -198,6 +199,14 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_MAX_RETRIES", NON_NEGATIVE_INT, 2, "retries of a failed upstream request"),
         _V("FALCON_OLLAMA_RETRY_BASE_DELAY", NON_NEGATIVE, 0.5, "first retry back-off, seconds"),
         _V("FALCON_OLLAMA_MAX_RETRY_WAIT", NON_NEGATIVE, 20.0, "longest Retry-After honoured, seconds"),
+        _V("FALCON_OLLAMA_BREAKER_FAILURES", POSITIVE_INT, 5, "failures in a row that open a breaker"),
+        _V("FALCON_OLLAMA_BREAKER_COOLDOWN", SECONDS, 30.0, "seconds an open backend is skipped"),
+        _V(
+            "FALCON_OLLAMA_FALLBACK_MAX_RETRY_AFTER",
+            NON_NEGATIVE,
+            2.0,
+            "longest Retry-After waited in a chain, s",
+        ),
         _V("FALCON_OLLAMA_STREAM_USAGE", boolean, True, "ask streams for token usage"),
         _V(
             "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES",
@@ -458,6 +467,10 @@ class Settings:
     max_retries: int = _default("max_retries")
     retry_base_delay: float = _default("retry_base_delay")
     max_retry_wait: float = _default("max_retry_wait")
+    # Several backends (falcon_ollama/upstreams.py): circuit breaker and fallback chains.
+    breaker_failures: int = _default("breaker_failures")
+    breaker_cooldown: float = _default("breaker_cooldown")
+    fallback_max_retry_after: float = _default("fallback_max_retry_after")
     stream_usage: bool = _default("stream_usage")
     # Bounds on what the upstream may send (after decompression): docs/security.md "Upstream answers".
     max_upstream_body_bytes: int = _default("max_upstream_body_bytes")
@@ -540,8 +553,21 @@ class Settings:
         return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})  # type: ignore[arg-type]
 
     @property
+    def backends(self) -> tuple[BackendConfig, ...]:
+        """The catalog file's backends, or the one implicit backend from OPENAI_* when it declares none."""
+        if self.catalog.backends:
+            return self.catalog.backends
+        return (
+            implicit_backend(
+                self.openai_base_url, self.openai_api_key, self.openai_organization, self.openai_project
+            ),
+        )
+
+    @property
     def offline(self) -> bool:
-        """No key and no upstream URL: the CLI runs the bundled fake upstream instead."""
+        """No key, no upstream URL and no backends: the CLI runs the bundled fake upstream instead."""
+        if self.catalog.backends:
+            return False  # the catalog file names its backends
         return self.openai_api_key is None and not self.openai_base_url_set
 
     @classmethod
@@ -566,7 +592,7 @@ class Settings:
         catalog = CatalogConfig()
         if values["catalog_path"]:
             try:
-                catalog = load_catalog_file(catalog_file(values["catalog_path"]))
+                catalog = load_catalog_file(catalog_file(values["catalog_path"]), env)
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"FALCON_OLLAMA_CATALOG: {exc}") from exc
         return cls(**values, openai_base_url_set="OPENAI_BASE_URL" in given, catalog=catalog)
@@ -583,7 +609,7 @@ class Settings:
             elif f.name == "redis_url" and value:
                 value = redacted_url(value)
             elif f.name == "catalog":
-                value = f"{len(value.aliases)} aliases"
+                value = f"{len(value.aliases)} aliases, {len(value.backends) or 1} backends"
             elif isinstance(value, BindAddress):
                 value = value.gunicorn_bind
             out[f.name] = value

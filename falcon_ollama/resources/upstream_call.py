@@ -33,12 +33,14 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.admission import Admission, Slot
+from falcon_ollama.backends import current_route
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, DoneFinder, SSEDecoder, SSEError
 from falcon_ollama.translate.dialect import StreamTranslator
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
+from falcon_ollama.upstreams import Upstreams
 
 log = logging.getLogger("falcon_ollama.upstream_call")
 
@@ -104,12 +106,15 @@ class DisconnectWatcher:
 
 
 class Session:
-    """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id."""
+    """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id.
 
-    __slots__ = ("_upstream", "handed_over", "info", "slot", "watcher")
+    Each call goes along the route the catalog recorded when it resolved the request's model
+    (falcon_ollama/backends.py): that model's backend, or an alias's fallback chain (upstreams.py)."""
 
-    def __init__(self, req: falcon.asgi.Request, upstream: Upstream) -> None:
-        self._upstream = upstream
+    __slots__ = ("_upstreams", "handed_over", "info", "slot", "watcher")
+
+    def __init__(self, req: falcon.asgi.Request, upstreams: Upstreams) -> None:
+        self._upstreams = upstreams
         self.info = info_of(req)
         self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         self.slot: Slot | None = None
@@ -120,18 +125,31 @@ class Session:
         return self.info.id if self.info is not None else None
 
     async def post(self, path: str, body: bytes, *, model: str) -> UpstreamResponse:
-        """POST ``body`` and read the whole answer (the upstream's retries included)."""
-        return await self._noted(
-            self._upstream.post_json(path, body, model=model, request_id=self.request_id)
-        )
+        """POST ``body`` and read the whole answer (the upstream's retries and the route's fallbacks
+        included)."""
+        rid = self.request_id
+
+        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamResponse]:
+            self._note_backend(upstream)
+            return upstream.post_json(path, sent, model=model, request_id=rid, retries=retries)
+
+        return await self._noted(self._upstreams.send(current_route(), body, attempt))
 
     async def open(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
-        stream = await self._noted(
-            self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
-        )
+        rid = self.request_id
+
+        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamStream]:
+            self._note_backend(upstream)
+            return upstream.open_stream(path, sent, model=model, request_id=rid, retries=retries)
+
+        stream = await self._noted(self._upstreams.send(current_route(), body, attempt))
         self.watcher.on_disconnect(stream.aclose)
         return stream
+
+    def _note_backend(self, upstream: Upstream) -> None:
+        if self.info is not None:
+            self.info.backend = upstream.name
 
     async def _noted(self, call: Awaitable[_Answer]) -> _Answer:
         """``call``'s result, with the upstream's status (or its error's) noted for the request log."""
@@ -156,21 +174,26 @@ class UpstreamCall:
     """Shared by every route that calls the upstream; one per worker, built by ``create_app``."""
 
     def __init__(
-        self, upstream: Upstream, admission: Admission, *, max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES
+        self,
+        upstreams: Upstreams,
+        admission: Admission,
+        *,
+        max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
     ) -> None:
-        self._upstream = upstream
+        self._upstreams = upstreams
         self._admission = admission
         self.max_accumulated = max_accumulated
 
     def redact(self, text: str) -> str:
-        """``text`` (an upstream's own words) with the upstream's secrets removed."""
-        return self._upstream.redactor.text(text)
+        """``text`` (an upstream's own words) with the configuration's secrets removed (every backend's
+        redactor knows every key)."""
+        return self._upstreams.first.redactor.text(text)
 
     @contextlib.asynccontextmanager
     async def session(self, req: falcon.asgi.Request) -> AsyncIterator[Session]:
         """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
         block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
-        session = Session(req, self._upstream)
+        session = Session(req, self._upstreams)
         try:
             session.slot = await self._admission.acquire()
             yield session

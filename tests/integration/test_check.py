@@ -46,7 +46,7 @@ def test_working_configuration_lists_models_with_aliases(fake: FakeUpstreamThrea
     alias = next(m for m in data["models"] if m["name"] == "nomic-embed-text:latest")
     sources = alias.pop("sources")
     assert alias == {"name": "nomic-embed-text:latest", "upstream": "text-embedding-3-small", "alias": True,
-                     "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
+                     "backend": "default", "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
     assert sources["context_length"] == sources["capabilities"] == "builtin"
 
 
