@@ -26,11 +26,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
+from falcon_ollama.catalog_config import UPSTREAM_ERROR, CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.tenants import current_tenant
-from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
+from falcon_ollama.translate.model_list import (
+    context_from_error,
+    parse_model_list,
+    served_context,
+    upstream_facts,
+)
 from falcon_ollama.upstream import Upstream
 
 log = logging.getLogger("falcon_ollama.catalog")
@@ -84,6 +89,11 @@ class Catalog:
         self._last_error: str | None = None
         self._warned_dangling: set[str] = set()
         self._failure: OllamaError | None = None
+        # Served contexts the upstream named when it refused an over-long prompt, by lower-case upstream id
+        # (llama-cpp-python says it nowhere else); kept across refreshes, per worker.
+        self._learnt_context: dict[str, int] = {}
+        self._said: dict[str, UpstreamFacts] = {}  # the last list's UpstreamFacts, by lower-case upstream id
+        upstream.on_refusal = self.learn_context
         # Lookup keys of the aliases written without a tag: these answer every tag of their name.
         self._untagged_aliases = frozenset(
             lookup_key(alias) for alias in config.aliases if ":" not in alias.rsplit("/", 1)[-1]
@@ -240,6 +250,11 @@ class Catalog:
             upstream = upstream_facts(item)
             if served is not None:
                 upstream = replace(upstream or UpstreamFacts(), context_length=served)
+            learnt = self._learnt_context.get(model_id.lower())
+            if learnt is not None:
+                upstream = replace(
+                    upstream or UpstreamFacts(), context_length=learnt, context_source=UPSTREAM_ERROR
+                )
             if upstream is not None:
                 said[model_id.lower()] = upstream
             if not config.is_listed(model_id):
@@ -268,5 +283,37 @@ class Catalog:
                 created=target_entry.created if target_entry else None,
                 alias_of=upstream_id,
             )
+        self._said = said
+        self._publish(entries)
+
+    def _publish(self, entries: dict[str, ModelEntry]) -> None:
         self._index = entries
         self._entries = sorted(entries.values(), key=lambda e: e.name)
+
+    def learn_context(self, model: str, refusal: bytes) -> None:
+        """An upstream refusal of a request for ``model`` (an upstream id or a name clients use): when it
+        names the context the server runs with (an over-long prompt), that context becomes the model's
+        ``context_length`` from here on, source "upstream error", unless the catalog file sets one."""
+        context = context_from_error(refusal)
+        if context is None:
+            return
+        entry = self._index.get(lookup_key(model))
+        upstream_id = (entry.upstream_id if entry is not None else model.strip()).lower()
+        if self._learnt_context.get(upstream_id) == context:
+            return
+        self._learnt_context[upstream_id] = context
+        log.info("the upstream's refusal names a context of %d tokens for %r; using it", context, upstream_id)
+        said = replace(
+            self._said.get(upstream_id) or UpstreamFacts(),
+            context_length=context,
+            context_source=UPSTREAM_ERROR,
+        )
+        self._said[upstream_id] = said
+        self._publish(
+            {
+                key: replace(e, facts=self._config.facts_for(e.upstream_id, said))
+                if e.upstream_id.lower() == upstream_id
+                else e
+                for key, e in self._index.items()
+            }
+        )
