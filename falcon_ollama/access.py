@@ -15,20 +15,27 @@ settings dump shows one.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import orjson
 
 from falcon_ollama.ratelimit import RequestWindow, retry_after_header
-from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, key_digest, set_current_tenant
+from falcon_ollama.tenants import (
+    UNLIMITED,
+    DigestSet,
+    Tenant,
+    Tenants,
+    find_digest,
+    key_digest,
+    read_secrets_file,
+    set_current_tenant,
+)
 
 if TYPE_CHECKING:
     import falcon.asgi
@@ -121,7 +128,7 @@ _HOST_FORBIDDEN: Final = orjson.dumps(
 )
 
 
-class ApiKeys:
+class ApiKeys(DigestSet):
     """The configured inbound keys, held only as SHA-256 digests; ``repr`` shows how many, never a key.
 
     Comparing fixed-length digests makes :meth:`verify` independent of the keys' lengths as well as their
@@ -141,11 +148,7 @@ class ApiKeys:
         return self._secrets
 
     def verify(self, token: str) -> bool:
-        candidate = key_digest(token)
-        matched = False
-        for digest in self._digests:
-            matched |= hmac.compare_digest(candidate, digest)
-        return matched
+        return find_digest(token, self._digests) is not None
 
     def __add__(self, other: ApiKeys) -> ApiKeys:
         combined = ApiKeys()
@@ -153,22 +156,11 @@ class ApiKeys:
         combined._secrets = tuple(dict.fromkeys((*self._secrets, *other._secrets)))
         return combined
 
-    def __len__(self) -> int:
-        return len(self._digests)
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiKeys) and set(self._digests) == set(other._digests)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._digests))
+    def _members(self) -> tuple[Hashable, ...]:
+        return self._digests
 
     def __repr__(self) -> str:
         return f"ApiKeys({len(self._digests)} configured)"
-
-    __str__ = __repr__
 
 
 def _check_key(key: str, where: str) -> str:
@@ -191,13 +183,7 @@ def read_api_keys_file(path_text: str) -> ApiKeys:
     """``FALCON_OLLAMA_API_KEYS_FILE``: one key per line, ``#`` comments, read once at start-up.
 
     An unreadable or empty file fails start-up: silently running without keys would expose the proxy."""
-    path = Path(path_text).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
+    path, text = read_secrets_file(path_text)
     keys = []
     for number, line in enumerate(text.splitlines(), start=1):
         key = line.split("#", 1)[0].strip()
