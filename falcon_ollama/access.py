@@ -16,14 +16,12 @@ settings dump shows one.
 from __future__ import annotations
 
 import functools
-import hmac
 import ipaddress
 import logging
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -32,7 +30,17 @@ from falcon_ollama.errors import OllamaError
 from falcon_ollama.ledger import LedgerWriter
 from falcon_ollama.limit_store import Limiter, StoreUnavailable
 from falcon_ollama.ratelimit import retry_after_header
-from falcon_ollama.tenants import UNLIMITED, Limits, Tenant, Tenants, key_digest, set_current_tenant
+from falcon_ollama.tenants import (
+    UNLIMITED,
+    DigestSet,
+    Limits,
+    Tenant,
+    Tenants,
+    find_digest,
+    key_digest,
+    read_secrets_file,
+    set_current_tenant,
+)
 
 if TYPE_CHECKING:
     import falcon.asgi
@@ -126,7 +134,7 @@ _HOST_FORBIDDEN: Final = orjson.dumps(
 )
 
 
-class ApiKeys:
+class ApiKeys(DigestSet):
     """The configured inbound keys, held only as SHA-256 digests; ``repr`` shows how many, never a key.
 
     Comparing fixed-length digests makes :meth:`verify` independent of the keys' lengths as well as their
@@ -146,11 +154,7 @@ class ApiKeys:
         return self._secrets
 
     def verify(self, token: str) -> bool:
-        candidate = key_digest(token)
-        matched = False
-        for digest in self._digests:
-            matched |= hmac.compare_digest(candidate, digest)
-        return matched
+        return find_digest(token, self._digests) is not None
 
     def __add__(self, other: ApiKeys) -> ApiKeys:
         combined = ApiKeys()
@@ -158,22 +162,11 @@ class ApiKeys:
         combined._secrets = tuple(dict.fromkeys((*self._secrets, *other._secrets)))
         return combined
 
-    def __len__(self) -> int:
-        return len(self._digests)
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiKeys) and set(self._digests) == set(other._digests)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._digests))
+    def _members(self) -> tuple[Hashable, ...]:
+        return self._digests
 
     def __repr__(self) -> str:
         return f"ApiKeys({len(self._digests)} configured)"
-
-    __str__ = __repr__
 
 
 def _check_key(key: str, where: str) -> str:
@@ -196,13 +189,7 @@ def read_api_keys_file(path_text: str) -> ApiKeys:
     """``FALCON_OLLAMA_API_KEYS_FILE``: one key per line, ``#`` comments, read once at start-up.
 
     An unreadable or empty file fails start-up: silently running without keys would expose the proxy."""
-    path = Path(path_text).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
+    path, text = read_secrets_file(path_text)
     keys = []
     for number, line in enumerate(text.splitlines(), start=1):
         key = line.split("#", 1)[0].strip()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,11 +33,16 @@ from dataclasses import replace
 from typing import Any
 
 from falcon_ollama.backends import Link, routed
-from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
+from falcon_ollama.catalog_config import UPSTREAM_ERROR, CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.tenants import current_tenant
-from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
+from falcon_ollama.translate.model_list import (
+    context_from_error,
+    parse_model_list,
+    served_context,
+    upstream_facts,
+)
 from falcon_ollama.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("falcon_ollama.catalog")
@@ -108,6 +114,12 @@ class Catalog:
         self._last_miss_refresh = -_MISS_REFRESH_INTERVAL
         self._warned: set[str] = set()
         self.conflicts: list[str] = []  # ids two unprefixed backends both list (the first serves them)
+        # Served contexts a backend named when it refused an over-long prompt, by (backend, lower-case
+        # upstream id) (llama-cpp-python says it nowhere else); kept across refreshes, per worker.
+        self._learnt_context: dict[tuple[str, str], int] = {}
+        self._said: dict[tuple[str, str], UpstreamFacts] = {}  # the last lists' facts, same keys
+        for listing in self._listings:
+            listing.upstream.on_refusal = functools.partial(self.learn_context, listing.upstream.name)
         # Lookup keys of the aliases written without a tag: these answer every tag of their name.
         self._untagged_aliases = frozenset(
             lookup_key(alias) for alias in config.aliases if ":" not in alias.rsplit("/", 1)[-1]
@@ -327,6 +339,11 @@ class Catalog:
                 upstream = upstream_facts(item)
                 if listing.served is not None:
                     upstream = replace(upstream or UpstreamFacts(), context_length=listing.served)
+                learnt = self._learnt_context.get((backend.name, model_id.lower()))
+                if learnt is not None:
+                    upstream = replace(
+                        upstream or UpstreamFacts(), context_length=learnt, context_source=UPSTREAM_ERROR
+                    )
                 if upstream is not None:
                     said[backend.name, model_id.lower()] = upstream
                 if not backend.offers(model_id) or not config.is_listed(model_id):
@@ -374,8 +391,39 @@ class Catalog:
                 self._warned.add(conflict)
                 log.error("%s", conflict)
         self.conflicts = conflicts
+        self._said = said
+        self._publish(entries)
+
+    def _publish(self, entries: dict[str, ModelEntry]) -> None:
         self._index = entries
         self._entries = sorted(entries.values(), key=lambda e: e.name)
+
+    def learn_context(self, backend: str, model: str, refusal: bytes) -> None:
+        """A backend's refusal of a request for ``model`` (the upstream id it was sent): when it names the
+        context the server runs with (an over-long prompt), that context becomes the model's
+        ``context_length`` from here on, source "upstream error", unless the catalog file sets one."""
+        context = context_from_error(refusal)
+        if context is None:
+            return
+        key = (backend, model.strip().lower())
+        if self._learnt_context.get(key) == context:
+            return
+        self._learnt_context[key] = context
+        log.info(
+            "backend %s's refusal names a context of %d tokens for %r; using it", backend, context, key[1]
+        )
+        said = replace(
+            self._said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
+        )
+        self._said[key] = said
+        self._publish(
+            {
+                name: replace(e, facts=self._config.facts_for(e.upstream_id, said))
+                if e.route and (e.route[0].backend, e.route[0].model.lower()) == key
+                else e
+                for name, e in self._index.items()
+            }
+        )
 
     def _target(
         self,

@@ -75,7 +75,8 @@ class ModelFacts:
     reasoning: bool = False
     parameter_size: str = ""
     # Where the facts come from: "catalog" (the operator's file), "upstream" (the upstream's own model
-    # list), "builtin" (a known family), "default" (nothing describes the model: capabilities are a guess,
+    # list), "upstream error" (a context length its refusal of an over-long prompt named), "builtin" (a
+    # known family), "default" (nothing describes the model: capabilities are a guess,
     # so none of them is a reason to refuse). ``source`` is the first of these that gave any fact;
     # ``sources`` says it per fact (see FACT_SOURCES_KEYS) where that differs.
     source: str = "builtin"
@@ -138,7 +139,10 @@ FACT_SOURCES_KEYS = (
     "reasoning",
 )
 # Precedence of the places a fact can come from, first wins.
-_PRECEDENCE = ("catalog", "upstream", "builtin", "default")
+_PRECEDENCE = ("catalog", "upstream error", "upstream", "builtin", "default")
+# The source of a context length learnt from an upstream's refusal of an over-long prompt
+# (Catalog.learn_context).
+UPSTREAM_ERROR = "upstream error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,7 @@ class UpstreamFacts:
     parameter_size: str | None = None
     capabilities: tuple[str, ...] | None = None
     capabilities_complete: bool = False
+    context_source: str = "upstream"  # or UPSTREAM_ERROR: learnt from a refusal, not read from a list
 
     @property
     def empty(self) -> bool:
@@ -184,7 +189,7 @@ def merge_upstream(facts: ModelFacts, upstream: UpstreamFacts | None) -> ModelFa
         value = getattr(upstream, key)
         if value is not None and facts.source_of(key) != "catalog":
             changes[key] = value
-            changed[key] = "upstream"
+            changed[key] = upstream.context_source if key == "context_length" else "upstream"
     if upstream.capabilities is not None and facts.source_of("capabilities") != "catalog":
         extra = tuple(c for c in upstream.capabilities if c not in facts.capabilities)
         if upstream.capabilities_complete:

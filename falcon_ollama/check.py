@@ -137,7 +137,8 @@ def _report(
             "alias": m.alias_of is not None,
             "capabilities": list(m.facts.capabilities),
             "context_length": m.facts.context_length,
-            # where each fact came from: catalog, upstream (its own model list), builtin or default
+            # where each fact came from: catalog, upstream (its own model list), builtin or default (a running
+            # worker may also learn a context length from an upstream's refusal: "upstream error")
             "sources": {key: m.facts.source_of(key) for key in FACT_SOURCES_KEYS},
         }
         for m in models or []

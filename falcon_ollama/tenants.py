@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -60,7 +60,43 @@ class Tenant:
 UNLIMITED: Final = Tenant(UNNAMED)
 
 
-class Tenants:
+class DigestSet:
+    """A value held as key digests: sized, truth-tested, compared and hashed by the set of its members (never
+    their order); ``str`` is ``repr``, which a subclass writes with counts only, never a digest."""
+
+    __slots__ = ()
+
+    def _members(self) -> tuple[Hashable, ...]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def __bool__(self) -> bool:
+        return bool(self._members())
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and set(self._members()) == set(other._members())
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._members()))
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def find_digest(token: str, digests: Sequence[bytes]) -> int | None:
+    """The index of the digest that is ``token``'s, or None. Every digest is compared on every call, whatever
+    matches, and all have one length: the time taken tells neither which key matched nor how long keys are."""
+    candidate = key_digest(token)
+    found: int | None = None
+    for index, digest in enumerate(digests):
+        if hmac.compare_digest(candidate, digest):
+            found = index
+    return found
+
+
+class Tenants(DigestSet):
     """Digest -> tenant; ``repr`` shows counts only, never a digest."""
 
     __slots__ = ("_entries", "source")
@@ -75,12 +111,8 @@ class Tenants:
 
     def resolve(self, token: str) -> Tenant | None:
         """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
-        candidate = key_digest(token)
-        found: Tenant | None = None
-        for digest, tenant in self._entries:
-            if hmac.compare_digest(candidate, digest):
-                found = tenant
-        return found
+        found = find_digest(token, [digest for digest, _ in self._entries])
+        return None if found is None else self._entries[found][1]
 
     def names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.name for _, t in self._entries))
@@ -88,22 +120,11 @@ class Tenants:
     def __add__(self, other: Tenants) -> Tenants:
         return Tenants((*self._entries, *other._entries), self.source or other.source)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __bool__(self) -> bool:
-        return bool(self._entries)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Tenants) and set(self._entries) == set(other._entries)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._entries))
+    def _members(self) -> tuple[Hashable, ...]:
+        return self._entries
 
     def __repr__(self) -> str:
         return f"Tenants({len(self.names())} tenants, {len(self._entries)} keys)"
-
-    __str__ = __repr__
 
 
 def key_digest(key: str) -> bytes:
@@ -165,15 +186,20 @@ def parse_tenants(text: str, source: str = "the tenants file") -> Tenants:
     return Tenants(entries)
 
 
-def read_tenants_file(path_text: str) -> Tenants:
-    """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
+def read_secrets_file(path_text: str) -> tuple[Path, str]:
+    """A keys or tenants file read once at start-up: its path and UTF-8 text, or a ValueError naming it."""
     path = Path(path_text).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        return path, path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
+
+
+def read_tenants_file(path_text: str) -> Tenants:
+    """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
+    path, text = read_secrets_file(path_text)
     tenants = parse_tenants(text, repr(str(path)))
     tenants.source = str(path.resolve())
     return tenants

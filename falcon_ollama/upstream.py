@@ -276,6 +276,8 @@ class Upstream:
         self._json_headers = {**headers, "content-type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
         self._proxy: str | None = None
+        # Shown each 4xx refusal's (model, bounded body): the catalog learns a served context there.
+        self.on_refusal: Callable[[str, bytes], None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -454,6 +456,8 @@ class Upstream:
             body, _ = await self._read_bounded(response, self._settings.max_upstream_error_bytes)
         except UpstreamError:
             body = b""
+        if model is not None and 400 <= response.status < 500 and self.on_refusal is not None:
+            self.on_refusal(model, body)
         return map_status_error(response.status, body, response.headers, model, self.redactor)
 
     async def open_stream(
