@@ -118,7 +118,12 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     )
     ledger = (
         LedgerWriter(
-            make_ledger(settings.redis_url, settings.ledger_path, timeout=settings.limit_store_timeout)
+            make_ledger(
+                settings.redis_url,
+                settings.ledger_path,
+                timeout=settings.limit_store_timeout,
+                retention_days=settings.ledger_retention_days,
+            )
         )
         if settings.tenants
         else None

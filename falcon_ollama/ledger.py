@@ -9,6 +9,10 @@ restarts, for ``falcon-ollama usage``. Each finished request of a named tenant a
 - else in SQLite at ``FALCON_OLLAMA_LEDGER_PATH`` (default under the user's state directory, never on a RAM
   file system), WAL mode with ``synchronous=NORMAL``: a committed write survives the process being killed.
 
+Rows older than ``FALCON_OLLAMA_LEDGER_RETENTION_DAYS`` (default 400, 0 keeps them forever) are removed once
+an hour by the worker that writes first in that hour (SQLite: one DELETE; Redis: each hour's hash expires on
+its own, and the list of hours is pruned), so the ledger's size is bounded by tenants x models x hours kept.
+
 A write happens after the answer went out (in a thread for SQLite, bounded by the limit-store timeout); one
 that fails is logged with its figures so they can be added by hand, never silently dropped. The app waits
 for writes still in flight when it shuts down.
@@ -75,16 +79,23 @@ def _from_tag(tag: str) -> datetime:
     return datetime.strptime(tag, "%Y%m%d%H").replace(tzinfo=UTC)
 
 
+def _cutoff_tag(at: datetime, retention_days: int) -> str:
+    """The first hour still kept when writing at ``at``."""
+    return _hour_tag(at - timedelta(days=retention_days))
+
+
 class SqliteLedger:
     """The embedded ledger: one SQLite file, rows upserted per hour x tenant x model."""
 
-    __slots__ = ("_conn", "_lock", "description", "path")
+    __slots__ = ("_conn", "_lock", "_pruned", "description", "path", "retention_days")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention_days: int = 0) -> None:
         self.path = path
+        self.retention_days = retention_days
         self.description = f"SQLite {path}"
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._pruned = ""  # the hour of the last pruning: once an hour is enough
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -99,7 +110,12 @@ class SqliteLedger:
     def add_now(self, tenant: str, model: str, prompt: int, completion: int, at: datetime) -> None:
         with self._lock:
             try:
-                self._connect().execute(_UPSERT, (_hour_tag(at), tenant, model, prompt, completion))
+                conn = self._connect()
+                tag = _hour_tag(at)
+                conn.execute(_UPSERT, (tag, tenant, model, prompt, completion))
+                if self.retention_days and tag != self._pruned:
+                    conn.execute("DELETE FROM usage WHERE hour < ?", (_cutoff_tag(at, self.retention_days),))
+                    self._pruned = tag
             except sqlite3.Error:
                 self._close()
                 raise
@@ -132,12 +148,14 @@ class SqliteLedger:
 class RedisLedger:
     """The shared ledger: a hash per hour in the limits' Redis, incremented in one pipeline per request."""
 
-    __slots__ = ("_client", "_timeout", "_url", "description")
+    __slots__ = ("_client", "_pruned", "_timeout", "_url", "description", "retention_days")
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, retention_days: int = 0) -> None:
         self._url = url
         self._timeout = timeout
+        self.retention_days = retention_days
         self._client: Redis | None = None
+        self._pruned = ""
         self.description = f"Redis {redacted_url(url)}"
 
     def _connect(self) -> Redis:
@@ -158,7 +176,20 @@ class RedisLedger:
         pipe.hincrby(key, field + "prompt", prompt)
         pipe.hincrby(key, field + "completion", completion)
         pipe.sadd(_HOURS_KEY, tag)
+        if self.retention_days:
+            # The hour's hash goes by itself once it is older than the retention (plus the hour itself).
+            pipe.expire(key, self.retention_days * 86400 + 3600)
         await asyncio.wait_for(pipe.execute(), self._timeout * 4)
+        if self.retention_days and tag != self._pruned:
+            self._pruned = tag
+            await asyncio.wait_for(self._prune_hours(_cutoff_tag(at, self.retention_days)), self._timeout * 4)
+
+    async def _prune_hours(self, cutoff: str) -> None:
+        client = self._connect()
+        old = [tag for tag in (_text(m) for m in await client.smembers(_HOURS_KEY)) if tag < cutoff]
+        if old:
+            await client.srem(_HOURS_KEY, *old)
+            await client.delete(*(_HOUR_PREFIX + tag for tag in old))
 
     async def rows(self, since: datetime, tenant: str | None = None) -> list[Usage]:
         client = self._connect()
@@ -199,10 +230,12 @@ def _text(value: bytes | str) -> str:
 Ledger = SqliteLedger | RedisLedger
 
 
-def make_ledger(redis_url: str | None, path: str | None, *, timeout: float) -> Ledger:
+def make_ledger(
+    redis_url: str | None, path: str | None, *, timeout: float, retention_days: int = 0
+) -> Ledger:
     if redis_url:
-        return RedisLedger(redis_url, timeout=timeout)
-    return SqliteLedger(Path(path).expanduser() if path else default_ledger_path())
+        return RedisLedger(redis_url, timeout=timeout, retention_days=retention_days)
+    return SqliteLedger(Path(path).expanduser() if path else default_ledger_path(), retention_days)
 
 
 class LedgerWriter:

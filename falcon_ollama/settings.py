@@ -284,6 +284,12 @@ VARIABLES: tuple[Variable, ...] = (
             None,
             "usage ledger (SQLite) without Redis",
         ),
+        _V(
+            "FALCON_OLLAMA_LEDGER_RETENTION_DAYS",
+            NON_NEGATIVE_INT,
+            400,
+            "days of usage the ledger keeps, 0 forever",
+        ),
         _V("FALCON_OLLAMA_STREAM_LEASE_SECONDS", SECONDS, 60.0, "a stream slot's lease, renewed while open"),
         _V(
             "FALCON_OLLAMA_LIMIT_STORE_FAILURE",
@@ -500,6 +506,7 @@ class Settings:
     redis_max_backoff: float = _default("redis_max_backoff")
     stream_lease_seconds: float = _default("stream_lease_seconds")
     ledger_path: str | None = _default("ledger_path")
+    ledger_retention_days: int = _default("ledger_retention_days")
     limit_store_failure: str = _default("limit_store_failure")
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")

@@ -92,3 +92,33 @@ def test_since_takes_ages_and_iso_times() -> None:
     assert parse_since("2026-12-01T08:30+01:00", now).hour == 8
     with pytest.raises(ValueError):
         parse_since("soon", now)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+def test_rows_older_than_the_retention_are_removed_by_the_first_write_of_an_hour(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from falcon_ollama.ledger import make_ledger
+
+    url = request.getfixturevalue("redis_server").url if kind == "redis" else None
+    now = datetime(2026, 12, 5, 12, 30, tzinfo=UTC)
+
+    async def run() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        ledger = make_ledger(url, str(tmp_path / "l.sqlite"), timeout=1.0, retention_days=30)
+        ledger.retention_days = 0  # write history first, as a ledger without retention would have
+        for age_days, tenant in ((45, "old"), (31, "old"), (29, "kept"), (1, "kept")):
+            await ledger.add(tenant, "m", 1, 2, now - timedelta(days=age_days))
+        epoch = datetime(2000, 1, 1, tzinfo=UTC)
+        before = [(r.hour.strftime("%Y%m%d"), r.tenant) for r in await ledger.rows(epoch)]
+        ledger.retention_days = 30
+        await ledger.add("kept", "m", 1, 2, now)  # the first write of this hour prunes
+        after = [(r.hour.strftime("%Y%m%d"), r.tenant) for r in await ledger.rows(epoch)]
+        await ledger.close()
+        return before, after
+
+    before, after = asyncio.run(run())
+    assert [t for _, t in before] == ["old", "old", "kept", "kept"]
+    assert after == [("20261106", "kept"), ("20261204", "kept"), ("20261205", "kept")]
