@@ -1,12 +1,13 @@
 """What one tenant limit check costs per request (issue 15): the embedded store against a real Redis.
 
-``Limiter.acquire`` as a request pays it, driven on one event loop: wall time per check (the request waits
+``Limiter.admit`` as a request pays it (both per-minute limits in one store round trip), driven on one
+event loop: wall time per check (the request waits
 that long) and CPU time of this process per check (what the worker spends). Cases, each 2000 checks:
 
 * embedded (SQLite WAL file on /dev/shm, its work in a thread): a limit of 60, full (each check refused),
   and a limit of 10^6 (each check accepted, the window growing to 2000 rows);
 * Redis (a local redis-server on loopback, started here; skipped without one): the same two cases, one Lua
-  round trip each;
+  round trip each; and a tenant with both requests and tokens per minute (still one round trip);
 * the loop's own cost of running a coroutine that does nothing, for reference.
 
 Figures printed at the end and kept in the JSON report; docs/performance.md records a run.
@@ -92,26 +93,45 @@ def test_loop_reference(
     _measure(benchmark, figures, loop, "reference: an empty coroutine", nothing)
 
 
-@pytest.mark.parametrize(("case", "limit"), [("full, refused", 60), ("accepted", 1_000_000)])
+@pytest.mark.parametrize(
+    ("case", "limit", "tokens"),
+    [
+        ("full, refused", 60, None),
+        ("accepted", 1_000_000, None),
+        ("requests + tokens, accepted", 1_000_000, 10**12),
+    ],
+)
 def test_embedded(
     benchmark: BenchmarkFixture,
     figures: dict[str, list[str]],
     loop: asyncio.AbstractEventLoop,
     case: str,
     limit: int,
+    tokens: int | None,
 ) -> None:
     base = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     limiter = Limiter(EmbeddedStore(base / "w.sqlite", timeout=1.0))
     try:
         _measure(
-            benchmark, figures, loop, f"embedded SQLite, {case}", lambda: limiter.acquire(f"t{limit}", limit)
+            benchmark,
+            figures,
+            loop,
+            f"embedded SQLite, {case}",
+            lambda: limiter.admit(f"t{limit}", limit, tokens),
         )
     finally:
         loop.run_until_complete(limiter.store.close())
         shutil.rmtree(base)
 
 
-@pytest.mark.parametrize(("case", "limit"), [("full, refused", 60), ("accepted", 1_000_000)])
+@pytest.mark.parametrize(
+    ("case", "limit", "tokens"),
+    [
+        ("full, refused", 60, None),
+        ("accepted", 1_000_000, None),
+        ("requests + tokens, accepted", 1_000_000, 10**12),
+    ],
+)
 def test_redis(
     benchmark: BenchmarkFixture,
     figures: dict[str, list[str]],
@@ -119,11 +139,16 @@ def test_redis(
     redis_url: str,
     case: str,
     limit: int,
+    tokens: int | None,
 ) -> None:
     limiter = Limiter(RedisStore(redis_url, timeout=1.0, max_backoff=1.0))
     try:
         _measure(
-            benchmark, figures, loop, f"Redis (loopback), {case}", lambda: limiter.acquire(f"t{limit}", limit)
+            benchmark,
+            figures,
+            loop,
+            f"Redis (loopback), {case}",
+            lambda: limiter.admit(f"t{limit}", limit, tokens),
         )
     finally:
         loop.run_until_complete(limiter.store.close())

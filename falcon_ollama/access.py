@@ -369,22 +369,19 @@ class AccessControl:
         limits = tenant.limits
         if limiter is None or limits == NO_LIMITS:
             return
-        # Tokens first: a request refused for its tokens does not use one of its requests per minute.
-        checks = (
-            ("tokens_per_minute", limits.tokens_per_minute, limiter.tokens_wait),
-            ("requests_per_minute", limits.requests_per_minute, limiter.acquire),
-        )
-        for name, value, check in checks:
-            if value is None:
-                continue
+        if limits.tokens_per_minute is not None or limits.requests_per_minute is not None:
+            # One store round trip; tokens first: a request refused for them uses none of its requests.
             try:
-                wait = await check(tenant.name, value)
+                refused = await limiter.admit(
+                    tenant.name, limits.requests_per_minute, limits.tokens_per_minute
+                )
             except StoreUnavailable:
                 _store_down(req, resp)
                 return
-            if wait is not None:
-                what = f"{value} {name.replace('_', ' ')}"
-                self._over(req, resp, limiter, tenant, name, what, wait)
+            if refused is not None:
+                name, wait = refused
+                value = getattr(limits, name)
+                self._over(req, resp, limiter, tenant, name, f"{value} {name.replace('_', ' ')}", wait)
                 return
         info = getattr(req.context, "info", None)
         if info is None:

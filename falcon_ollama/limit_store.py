@@ -48,51 +48,70 @@ FAILURE_POLICIES: Final = (FAIL_OPEN, FAIL_CLOSED)
 _FIRST_BACKOFF: Final = 0.5
 DEFAULT_LEASE_SECONDS: Final = 60.0
 _KEY_PREFIX: Final = "falcon-ollama:"
+TOKENS_PER_MINUTE: Final = "tokens_per_minute"
+REQUESTS_PER_MINUTE: Final = "requests_per_minute"
 
-# A sliding log in a sorted set scored by Redis's clock in microseconds. KEYS[1]: the tenant's set;
-# ARGV: the limit, the window in microseconds, a unique member. Returns 0 when the request was counted,
-# else the microseconds until the oldest entry leaves the window (at least 1).
-_SLIDING_LOG: Final = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.max(1, tonumber(oldest[2]) + window - now)
+# A sliding log in a sorted set scored by Redis's clock in microseconds: the tenant's set, the limit, the
+# window in microseconds, a unique member. 0 when the request was counted, else the microseconds until the
+# oldest entry leaves the window (at least 1).
+_SLIDING_FN: Final = """
+local function sliding(key, limit, window, member)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return math.max(1, tonumber(oldest[2]) + window - now)
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+  return 0
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-return 0
 """
-
+_SLIDING_LOG: Final = _SLIDING_FN + "return sliding(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
 
 # Tokens per minute: a hash per tenant, field = Redis's second, value = tokens charged in it (at most 60
-# fields live). CHECK: KEYS[1], ARGV[1] the limit; returns 0 while under it, else the seconds until enough
-# charges leave the minute. CHARGE: KEYS[1], ARGV[1] tokens.
-_TOKENS_CHECK: Final = """
-local now = tonumber(redis.call('TIME')[1])
-local limit = tonumber(ARGV[1])
-local all = redis.call('HGETALL', KEYS[1])
-local total, seconds = 0, {}
-for i = 1, #all, 2 do
-  local at, n = tonumber(all[i]), tonumber(all[i + 1])
-  if at <= now - 60 then
-    redis.call('HDEL', KEYS[1], all[i])
-  else
-    total = total + n
-    table.insert(seconds, {at, n})
+# fields live). 0 while under the limit, else the seconds until enough charges leave the minute.
+_TOKENS_FN: Final = """
+local function tokens_wait(key, limit)
+  local now = tonumber(redis.call('TIME')[1])
+  local all = redis.call('HGETALL', key)
+  local total, seconds = 0, {}
+  for i = 1, #all, 2 do
+    local at, n = tonumber(all[i]), tonumber(all[i + 1])
+    if at <= now - 60 then
+      redis.call('HDEL', key, all[i])
+    else
+      total = total + n
+      table.insert(seconds, {at, n})
+    end
   end
+  if total < limit then return 0 end
+  table.sort(seconds, function(a, b) return a[1] < b[1] end)
+  for _, entry in ipairs(seconds) do
+    total = total - entry[2]
+    if total < limit then return math.max(1, entry[1] + 60 - now) end
+  end
+  return 60
 end
-if total < limit then return 0 end
-table.sort(seconds, function(a, b) return a[1] < b[1] end)
-for _, entry in ipairs(seconds) do
-  total = total - entry[2]
-  if total < limit then return math.max(1, entry[1] + 60 - now) end
-end
-return 60
 """
+# ADMIT: both per-minute limits of one request in one round trip. KEYS: the tokens hash, the requests log;
+# ARGV: the tokens limit (0: none), the requests limit (0: none), the window in microseconds, a unique
+# member. Tokens first (a request refused for them uses none of its requests). 0 when admitted (and
+# counted), -seconds when over the tokens, +microseconds when over the requests.
+_ADMIT: Final = (
+    _TOKENS_FN
+    + _SLIDING_FN
+    + """
+if tonumber(ARGV[1]) > 0 then
+  local wait = tokens_wait(KEYS[1], tonumber(ARGV[1]))
+  if wait > 0 then return -wait end
+end
+if tonumber(ARGV[2]) == 0 then return 0 end
+return sliding(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+"""
+)
+# CHARGE: KEYS[1] the tokens hash, ARGV[1] tokens.
 _TOKENS_CHARGE: Final = """
 local now = redis.call('TIME')[1]
 redis.call('HINCRBY', KEYS[1], now, ARGV[1])
@@ -133,8 +152,9 @@ class LimitStore(Protocol):
         """None when accepted (and counted), else seconds until one would be; StoreUnavailable on failure."""
         ...
 
-    async def tokens_wait(self, tenant: str, limit: int) -> float | None:
-        """None while the tokens charged in the last minute are under ``limit``, else seconds to wait."""
+    async def admit(self, tenant: str, requests: int | None, tokens: int | None) -> tuple[str, float] | None:
+        """Both per-minute limits at once: None when admitted (the request counted), else which limit
+        refused (``"tokens_per_minute"`` or ``"requests_per_minute"``) and the seconds to wait."""
         ...
 
     async def charge(self, tenant: str, tokens: int) -> None: ...
@@ -173,8 +193,20 @@ class EmbeddedStore:
     async def acquire(self, tenant: str, limit: int) -> float | None:
         return await self._run(self._window.acquire, tenant, limit)
 
-    async def tokens_wait(self, tenant: str, limit: int) -> float | None:
-        return await self._run(self._window.tokens_wait, tenant, limit)
+    async def admit(self, tenant: str, requests: int | None, tokens: int | None) -> tuple[str, float] | None:
+        return await self._run(self._admit, tenant, requests, tokens)
+
+    def _admit(self, tenant: str, requests: int | None, tokens: int | None) -> tuple[str, float] | None:
+        """One thread hop for both checks (each is its own short SQLite transaction)."""
+        if tokens is not None:
+            wait = self._window.tokens_wait(tenant, tokens)
+            if wait is not None:
+                return TOKENS_PER_MINUTE, wait
+        if requests is not None:
+            wait = self._window.acquire(tenant, requests)
+            if wait is not None:
+                return REQUESTS_PER_MINUTE, wait
+        return None
 
     async def charge(self, tenant: str, tokens: int) -> None:
         await self._run(self._window.charge, tenant, tokens)
@@ -245,9 +277,14 @@ class RedisStore:
         micros = await self._call(_SLIDING_LOG, f"{_KEY_PREFIX}rpm:{tenant}", *args)
         return None if micros == 0 else micros / 1e6
 
-    async def tokens_wait(self, tenant: str, limit: int) -> float | None:
-        seconds = await self._call(_TOKENS_CHECK, f"{_KEY_PREFIX}tpm:{tenant}", limit)
-        return None if seconds == 0 else float(seconds)
+    async def admit(self, tenant: str, requests: int | None, tokens: int | None) -> tuple[str, float] | None:
+        script = self._script(_ADMIT)
+        keys = [f"{_KEY_PREFIX}tpm:{tenant}", f"{_KEY_PREFIX}rpm:{tenant}"]
+        args: list[int | str] = [tokens or 0, requests or 0, int(WINDOW * 1e6), os.urandom(8).hex()]
+        answer = int(await self._bounded(script(keys=keys, args=args)))
+        if answer == 0:
+            return None
+        return (TOKENS_PER_MINUTE, float(-answer)) if answer < 0 else (REQUESTS_PER_MINUTE, answer / 1e6)
 
     async def charge(self, tenant: str, tokens: int) -> None:
         await self._call(_TOKENS_CHARGE, f"{_KEY_PREFIX}tpm:{tenant}", tokens)
@@ -308,7 +345,7 @@ def _describe(exc: BaseException) -> str:
 class Limiter:
     """A store plus the failure policy, the outage log line and the store metrics.
 
-    Checks (:meth:`acquire`, :meth:`tokens_wait`, :meth:`open_stream`) follow the policy: store down and
+    Checks (:meth:`admit`, :meth:`acquire`, :meth:`open_stream`) follow the policy: store down and
     open, the request goes on; closed, :class:`StoreUnavailable` is raised for a 503. What happens after an
     answer (charging tokens, releasing or renewing a stream's lease) runs in the background and is only
     logged and counted when it fails: the request it belongs to is already answered."""
@@ -341,10 +378,10 @@ class Limiter:
         refused for that many seconds. Raises StoreUnavailable only when the policy is closed."""
         return await self._checked(self.store.acquire(tenant, limit), None)
 
-    async def tokens_wait(self, tenant: str, limit: int) -> float | None:
-        """None while the tenant's tokens of the last minute are under ``limit`` (or the store is down and
-        the policy open), else seconds until they will be."""
-        return await self._checked(self.store.tokens_wait(tenant, limit), None)
+    async def admit(self, tenant: str, requests: int | None, tokens: int | None) -> tuple[str, float] | None:
+        """Both per-minute limits in one store round trip: None to go on, else the refusing limit's name
+        and the seconds to wait. Raises StoreUnavailable only when the policy is closed."""
+        return await self._checked(self.store.admit(tenant, requests, tokens), None)
 
     async def open_stream(self, tenant: str, cap: int) -> StreamLease | None:
         """A lease on one of the tenant's ``cap`` concurrent streams, renewed until closed; None when the

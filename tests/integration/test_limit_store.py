@@ -112,3 +112,28 @@ def test_embedded_store_runs_off_the_loop_and_fails_by_policy(tmp_path: Path) ->
             await Limiter(broken, fail_closed=True).acquire("t", 1)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+def test_admit_checks_both_per_minute_limits_and_a_token_refusal_uses_no_request(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        store: RedisStore | EmbeddedStore
+        if kind == "redis":
+            url = request.getfixturevalue("redis_server").url
+            store = RedisStore(url, timeout=0.5, max_backoff=5)
+        else:
+            store = EmbeddedStore(tmp_path / "w.sqlite", timeout=1.0)
+        assert await store.admit("t", 2, 10) is None  # request 1 of 2, no tokens charged yet
+        await store.charge("t", 25)
+        refused = await store.admit("t", 2, 10)
+        assert refused is not None and refused[0] == "tokens_per_minute" and 0 < refused[1] <= 60
+        assert await store.admit("t", 2, None) is None  # request 2 of 2: the token refusal used none
+        refused = await store.admit("t", 2, None)
+        assert refused is not None and refused[0] == "requests_per_minute" and 0 < refused[1] <= 60
+        assert await store.admit("u", None, 10) is None  # another tenant, its own tokens
+        assert await store.admit("u", None, None) is None
+        await store.close()
+
+    asyncio.run(run())
