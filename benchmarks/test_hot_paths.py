@@ -157,7 +157,7 @@ def test_request_bookkeeping(
         registry.in_flight.inc()
         info = RequestInfo("0123456789abcdef0123456789abcdef", "POST", "/api/chat", "/api/chat", registry)
         info.model = "llama3.2:latest"
-        registry.upstream_latency.labels("chat/completions").observe(0.0042)
+        registry.upstream_latency.labels("chat/completions", "default").observe(0.0042)
         info.upstream_status = 200
         info.prompt_tokens, info.completion_tokens = 12, 50
         info.finish()
