@@ -10,7 +10,12 @@ from pathlib import Path
 import httpx
 
 from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
-from tests.integration.test_gunicorn_lifecycle import gunicorn_env, stream_chat, wait_for_two_workers
+from tests.integration.test_gunicorn_lifecycle import (
+    all_under_way,
+    gunicorn_env,
+    stream_chat,
+    wait_for_two_workers,
+)
 from tests.servers import GunicornProcess
 
 STREAMS = 50
@@ -38,8 +43,9 @@ def test_sighup_adds_a_backend_without_dropping_streams_and_a_broken_file_keeps_
             assert "local/qwen3-8b:latest" not in _names(server.url)
 
             async def run() -> list[tuple[str, bool]]:
-                streams = [asyncio.create_task(stream_chat(server.url)) for _ in range(STREAMS)]
-                await asyncio.sleep(0.8)  # every stream is under way
+                under_way: list[int] = []
+                streams = [asyncio.create_task(stream_chat(server.url, under_way)) for _ in range(STREAMS)]
+                await all_under_way(under_way, STREAMS)
                 catalog.write_text(
                     one + f'[backends.local]\nbase_url = "{second.base_url}"\nprefix = "local/"\n'
                 )

@@ -38,8 +38,9 @@ def worker_pids(master: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-async def stream_chat(url: str) -> tuple[str, bool]:
-    """The streamed text and whether the stream ended with done: true (False if it broke)."""
+async def stream_chat(url: str, under_way: list[int] | None = None) -> tuple[str, bool]:
+    """The streamed text and whether the stream ended with done: true (False if it broke). ``under_way``
+    gets one item when the first chunk arrives (see :func:`all_under_way`)."""
     text = ""
     try:
         async with (
@@ -50,6 +51,8 @@ async def stream_chat(url: str) -> tuple[str, bool]:
                 chunk = orjson.loads(line)
                 if "error" in chunk:
                     return text, False
+                if under_way is not None and not text:
+                    under_way.append(1)
                 text += chunk["message"]["content"]
                 if chunk["done"]:
                     return text, True
@@ -58,14 +61,24 @@ async def stream_chat(url: str) -> tuple[str, bool]:
     return text, False
 
 
+async def all_under_way(under_way: list[int], count: int) -> None:
+    """Wait until ``count`` streams have their first chunk: a signal sent then finds them all in flight,
+    however loaded the machine (a fixed sleep does not)."""
+    deadline = time.monotonic() + 30
+    while len(under_way) < count:
+        assert time.monotonic() < deadline, f"only {len(under_way)} of {count} streams started"
+        await asyncio.sleep(0.02)
+
+
 def test_sigterm_drains_in_flight_streams_then_exits_0() -> None:
     with FakeUpstreamThread(FakeConfig(tokens=40, token_delay_ms=50, record=False)) as fake:
         server = GunicornProcess(gunicorn_env(fake)).__enter__()
         assert server.proc is not None
 
         async def run() -> list[tuple[str, bool]]:
-            streams = [asyncio.create_task(stream_chat(server.url)) for _ in range(10)]
-            await asyncio.sleep(0.6)  # every stream is under way
+            under_way: list[int] = []
+            streams = [asyncio.create_task(stream_chat(server.url, under_way)) for _ in range(10)]
+            await all_under_way(under_way, 10)
             assert server.proc is not None
             server.proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.5)
@@ -130,8 +143,9 @@ def hup_during_streams(server: GunicornProcess, tokens: int) -> list[tuple[str, 
     """SIGHUP to the master while 8 streams are under way; their results."""
 
     async def run() -> list[tuple[str, bool]]:
-        streams = [asyncio.create_task(stream_chat(server.url)) for _ in range(8)]
-        await asyncio.sleep(0.6)  # every stream is under way
+        under_way: list[int] = []
+        streams = [asyncio.create_task(stream_chat(server.url, under_way)) for _ in range(8)]
+        await all_under_way(under_way, 8)
         assert server.proc is not None
         server.proc.send_signal(signal.SIGHUP)
         return list(await asyncio.gather(*streams))

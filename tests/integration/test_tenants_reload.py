@@ -12,15 +12,16 @@ import httpx
 import orjson
 
 from fake_openai import FakeConfig, FakeUpstreamThread
-from tests.integration.test_gunicorn_lifecycle import gunicorn_env, wait_for_two_workers
+from tests.integration.test_gunicorn_lifecycle import all_under_way, gunicorn_env, wait_for_two_workers
 from tests.integration.test_tenants import ALL_KEY, MINI_KEY, USER, sha
 from tests.servers import GunicornProcess
 
 NEW_KEY = "tenant-new-key-EEEEEEEEEEEEEEEEEE"
 
 
-async def keyed_stream(url: str, key: str) -> tuple[int, bool]:
-    """The status and whether the stream ended with done: true."""
+async def keyed_stream(url: str, key: str, under_way: list[int] | None = None) -> tuple[int, bool]:
+    """The status and whether the stream ended with done: true; ``under_way`` gets an item at its first
+    line."""
     body = {"model": "gpt-4o-mini", "messages": USER}
     headers = {"Authorization": f"Bearer {key}"}
     async with (
@@ -29,6 +30,9 @@ async def keyed_stream(url: str, key: str) -> tuple[int, bool]:
     ):
         done = False
         async for line in resp.aiter_lines():
+            if under_way is not None:
+                under_way.append(1)
+                under_way = None  # counted once
             chunk = orjson.loads(line)
             if "error" in chunk:
                 return resp.status_code, False
@@ -61,8 +65,11 @@ def test_sighup_reloads_the_tenants_file_with_streams_intact(tmp_path: Path) -> 
             assert tags_status(server.url, NEW_KEY) == 401
 
             async def reload_during_streams() -> list[tuple[int, bool]]:
-                streams = [asyncio.create_task(keyed_stream(server.url, MINI_KEY)) for _ in range(3)]
-                await asyncio.sleep(0.6)  # under way (40 tokens x 50 ms)
+                under_way: list[int] = []
+                streams = [
+                    asyncio.create_task(keyed_stream(server.url, MINI_KEY, under_way)) for _ in range(3)
+                ]
+                await all_under_way(under_way, 3)
                 path.write_text(one + f'[tenants.new]\nkey_sha256 = ["{sha(NEW_KEY)}"]\n')
                 assert server.proc is not None
                 server.proc.send_signal(signal.SIGHUP)
