@@ -29,6 +29,9 @@ from falcon_ollama.errors import OllamaError
 
 BUDGET_MESSAGE = "server busy, please try again.  the worker's memory budget for requests in flight is in use"
 RETRY_AFTER_SECONDS = "1"
+# The gauge of held bytes is updated when they moved by this much, or came back to 0: a multiprocess gauge
+# write costs microseconds, more than the rest of a small request's bookkeeping here.
+REPORT_STEP = 1024 * 1024
 # What a stream's upstream bytes cost the worker, per byte, up to twice the accumulation bound (the decoder's
 # buffer and the translator's kept text): 3, so a stream at its bound is charged 6 x the bound, what one
 # measured (docs/deployment.md, *Memory*: its text, then the ``context`` built from it at the end).
@@ -37,9 +40,9 @@ STREAM_WEIGHT = 3
 
 class MemoryBudget:
     """One per worker, when the budget is on (``limit`` > 0). ``on_refused`` counts a refusal;
-    ``on_change`` is told the bytes held after each reservation and release (a gauge)."""
+    ``on_change`` is told the bytes held after reservations and releases that moved them (a gauge)."""
 
-    __slots__ = ("held", "limit", "on_change", "on_refused", "peak")
+    __slots__ = ("held", "limit", "on_change", "on_refused", "peak", "reported")
 
     def __init__(
         self,
@@ -52,6 +55,16 @@ class MemoryBudget:
         self.peak = 0
         self.on_refused = on_refused
         self.on_change = on_change
+        self.reported = 0
+
+    def report(self) -> None:
+        """Tell ``on_change`` the bytes held, if they moved by :data:`REPORT_STEP` or came back to 0."""
+        held = self.held
+        if self.on_change is not None and (
+            abs(held - self.reported) >= REPORT_STEP or (held == 0 and self.reported)
+        ):
+            self.reported = held
+            self.on_change(held)
 
     def open(self) -> Hold:
         return Hold(self)
@@ -75,8 +88,7 @@ class Hold:
                 budget.on_refused()
             raise OllamaError(503, BUDGET_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS})
         self.charge(size)
-        if budget.on_change is not None:
-            budget.on_change(budget.held)
+        budget.report()
 
     def charge(self, size: int) -> None:
         """Count ``size`` more bytes without refusing (a stream already under way)."""
@@ -89,8 +101,16 @@ class Hold:
             budget.peak = budget.held
 
     def charge_stream(self, size: int) -> None:
-        """Charge ``size`` upstream bytes of a translated stream (:data:`STREAM_WEIGHT` each)."""
-        self.charge(size * STREAM_WEIGHT)
+        """Charge ``size`` upstream bytes of a translated stream (:data:`STREAM_WEIGHT` each); once per
+        upstream read, so :meth:`charge` is inlined."""
+        if self.closed:
+            return
+        size *= STREAM_WEIGHT
+        budget = self._budget
+        budget.held += size
+        self.held += size
+        if budget.held > budget.peak:
+            budget.peak = budget.held
 
     def release(self) -> None:
         if self.closed:
@@ -99,8 +119,7 @@ class Hold:
         budget = self._budget
         budget.held -= self.held
         self.held = 0
-        if budget.on_change is not None:
-            budget.on_change(budget.held)
+        budget.report()
 
 
 _current: contextvars.ContextVar[Hold | None] = contextvars.ContextVar("falcon_ollama_hold", default=None)
