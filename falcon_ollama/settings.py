@@ -247,7 +247,7 @@ VARIABLES: tuple[Variable, ...] = (
         _V(
             "FALCON_OLLAMA_WORKER_MEMORY_BUDGET",
             NON_NEGATIVE_INT,
-            768 * 1024 * 1024,
+            512 * 1024 * 1024,
             "bytes held for requests per worker, 0 off",
         ),
         _V("FALCON_OLLAMA_MAX_BODY_BYTES", POSITIVE_INT, _L.max_body_bytes, "largest request body"),
