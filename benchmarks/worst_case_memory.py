@@ -15,11 +15,15 @@ of tests/hostile_stream_upstream.py, driven through the most expensive request o
 * ``embeds``: ``/api/embed`` at FALCON_OLLAMA_MAX_EMBED_INPUTS inputs, answered with 1,536-dimension vectors.
 
 Each kind runs alone on a fresh worker (its cost per request, ``count`` at once), then all of them at once on
-another fresh worker. Reported: the worker's RSS at rest (after a warm-up), its peak (``VmHWM``), the growth,
+another fresh worker. ``--flood N``: N answers and N bodies at their bounds at once, once with the worker's
+memory budget off (FALCON_OLLAMA_WORKER_MEMORY_BUDGET=0) and once on (its default, or the environment's):
+the budget refuses (503) what would pass it, so the peak stays near the budget.
+
+Reported: the worker's RSS at rest (after a warm-up), its peak (``VmHWM``), the growth,
 the statuses, and any ``WORKER TIMEOUT``. Bounded: the counts given, one round each, loopback only.
 
     .venv/bin/python benchmarks/worst_case_memory.py [--heads 1000 --streams 4 --bodies 2 --answers 2 \
-        --embeds 2] [--only-combined]
+        --embeds 2] [--only-combined] [--flood 16]
 """
 
 from __future__ import annotations
@@ -159,8 +163,10 @@ def hold_heads(port: int, count: int) -> list[socket.socket]:
     return socks
 
 
-def scenario(upstream: HostileStreamUpstream, counts: dict[str, int]) -> None:
+def scenario(upstream: HostileStreamUpstream, counts: dict[str, int], budget: int | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if budget is not None:
+        env["FALCON_OLLAMA_WORKER_MEMORY_BUDGET"] = str(budget)
     env.update(
         OPENAI_BASE_URL=upstream.base_url,
         OPENAI_API_KEY="sk-worst-case-memory",
@@ -170,6 +176,8 @@ def scenario(upstream: HostileStreamUpstream, counts: dict[str, int]) -> None:
         FALCON_OLLAMA_LOG_LEVEL="warning",
     )
     label = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    if budget is not None:
+        label += f", budget {budget // 2**20} MiB" if budget else ", budget off"
     with GunicornProcess(env) as server:
         assert server.proc is not None
         (worker,) = (
@@ -209,7 +217,12 @@ def scenario(upstream: HostileStreamUpstream, counts: dict[str, int]) -> None:
         for sock in socks:
             sock.close()
     timeouts = server.output.count(b"WORKER TIMEOUT")
-    shown = "; ".join(f"{k}: {', '.join(sorted(set(v)))}" for k, v in statuses.items()) or "-"
+    shown = (
+        "; ".join(
+            f"{k}: {', '.join(f'{s} x{v.count(s)}' for s in sorted(set(v)))}" for k, v in statuses.items()
+        )
+        or "-"
+    )
     print(
         f"| {label} | {rest / 1024:.0f} | {peak / 1024:.0f} | +{(peak - rest) / 1024:.0f} | {elapsed:.1f} s "
         f"| {shown} | {timeouts} |",
@@ -222,6 +235,7 @@ def main() -> None:
     for name, default in (("heads", 1000), ("streams", 4), ("bodies", 2), ("answers", 2), ("embeds", 2)):
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--only-combined", action="store_true", help="skip the runs of one kind alone")
+    parser.add_argument("--flood", type=int, default=0, help="only N answers + N bodies, budget off then on")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -231,12 +245,18 @@ def main() -> None:
         f"defaults: header {DEFAULTS.max_header_bytes} B, "
         f"stream kept {DEFAULTS.max_stream_accumulated_bytes} B, "
         f"body {DEFAULTS.max_body_bytes} B / {DEFAULTS.max_json_values} values, upstream answer "
-        f"{DEFAULTS.max_upstream_body_bytes} B, embed inputs {DEFAULTS.max_embed_inputs}"
+        f"{DEFAULTS.max_upstream_body_bytes} B, embed inputs {DEFAULTS.max_embed_inputs}, "
+        f"worker memory budget {DEFAULTS.worker_memory_budget} B"
     )
     print("| load (at once) | RSS at rest MiB | peak MiB | growth MiB | time | statuses | worker timeouts |")
     print("|---|---|---|---|---|---|---|")
     with HostileStreamUpstream() as upstream:
         upstream.script = Upstream()
+        if args.flood:
+            flood = {k: (args.flood if k in ("answers", "bodies") else 0) for k in kinds}
+            scenario(upstream, flood, budget=0)
+            scenario(upstream, flood, budget=DEFAULTS.worker_memory_budget)
+            return
         if not args.only_combined:
             for kind in kinds:
                 if counts[kind]:

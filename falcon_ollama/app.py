@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from falcon_ollama import memory_budget
 from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
@@ -22,6 +23,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.ledger import LedgerWriter, make_ledger
 from falcon_ollama.limit_store import FAIL_CLOSED, Limiter, make_store
 from falcon_ollama.logs import WarnOnce
+from falcon_ollama.memory_budget import MemoryBudget
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
 from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.requestlog import RequestTracking
@@ -92,13 +94,24 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
     """Falcon's ASGI app plus the ``services`` it was built with.
 
     It also puts the ASGI ``receive`` callable into the request scope: the streaming relay needs it to see
-    a client disconnect (Falcon does not expose it, and uvicorn's ``send`` is silent after a disconnect)."""
+    a client disconnect (Falcon does not expose it, and uvicorn's ``send`` is silent after a disconnect).
+    With the worker's memory budget on, each HTTP request holds its share of it (memory_budget.py) from here
+    until its last byte was sent, released however it ends."""
 
     services: Services
+    memory_budget: MemoryBudget | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
         scope[RECEIVE_SCOPE_KEY] = receive
-        await super().__call__(scope, receive, send)
+        budget = self.memory_budget
+        if budget is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        token = memory_budget.enter(budget.open())  # in the request's own task: its context
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            memory_budget.leave(token)
 
 
 def create_app(settings: Settings) -> FalconOllamaApp:
@@ -209,6 +222,12 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/api/blobs/{digest}", NotManagedResource("/api/blobs", ("HEAD", "POST")))
 
     app.services = services
+    if settings.worker_memory_budget:
+        app.memory_budget = MemoryBudget(
+            settings.worker_memory_budget,
+            on_refused=metrics.rejected.labels("memory").inc,
+            on_change=metrics.memory_held.set,
+        )
     return app
 
 

@@ -146,6 +146,13 @@ class Metrics:
             "Limit checks the store failed or did not answer in time",
             registry=registry,
         )
+        # The bytes reserved on the workers' memory budgets (falcon_ollama/memory_budget.py), summed.
+        self.memory_held = Gauge(
+            "falcon_ollama_memory_budget_held_bytes",
+            "Bytes reserved for requests in flight on the worker memory budget",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.rejected = Counter(
             "falcon_ollama_rejected_requests",
             "Requests refused before any work",

@@ -244,6 +244,12 @@ VARIABLES: tuple[Variable, ...] = (
         "limits",
         _V("FALCON_OLLAMA_MAX_IN_FLIGHT", POSITIVE_INT, 1024, "upstream requests at once per worker"),
         _V("FALCON_OLLAMA_MAX_QUEUE", NON_NEGATIVE_INT, 512, "requests waiting for a slot per worker"),
+        _V(
+            "FALCON_OLLAMA_WORKER_MEMORY_BUDGET",
+            NON_NEGATIVE_INT,
+            512 * 1024 * 1024,
+            "bytes held for requests per worker, 0 off",
+        ),
         _V("FALCON_OLLAMA_MAX_BODY_BYTES", POSITIVE_INT, _L.max_body_bytes, "largest request body"),
         _V(
             "FALCON_OLLAMA_MAX_JSON_DEPTH",
@@ -489,6 +495,8 @@ class Settings:
     responses_mode: str = _default("responses_mode")
     max_in_flight: int = _default("max_in_flight")
     max_queue: int = _default("max_queue")
+    # Bytes one worker may hold for requests in flight (bodies, upstream answers, streams): memory_budget.py.
+    worker_memory_budget: int = _default("worker_memory_budget")
     max_body_bytes: int = _default("max_body_bytes")
     max_json_depth: int = _default("max_json_depth")
     max_messages: int = _default("max_messages")

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import orjson
 
-from falcon_ollama import __version__
+from falcon_ollama import __version__, memory_budget
 from falcon_ollama.backends import BackendConfig, Dialect, implicit_backend
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.metrics import Metrics
@@ -391,8 +391,11 @@ class Upstream:
         except (aiohttp.ClientError, OSError) as exc:
             raise map_transport_error(exc) from exc
 
-    async def _read_bounded(self, response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-        """At most ``limit`` decompressed bytes, and whether that was the whole body.
+    async def _read_bounded(
+        self, response: aiohttp.ClientResponse, limit: int, reserve: Callable[[int], None] | None = None
+    ) -> tuple[bytes, bool]:
+        """At most ``limit`` decompressed bytes, and whether that was the whole body; ``reserve`` is told
+        each chunk's size before it is kept (it may refuse by raising: memory_budget.py).
 
         Read chunk by chunk (aiohttp inflates a bounded amount per read), so a gzip bomb costs at most the
         limit. A body cut short leaves its connection closed, not returned to the pool."""
@@ -409,6 +412,8 @@ class Upstream:
                         complete = True
                         break
                     size += len(chunk)
+                    if reserve is not None:
+                        reserve(len(chunk))
                     if size > limit:
                         parts.append(chunk[: len(chunk) - (size - limit)])
                         break
@@ -432,7 +437,7 @@ class Upstream:
 
     async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._settings.max_upstream_body_bytes
-        content, complete = await self._read_bounded(response, limit)
+        content, complete = await self._read_bounded(response, limit, memory_budget.reserve)
         if not complete:
             raise UpstreamError(
                 502,

@@ -13,22 +13,29 @@ import falcon
 import falcon.asgi
 import orjson
 
+from falcon_ollama import memory_budget
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.limits import Limits, check_content_type, parse_json
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
 
 async def read_body(req: falcon.asgi.Request, max_bytes: int) -> bytes:
-    """The request body, refusing (413) anything above ``max_bytes`` before reading it all."""
+    """The request body, refusing (413) anything above ``max_bytes`` before reading it all, and reserved on
+    the worker's memory budget (503 when it is in use): its length before a byte is read, else as it comes."""
     length = req.content_length
     if length is not None and length > max_bytes:
         raise OllamaError(413, f"request body too large (limit {max_bytes} bytes)")
+    reserved = length or 0
+    memory_budget.reserve(reserved)
     chunks: list[bytes] = []
     size = 0
     async for chunk in req.stream:
         size += len(chunk)
         if size > max_bytes:
             raise OllamaError(413, f"request body too large (limit {max_bytes} bytes)")
+        if size > reserved:
+            memory_budget.reserve(size - reserved)
+            reserved = size
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

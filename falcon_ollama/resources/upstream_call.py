@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import falcon.asgi
 import orjson
 
+from falcon_ollama import memory_budget
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.backends import current_route
 from falcon_ollama.errors import OllamaError, ProxyError
@@ -250,8 +251,13 @@ class UpstreamCall:
         # Bytes translated from one read, not yet written: if a later event of that read fails, they are
         # written before the error, so what reaches the client does not depend on the framing.
         pending: list[bytes] = []
+        # Charged to the worker's memory budget as they arrive, up to what may be kept; never refused.
+        charge, uncharged = memory_budget.stream_charger(), 2 * self.max_accumulated
         try:
             async for chunk in chunks:
+                if uncharged > 0:
+                    charge(len(chunk))
+                    uncharged -= len(chunk)
                 payloads = decode(chunk)
                 # Usually one event per read (tokens arrive one by one): no list or join for it.
                 if len(payloads) == 1 and payloads[0] != DONE:
