@@ -188,6 +188,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("OPENAI_BASE_URL", http_url, DEFAULT_OPENAI_BASE_URL, "the upstream's /v1 URL"),
         _V("OPENAI_ORGANIZATION", text, None, "sent as OpenAI-Organization"),
         _V("OPENAI_PROJECT", text, None, "sent as OpenAI-Project"),
+        _V(
+            "FALCON_OLLAMA_UPSTREAM_DIALECT",
+            Choice(("chat", "responses"), "chat or responses"),
+            "chat",
+            "upstream API: chat completions or responses",
+        ),
         _V("FALCON_OLLAMA_CONNECT_TIMEOUT", SECONDS, 10.0, "seconds to connect to the upstream"),
         _V("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", SECONDS, 600.0, "seconds until the upstream's first byte"),
         _V("FALCON_OLLAMA_IDLE_TIMEOUT", SECONDS, 300.0, "seconds a stream may stay silent"),
@@ -373,6 +379,7 @@ class UpstreamSettings:
     max_connections: int
     max_retries: int
     retry_base_delay: float
+    upstream_dialect: str
     max_retry_wait: float
     stream_usage: bool
     max_upstream_body_bytes: int
@@ -439,6 +446,7 @@ class Settings:
     max_connections: int = _default("max_connections")
     max_retries: int = _default("max_retries")
     retry_base_delay: float = _default("retry_base_delay")
+    upstream_dialect: str = _default("upstream_dialect")
     max_retry_wait: float = _default("max_retry_wait")
     stream_usage: bool = _default("stream_usage")
     # Bounds on what the upstream may send (after decompression): docs/security.md "Upstream answers".

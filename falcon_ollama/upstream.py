@@ -239,6 +239,9 @@ class Upstream:
         )
         self.retries = 0  # retries made since start (for metrics and tests)
         self.redactor = redactor_for(settings)
+        # "chat": chat completions as is; "responses": chat completions requests go to /responses, translated
+        # both ways (resources/upstream_call.py, dialect_post / dialect_open).
+        self.dialect: str = settings.upstream_dialect
         self._base_url = settings.openai_base_url.rstrip("/") + "/"
         headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
         if settings.openai_api_key:

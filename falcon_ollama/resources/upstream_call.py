@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import falcon.asgi
 import orjson
@@ -37,7 +37,14 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, DoneFinder, SSEDecoder, SSEError
+from falcon_ollama.translate.chat_to_responses import (
+    ResponsesAnswerError,
+    ResponsesStreamToChat,
+    chat_to_responses,
+    response_to_chat,
+)
 from falcon_ollama.translate.dialect import StreamTranslator
+from falcon_ollama.translate.openai_adapt import CHAT_PATH
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
 
 log = logging.getLogger("falcon_ollama.upstream_call")
@@ -106,14 +113,20 @@ class DisconnectWatcher:
 class Session:
     """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id."""
 
-    __slots__ = ("_upstream", "handed_over", "info", "slot", "watcher")
+    __slots__ = ("_upstream", "handed_over", "info", "max_event", "slot", "watcher")
 
-    def __init__(self, req: falcon.asgi.Request, upstream: Upstream) -> None:
+    def __init__(
+        self, req: falcon.asgi.Request, upstream: Upstream, max_event: int = MAX_STREAM_ACCUMULATED_BYTES
+    ) -> None:
         self._upstream = upstream
+        self.max_event = max_event  # the SSE event bound, for a stream translated from another dialect
         self.info = info_of(req)
         self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         self.slot: Slot | None = None
         self.handed_over = False  # a stream's relay owns the slot and the watcher now
+
+    def redact(self, text: str) -> str:
+        return self._upstream.redactor.text(text)
 
     @property
     def request_id(self) -> str | None:
@@ -121,12 +134,19 @@ class Session:
 
     async def post(self, path: str, body: bytes, *, model: str) -> UpstreamResponse:
         """POST ``body`` and read the whole answer (the upstream's retries included)."""
+        if path == CHAT_PATH and self._upstream.dialect == "responses":
+            return await dialect_post(self, body, model)
         return await self._noted(
             self._upstream.post_json(path, body, model=model, request_id=self.request_id)
         )
 
-    async def open(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
+    async def open(self, path: str, body: bytes, *, model: str) -> OpenStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
+        if path == CHAT_PATH and self._upstream.dialect == "responses":
+            return await dialect_open(self, body, model)
+        return await self.open_raw(path, body, model=model)
+
+    async def open_raw(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
         stream = await self._noted(
             self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
         )
@@ -170,7 +190,7 @@ class UpstreamCall:
     async def session(self, req: falcon.asgi.Request) -> AsyncIterator[Session]:
         """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
         block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
-        session = Session(req, self._upstream)
+        session = Session(req, self._upstream, self.max_accumulated)
         try:
             session.slot = await self._admission.acquire()
             yield session
@@ -214,7 +234,7 @@ class UpstreamCall:
             resp.stream = self._bytes(stream, error_frame, session)
 
     async def _translated(
-        self, stream: UpstreamStream, translator: StreamTranslator, session: Session
+        self, stream: OpenStream, translator: StreamTranslator, session: Session
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder(self.max_accumulated)
         decode, translate = decoder.feed, translator.feed
@@ -263,7 +283,7 @@ class UpstreamCall:
             await end_stream(stream, session)
 
     async def _bytes(
-        self, stream: UpstreamStream, error_frame: ErrorFrame, session: Session
+        self, stream: OpenStream, error_frame: ErrorFrame, session: Session
     ) -> AsyncIterator[bytes]:
         info = session.info
         first = True
@@ -343,7 +363,7 @@ async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
         await chunks.aclose()
 
 
-async def end_stream(stream: UpstreamStream, session: Session) -> None:
+async def end_stream(stream: OpenStream, session: Session) -> None:
     """What a stream's owner owes at its end, whichever way it ends: stop watching the client, drop the
     upstream connection if it was not read to the end, free the admission slot, write the summary."""
     session.watcher.stop()
@@ -357,3 +377,95 @@ async def end_stream(stream: UpstreamStream, session: Session) -> None:
 def json_bytes(value: object) -> bytes:
     """The request body bytes for the upstream (orjson, compact)."""
     return orjson.dumps(value)
+
+
+# --- the "responses" upstream dialect (FALCON_OLLAMA_UPSTREAM_DIALECT) ------------------------------------
+# The one hook: a chat completions request bound for an upstream spoken to in the Responses API is translated
+# here, posted to /responses, and its answer (whole or streamed) translated back to chat completions, so the
+# routes above and their translators do not know. Kept together so it can move to a per-backend call.
+
+RESPONSES_PATH = "responses"
+
+
+class OpenStream(Protocol):
+    """An open streamed answer: an :class:`UpstreamStream` or one translated from another dialect."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _responses_body(body: bytes) -> bytes:
+    try:
+        chat = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # our own request: cannot happen
+        raise UpstreamError(500, "the upstream request is not JSON") from exc
+    return orjson.dumps(chat_to_responses(chat).body)
+
+
+async def dialect_post(session: Session, body: bytes, model: str) -> UpstreamResponse:
+    """``body`` (chat completions) posted as a Responses request; the answer as a chat completion."""
+    answer = await session.post(RESPONSES_PATH, _responses_body(body), model=model)
+    try:
+        chat = response_to_chat(orjson.loads(answer.body))
+    except (orjson.JSONDecodeError, ResponsesAnswerError, AttributeError, TypeError) as exc:
+        message = (
+            str(exc)
+            if isinstance(exc, ResponsesAnswerError)
+            else "the upstream answer is not a Responses object"
+        )
+        raise UpstreamError(502, session.redact(message)) from exc
+    return UpstreamResponse(answer.status, answer.headers, orjson.dumps(chat))
+
+
+async def dialect_open(session: Session, body: bytes, model: str) -> OpenStream:
+    """A Responses stream opened for ``body`` (chat completions), read as a chat completions stream."""
+    return ResponsesAsChatStream(
+        await session.open_raw(RESPONSES_PATH, _responses_body(body), model=model), session.max_event
+    )
+
+
+class ResponsesAsChatStream:
+    """A Responses event stream read as chat completion chunks (``data: {...}`` blocks, ``data: [DONE]``)."""
+
+    __slots__ = ("_inner", "_max_event", "headers", "status")
+
+    def __init__(self, inner: UpstreamStream, max_event: int) -> None:
+        self._inner = inner
+        self._max_event = max_event
+        self.status = inner.status
+        self.headers: Mapping[str, str] = inner.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder(self._max_event)
+        convert = ResponsesStreamToChat()
+        source = self._inner.chunks()
+        ended = False
+        try:
+            async for chunk in source:
+                if ended:  # what follows the end: passed on for the relay's drain to discard
+                    yield chunk
+                    continue
+                out: list[bytes] = []
+                for payload in decoder.feed(chunk):
+                    try:
+                        made = convert.feed(payload)
+                    except ResponsesAnswerError as exc:
+                        if out:
+                            yield b"".join(out)
+                        raise UpstreamError(502, str(exc)) from exc
+                    out.extend(b"data: " + c + b"\n\n" for c in made)
+                    if convert.done:
+                        out.append(b"data: [DONE]\n\n")
+                        ended = True
+                        break
+                if out:
+                    yield b"".join(out)
+        finally:
+            await close_chunks(source)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
