@@ -455,6 +455,11 @@ def _stream_frames(answer: StreamAnswer, fault: Fault | None) -> tuple[list[byte
     """The SSE frames to send (the [DONE] frame included unless suppressed) and how many carry payloads."""
     events = answer.events
     kind = fault.kind if fault is not None else None
+    if answer.names is not None:
+        frames = [
+            b"event: " + n + b"\ndata: " + e + b"\n\n" for n, e in zip(answer.names, events, strict=True)
+        ]
+        return frames, len(frames)
     if kind == "empty_deltas":
         build = answer.content_event
         empty, null = build(""), build(None)

@@ -11,11 +11,14 @@ are in docs/configuration.md ("Upstream dialect"). Chat fields the Responses API
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from falcon_ollama.translate.effort import SCALES
 
 # Chat fields with no Responses counterpart: left out (the Responses API refuses unknown fields).
 _DROPPED = ("stop", "seed", "frequency_penalty", "presence_penalty", "logit_bias", "n", "stream_options")
@@ -40,9 +43,9 @@ class RequestPlan:
 
 
 def chat_to_responses(chat: dict[str, Any], *, summaries: bool = True) -> RequestPlan:
-    """``chat`` (a chat completions request) as a Responses request. With ``reasoning_effort`` set (the
-    chat path sets it only for reasoning models when thinking is wanted or defaulted), ``reasoning`` gets
-    that effort and, unless ``summaries`` is off or the effort is "none", ``summary: "auto"``."""
+    """``chat`` (a chat completions request) as a Responses request. ``reasoning_effort`` becomes
+    ``reasoning.effort``, with ``summary: "auto"`` when the model will reason (see :func:`_reasoning`)
+    unless ``summaries`` is off."""
     out: dict[str, Any] = {
         "model": chat.get("model"),
         "input": _input(chat.get("messages") or []),
@@ -59,11 +62,8 @@ def chat_to_responses(chat: dict[str, Any], *, summaries: bool = True) -> Reques
     limit = chat.get("max_completion_tokens", chat.get("max_tokens"))
     if limit is not None:
         out["max_output_tokens"] = limit
-    effort = chat.get("reasoning_effort")
-    if effort is not None:
-        reasoning: dict[str, Any] = {"effort": effort}
-        if summaries and effort != "none":
-            reasoning["summary"] = "auto"
+    reasoning = _reasoning(str(chat.get("model") or ""), chat.get("reasoning_effort"), summaries)
+    if reasoning:
         out["reasoning"] = reasoning
     if chat.get("tools"):
         out["tools"] = [_tool(t) for t in chat["tools"]]
@@ -80,6 +80,24 @@ def chat_to_responses(chat: dict[str, Any], *, summaries: bool = True) -> Reques
         if chat.get("top_logprobs"):
             out["top_logprobs"] = chat["top_logprobs"]
     return RequestPlan(out, dropped)
+
+
+def _reasoning(model: str, effort: object, summaries: bool) -> dict[str, Any]:
+    """``reasoning`` for ``effort``: summaries asked for whenever the model will reason -- an effort other
+    than its family's off switch, or none sent to a family that reasons by default (gpt-5 and o-series with
+    ``think: true``, where the chat path sends no effort). A model of no known family gets no summary
+    request (OpenAI refuses ``reasoning`` on models that do not reason)."""
+    base = model.lower().rsplit("/", 1)[-1]
+    scale = next((sc for pattern, sc in SCALES if fnmatch.fnmatchcase(base, pattern)), None)
+    out: dict[str, Any] = {}
+    if effort is not None:
+        out["effort"] = effort
+    thinks = effort not in (None, "none", scale.off if scale else None) or (
+        effort is None and scale is not None and scale.reasons_by_default
+    )
+    if summaries and thinks:
+        out["summary"] = "auto"
+    return out
 
 
 def _input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
