@@ -232,7 +232,7 @@ class Built:
         output = len(self.thoughts) + len(self.pieces) + sum(len(c[3]) for c in self.calls)
         return {
             "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": len(self.thoughts)},
             "total_tokens": input_tokens + output,

@@ -345,7 +345,7 @@ class ResponsesStreamToChat:
         if kind == "error":
             message = event.get("message")
             raise ResponsesAnswerError(
-                message if isinstance(message, str) and message else "the upstream failed"
+                message if isinstance(message, str) and message else "the upstream reported an error"
             )
         return []  # in_progress, content_part.*, *.done, refusal, and events we do not relay
 
