@@ -16,6 +16,7 @@ from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen
 from falcon_ollama.gunicorn_support import (
     master_settings,
     metrics_dir,
+    remove_private_metrics_dir,
     start_fake_upstream,
     stop_fake_upstream,
     use_upstream,
@@ -110,3 +111,4 @@ def child_exit(server, worker):
 
 def on_exit(server):
     stop_fake_upstream()
+    remove_private_metrics_dir()

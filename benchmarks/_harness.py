@@ -139,6 +139,19 @@ def settings(base_url: str = "http://127.0.0.1:9/v1", **overrides: Any) -> Any:
     return dataclasses.replace(base, **overrides)
 
 
+def several_backends(count: int) -> Any:
+    """``settings()`` with ``count`` backends in the catalog: ``openai`` unprefixed, then ``b2/``, ``b3/``."""
+    from falcon_ollama.backends import BackendConfig
+
+    base = settings()
+    others = (
+        BackendConfig(f"b{n}", f"http://127.0.0.1:{8 + n}/v1", auth="none", prefix=f"b{n}/")
+        for n in range(2, count + 1)
+    )
+    backends = (BackendConfig("openai", base.openai_base_url, base.openai_api_key), *others)
+    return dataclasses.replace(base, catalog=dataclasses.replace(base.catalog, backends=backends))
+
+
 def model_entry() -> Any:
     """The catalog entry ``MODEL`` resolves to (what the chat resource hands the translator)."""
     from falcon_ollama.catalog import ModelEntry
@@ -238,13 +251,18 @@ class _StubStream:
 
 class InProcessApp:
     """The real app (middleware, resources, translation, metrics, logging) with the upstream replaced by a
-    stub that answers at once: one request costs only what the app itself spends on it."""
+    stub that answers at once: one request costs only what the app itself spends on it.
 
-    def __init__(self, *, metrics: bool = True, tokens: int = TOKENS, embed_dims: int = 768) -> None:
+    ``backends``: how many backends the catalog declares (1: the implicit one of OPENAI_*; more: the first
+    unprefixed, the others under ``b2/``, ``b3/``..., each listing the same models); every one is stubbed."""
+
+    def __init__(
+        self, *, metrics: bool = True, tokens: int = TOKENS, embed_dims: int = 768, backends: int = 1
+    ) -> None:
         from falcon_ollama.app import create_app
         from falcon_ollama.upstream import UpstreamResponse
 
-        self.app = create_app(settings())
+        self.app = create_app(several_backends(backends) if backends > 1 else settings())
         upstream: Any = self.app.services.upstream
         answer = UpstreamResponse(200, {}, completion(tokens))
         events = stream_events(tokens)
@@ -278,9 +296,10 @@ class InProcessApp:
         async def open_stream(path: str, body: bytes, **kwargs: Any) -> Any:
             return _StubStream(events)
 
-        upstream.list_models = list_models
-        upstream.post_json = post_json
-        upstream.open_stream = open_stream
+        for stubbed in self.app.services.backends:
+            stubbed.list_models = list_models  # type: ignore[method-assign]
+            stubbed.post_json = post_json  # type: ignore[method-assign]
+            stubbed.open_stream = open_stream  # type: ignore[method-assign]
         if not metrics:
             # Every collaborator holds the same Metrics instance: emptying it turns metrics off everywhere.
             noop_metrics(upstream._metrics)

@@ -7,12 +7,13 @@ Starts, on loopback only:
   the floor any proxy pays;
 * falcon-ollama exactly as production starts it, ``gunicorn -c gunicorn.conf.py`` (2 workers).
 
-Then drives each one with the same load from wrk (Debian's package): the same chat request, as OpenAI JSON
-to the fake and to nginx and as Ollama JSON to falcon-ollama, at concurrency 1, 10 and 100, non-stream,
-stream (events back to back) and stream paced like a model (5 ms per token). Targets take turns cell by
-cell, so machine noise hits all three alike. For each cell: req/s, p50/p99 latency, errors, and the CPU
-time the hop spent per request (all threads of all its processes, from ``/proc``). A last phase holds
-1,000 concurrent streams through the proxy and records errors and resident memory per worker.
+Then drives each one with the same load from wrk (Debian's package): the same chat request, as OpenAI JSON to
+the fake and to nginx and as Ollama JSON to falcon-ollama, at concurrency 1, 10 and 100, non-stream, stream
+(events back to back), stream paced like a model (5 ms per token) and ``/api/embed`` (``--embed-inputs`` 16 of
+``--embed-dims`` 768; to the fake and nginx as OpenAI ``/v1/embeddings`` answered in JSON numbers). Targets
+take turns cell by cell, so machine noise hits all three alike. For each cell: req/s, p50/p99 latency, errors,
+and the CPU time the hop spent per request (all threads of all its processes, from ``/proc``). A last phase
+holds 1,000 concurrent streams through the proxy and records errors and resident memory per worker.
 
 Prints a Markdown table, and writes a JSON file and a PNG chart (latency and CPU per request against
 concurrency: ours beside the direct path and the plain hop). Takes about 3 minutes with the defaults;
@@ -49,7 +50,18 @@ MODES = {
     "non-stream": (False, 0.0),
     "stream": (True, 0.0),
     "stream-paced": (True, 5.0),
+    # POST /api/embed, --embed-inputs x --embed-dims (the proxy asks the upstream for base64 float32 and
+    # answers JSON numbers; direct and nginx relay OpenAI's answer of JSON numbers, of about the same size)
+    "embed": (False, 0.0),
 }
+EMBED_MODEL = "nomic-embed-text"  # an alias of text-embedding-3-small in conf/models.toml
+
+
+def embed_body(openai: bool, count: int) -> bytes:
+    inputs = [f"text number {i}: the quick brown fox" for i in range(count)]
+    if openai:
+        return orjson.dumps({"model": "text-embedding-3-small", "input": inputs, "encoding_format": "float"})
+    return orjson.dumps({"model": EMBED_MODEL, "input": inputs})
 
 
 @dataclass
@@ -211,15 +223,20 @@ class Bench:
         self.proxy_ports = {name: h.free_port() for name in configs}
         self.proxies: dict[str, subprocess.Popen[bytes]] = {}
         self.targets = ("direct", "nginx", *configs)
-        self.scripts: dict[tuple[str, bool], Path] = {}
-        self.sizes: dict[tuple[str, bool], int] = {}
-        for stream in (False, True):
-            openai = h.upstream_body(stream)
-            self.scripts["direct", stream] = lua_script(directory, f"openai-{stream}", openai)
-            ollama = orjson.dumps(h.ollama_chat(stream))
+        self.scripts: dict[tuple[str, str], Path] = {}
+        self.sizes: dict[tuple[str, str], int] = {}
+        for mode in MODES:
+            openai, ollama = self.body(mode, True), self.body(mode, False)
+            self.scripts["direct", mode] = lua_script(directory, f"openai-{mode}", openai)
             for name in configs:
-                self.scripts[name, stream] = lua_script(directory, f"ollama-{stream}", ollama)
-            self.scripts["nginx", stream] = self.scripts["direct", stream]
+                self.scripts[name, mode] = lua_script(directory, f"ollama-{mode}", ollama)
+            self.scripts["nginx", mode] = self.scripts["direct", mode]
+
+    def body(self, mode: str, openai: bool) -> bytes:
+        if mode == "embed":
+            return embed_body(openai, self.args.embed_inputs)
+        stream = MODES[mode][0]
+        return h.upstream_body(stream) if openai else orjson.dumps(h.ollama_chat(stream))
 
     def start(self) -> None:
         a = self.args
@@ -241,11 +258,12 @@ class Bench:
     def proxy(self) -> subprocess.Popen[bytes]:
         return self.proxies["proxy"]
 
-    def url(self, target: str) -> str:
+    def url(self, target: str, mode: str) -> str:
+        embed = mode == "embed"
         if target in self.proxies:
-            return f"http://127.0.0.1:{self.proxy_ports[target]}/api/chat"
+            return f"http://127.0.0.1:{self.proxy_ports[target]}/api/{'embed' if embed else 'chat'}"
         port = self.fake_port if target == "direct" else self.nginx_port
-        return f"http://127.0.0.1:{port}/v1/chat/completions"
+        return f"http://127.0.0.1:{port}/v1/{'embeddings' if embed else 'chat/completions'}"
 
     def hop_pids(self, target: str) -> list[int]:
         if target in self.proxies:
@@ -254,28 +272,27 @@ class Bench:
             return tree(self.nginx.pid)
         return []
 
-    def answer_size(self, target: str, stream: bool) -> int:
+    def answer_size(self, target: str, mode: str) -> int:
         """Bytes of one whole answer on the wire (head included), measured once per path and mode."""
-        key = (target, stream)
+        key = (target, mode)
         if key not in self.sizes:
-            url = self.url(target)
+            url = self.url(target, mode)
             port = int(url.split(":")[2].split("/")[0])
             path = "/" + url.split("/", 3)[3]
-            proxy = target in self.proxies
-            body = orjson.dumps(h.ollama_chat(stream)) if proxy else h.upstream_body(stream)
+            body = self.body(mode, target not in self.proxies)
             with h.RawClient(port) as client:
                 status, _ = client.request(h.post(path, body))
                 self.sizes[key] = client.last_size if status == 200 else 0
         return self.sizes[key]
 
-    def wrk(self, target: str, stream: bool, concurrency: int, seconds: float, cell: Cell | None) -> Cell:
+    def wrk(self, target: str, mode: str, concurrency: int, seconds: float, cell: Cell | None) -> Cell:
         threads = 1 if concurrency <= 100 else 2
         cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "--timeout", "30s"]
-        cmd += ["-s", str(self.scripts[target, stream]), self.url(target)]
+        cmd += ["-s", str(self.scripts[target, mode]), self.url(target, mode)]
         hop, fake = self.hop_pids(target), [self.fake.pid]
         ours = [*(pid for p in self.proxies.values() for pid in tree(p.pid)), *tree(self.nginx.pid)]
         ours.append(self.fake.pid)
-        size = self.answer_size(target, stream)
+        size = self.answer_size(target, mode)
         time.sleep(self.args.settle)  # the previous run's cut streams are cleaned up outside the window
         hop0, fake0, ours0, busy0 = h.cpu_ns(hop), h.cpu_ns(fake), h.cpu_ns(ours), busy_ns()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -378,15 +395,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             bench.start()
             for mode in args.modes:
-                stream, delay = MODES[mode]
-                fake_config(bench.fake_port, token_delay_ms=delay)
+                fake_config(bench.fake_port, token_delay_ms=MODES[mode][1], embedding_dim=args.embed_dims)
                 for target in bench.targets:  # warm every path: pools open, code hot
-                    bench.wrk(target, stream, 10, 1, None)
+                    bench.wrk(target, mode, 10, 1, None)
                 for concurrency in args.concurrency:
                     for repeat in range(args.repeat):
                         for target in bench.targets if repeat % 2 == 0 else bench.targets[::-1]:
                             cell = bench.wrk(
-                                target, stream, concurrency, args.duration, Cell(mode, concurrency, target)
+                                target, mode, concurrency, args.duration, Cell(mode, concurrency, target)
                             )
                             cells.append(cell)
                             print(progress(cell), file=sys.stderr, flush=True)
@@ -410,7 +426,7 @@ def hold_streams(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     fake_config(bench.fake_port, token_delay_ms=args.hold_token_delay_ms)
     out: dict[str, Any] = {"streams": args.hold, "token_delay_ms": args.hold_token_delay_ms}
     for target in ("direct", "proxy"):
-        cell = bench.wrk(target, True, args.hold, args.hold_seconds, Cell("hold", args.hold, target))
+        cell = bench.wrk(target, "stream", args.hold, args.hold_seconds, Cell("hold", args.hold, target))
         out[target] = asdict(cell)
         print(progress(cell), file=sys.stderr, flush=True)
     workers = h.children(bench.proxy.pid)
@@ -588,6 +604,10 @@ def main(argv: list[str] | None = None) -> None:
         default=list(MODES),
         help=f"comma-separated, from {', '.join(MODES)} (default: all)",
     )
+    parser.add_argument(
+        "--embed-dims", type=int, default=768, help="dimensions of the embed mode's vectors (default 768)"
+    )
+    parser.add_argument("--embed-inputs", type=int, default=16, help="inputs per embed request (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn and nginx workers (default 2)")
     parser.add_argument(
         "--gunicorn-config",

@@ -15,25 +15,38 @@ settings dump shows one.
 
 from __future__ import annotations
 
-import hmac
+import functools
 import ipaddress
 import logging
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from falcon_ollama.ratelimit import RequestWindow, retry_after_header
-from falcon_ollama.tenants import UNLIMITED, Tenant, Tenants, key_digest, set_current_tenant
+from falcon_ollama.errors import OllamaError
+from falcon_ollama.ledger import LedgerWriter
+from falcon_ollama.limit_store import Limiter, StoreUnavailable
+from falcon_ollama.ratelimit import retry_after_header
+from falcon_ollama.tenants import (
+    UNLIMITED,
+    DigestSet,
+    Limits,
+    Tenant,
+    Tenants,
+    find_digest,
+    key_digest,
+    read_secrets_file,
+    set_current_tenant,
+)
 
 if TYPE_CHECKING:
     import falcon.asgi
 
 log = logging.getLogger("falcon_ollama.access")
+NO_LIMITS: Final = Limits()
 
 DEFAULT_AUTH_EXEMPT_PATHS: Final = frozenset({"/", "/health", "/ready"})
 MIN_KEY_LENGTH: Final = 16
@@ -121,7 +134,7 @@ _HOST_FORBIDDEN: Final = orjson.dumps(
 )
 
 
-class ApiKeys:
+class ApiKeys(DigestSet):
     """The configured inbound keys, held only as SHA-256 digests; ``repr`` shows how many, never a key.
 
     Comparing fixed-length digests makes :meth:`verify` independent of the keys' lengths as well as their
@@ -141,11 +154,7 @@ class ApiKeys:
         return self._secrets
 
     def verify(self, token: str) -> bool:
-        candidate = key_digest(token)
-        matched = False
-        for digest in self._digests:
-            matched |= hmac.compare_digest(candidate, digest)
-        return matched
+        return find_digest(token, self._digests) is not None
 
     def __add__(self, other: ApiKeys) -> ApiKeys:
         combined = ApiKeys()
@@ -153,22 +162,11 @@ class ApiKeys:
         combined._secrets = tuple(dict.fromkeys((*self._secrets, *other._secrets)))
         return combined
 
-    def __len__(self) -> int:
-        return len(self._digests)
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiKeys) and set(self._digests) == set(other._digests)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._digests))
+    def _members(self) -> tuple[Hashable, ...]:
+        return self._digests
 
     def __repr__(self) -> str:
         return f"ApiKeys({len(self._digests)} configured)"
-
-    __str__ = __repr__
 
 
 def _check_key(key: str, where: str) -> str:
@@ -191,13 +189,7 @@ def read_api_keys_file(path_text: str) -> ApiKeys:
     """``FALCON_OLLAMA_API_KEYS_FILE``: one key per line, ``#`` comments, read once at start-up.
 
     An unreadable or empty file fails start-up: silently running without keys would expose the proxy."""
-    path = Path(path_text).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
+    path, text = read_secrets_file(path_text)
     keys = []
     for number, line in enumerate(text.splitlines(), start=1):
         key = line.split("#", 1)[0].strip()
@@ -309,14 +301,24 @@ class AccessControl:
     Install it after any middleware whose ``process_response`` expects its own ``process_request`` to have
     run: setting ``resp.complete`` skips the ``process_request`` of later middleware only."""
 
-    __slots__ = ("_check_host", "_exempt", "_hostname", "_keys", "_origins", "_tenants", "_window")
+    __slots__ = (
+        "_check_host",
+        "_exempt",
+        "_hostname",
+        "_keys",
+        "_ledger",
+        "_limiter",
+        "_origins",
+        "_tenants",
+    )
 
     def __init__(
         self,
         *,
         api_keys: ApiKeys,
         tenants: Tenants | None = None,
-        window: RequestWindow | None = None,
+        limiter: Limiter | None = None,
+        ledger: LedgerWriter | None = None,
         exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
         origins: OriginPolicy,
         check_host: bool,
@@ -324,7 +326,8 @@ class AccessControl:
     ) -> None:
         self._keys = api_keys
         self._tenants = tenants or Tenants()
-        self._window = window
+        self._limiter = limiter
+        self._ledger = ledger
         self._exempt = exempt_paths
         self._origins = origins
         self._check_host = check_host
@@ -351,33 +354,67 @@ class AccessControl:
                 if info is not None and tenant.name:
                     info.tenant = tenant.name
                 if req.method == "POST":
-                    self._limit_requests(req, resp, tenant)
+                    await self._limit_requests(req, resp, tenant)
+                    if info is not None and tenant.name and self._ledger is not None and not resp.complete:
+                        info.on_finish.append(functools.partial(_to_ledger, self._ledger, tenant.name))
 
-    def _limit_requests(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant) -> None:
-        """429 with ``Retry-After`` in the route's dialect once the tenant's requests per minute are used."""
-        rpm = tenant.limits.requests_per_minute
-        if rpm is None or self._window is None:
+    async def _limit_requests(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tenant: Tenant
+    ) -> None:
+        """A limited tenant's POST: 429 with ``Retry-After`` in the route's dialect while it is over its
+        tokens per minute (charged when each answer's usage is known) or its requests per minute; 503 when
+        the limit store is down and the failure policy is closed. Its tokens are charged at the end of the
+        request, and a stream it opens takes one of its concurrent-stream slots (upstream_call.py)."""
+        limiter = self._limiter
+        limits = tenant.limits
+        if limiter is None or limits == NO_LIMITS:
             return
-        wait = self._window.acquire(tenant.name, rpm)
-        if wait is None:
-            return
-        message = f"rate limit exceeded: {rpm} requests per minute for this key; retry after {wait:.1f}s"
-        log.info(
-            "refused %s %s: tenant %s over %d requests per minute", req.method, req.path, tenant.name, rpm
+        # Tokens first: a request refused for its tokens does not use one of its requests per minute.
+        checks = (
+            ("tokens_per_minute", limits.tokens_per_minute, limiter.tokens_wait),
+            ("requests_per_minute", limits.requests_per_minute, limiter.acquire),
         )
-        resp.status = 429
-        resp.content_type = _JSON
-        resp.set_header("Retry-After", retry_after_header(wait))
-        if req.path.startswith("/v1/messages"):
-            resp.data = orjson.dumps(
-                {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+        for name, value, check in checks:
+            if value is None:
+                continue
+            try:
+                wait = await check(tenant.name, value)
+            except StoreUnavailable:
+                _store_down(req, resp)
+                return
+            if wait is not None:
+                what = f"{value} {name.replace('_', ' ')}"
+                self._over(req, resp, limiter, tenant, name, what, wait)
+                return
+        info = getattr(req.context, "info", None)
+        if info is None:
+            return
+        if limits.tokens_per_minute is not None:
+            info.on_finish.append(
+                lambda done: limiter.charge(
+                    tenant.name, (done.prompt_tokens or 0) + (done.completion_tokens or 0)
+                )
             )
-        elif req.path.startswith("/v1/"):
-            error = {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}
-            resp.data = orjson.dumps({"error": error})
-        else:
-            resp.data = orjson.dumps({"error": message})
-        resp.complete = True
+        if limits.concurrent_streams is not None:
+            info.stream_gate = functools.partial(
+                _stream_gate, limiter, tenant, limits.concurrent_streams, info
+            )
+
+    @staticmethod
+    def _over(
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        limiter: Limiter,
+        tenant: Tenant,
+        limit: str,
+        what: str,
+        wait: float,
+    ) -> None:
+        message = f"rate limit exceeded: {what} for this key; retry after {wait:.1f}s"
+        log.info("refused %s %s: tenant %s over %s", req.method, req.path, tenant.name, what)
+        limiter.refused(tenant.name, limit)
+        refuse(req, resp, 429, message, ("rate_limit_error", "requests", "rate_limit_exceeded"))
+        resp.set_header("Retry-After", retry_after_header(wait))
 
     def _cors(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, origin: str) -> bool:
         """gin-contrib/cors ``applyCors``; True when the request has been answered (preflight or refusal)."""
@@ -425,17 +462,57 @@ class AccessControl:
         else:
             message, challenge = _MISSING, f'Bearer realm="{REALM}"'
         log.debug("refused %s %s: %s", req.method, req.path, message)
-        resp.status = 401
-        resp.content_type = _JSON
+        refuse(req, resp, 401, message, ("authentication_error", "invalid_request_error", _KEY_CODE))
         resp.set_header("WWW-Authenticate", challenge)
-        if req.path.startswith("/v1/messages"):
-            resp.data = orjson.dumps(
-                {"type": "error", "error": {"type": "authentication_error", "message": message}}
-            )
-        elif req.path.startswith("/v1/"):
-            error = {"message": message, "type": "invalid_request_error", "param": None, "code": _KEY_CODE}
-            resp.data = orjson.dumps({"error": error})
-        else:
-            resp.data = orjson.dumps({"error": message})
-        resp.complete = True
         return None
+
+
+STORE_DOWN_MESSAGE: Final = "rate-limit store unavailable; retry shortly"
+
+
+def _store_down(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    refuse(req, resp, 503, STORE_DOWN_MESSAGE, ("api_error", "api_error", "limit_store_unavailable"))
+    resp.set_header("Retry-After", "1")
+
+
+def _to_ledger(ledger: LedgerWriter, tenant: str, info: Any) -> None:
+    """A finished request of a named tenant, into the usage ledger (``info``: requestlog.RequestInfo)."""
+    ledger.record(tenant, info.model_label, info.prompt_tokens or 0, info.completion_tokens or 0)
+
+
+async def _stream_gate(limiter: Limiter, tenant: Tenant, cap: int, info: Any) -> None:
+    """Before a tenant's stream opens upstream: take a slot (released when ``info``, the request's
+    requestlog.RequestInfo, finishes), or raise
+    429 (the cap is reached) or 503 (store down, policy closed) for the route to answer in its dialect."""
+    try:
+        lease = await limiter.open_stream(tenant.name, cap)
+    except StoreUnavailable:
+        raise OllamaError(503, STORE_DOWN_MESSAGE, {"Retry-After": "1"}) from None
+    if lease is None:
+        limiter.refused(tenant.name, "concurrent_streams")
+        log.info("refused a stream: tenant %s holds %d concurrent streams", tenant.name, cap)
+        message = f"rate limit exceeded: {cap} concurrent streams for this key; retry when one ends"
+        raise OllamaError(429, message, {"Retry-After": "1"})
+    info.on_finish.append(lambda _: lease.close())
+
+
+def refuse(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    status: int,
+    message: str,
+    kinds: tuple[str, str, str],
+) -> None:
+    """Answer ``status`` in the route's dialect and complete the response. ``kinds``: Anthropic's error
+    type (/v1/messages), OpenAI's error type and code (other /v1 routes); Ollama's get ``{"error"}``."""
+    anthropic_type, openai_type, openai_code = kinds
+    resp.status = status
+    resp.content_type = _JSON
+    if req.path.startswith("/v1/messages"):
+        resp.data = orjson.dumps({"type": "error", "error": {"type": anthropic_type, "message": message}})
+    elif req.path.startswith("/v1/"):
+        error = {"message": message, "type": openai_type, "param": None, "code": openai_code}
+        resp.data = orjson.dumps({"error": error})
+    else:
+        resp.data = orjson.dumps({"error": message})
+    resp.complete = True

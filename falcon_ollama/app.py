@@ -19,9 +19,11 @@ from falcon_ollama.access import AccessControl, OriginPolicy
 from falcon_ollama.admission import Admission
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
+from falcon_ollama.ledger import LedgerWriter, make_ledger
+from falcon_ollama.limit_store import FAIL_CLOSED, Limiter, make_store
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.metrics import Metrics, MetricsResource, multiprocess_dir_from_env
-from falcon_ollama.ratelimit import RequestWindow, default_store_path
+from falcon_ollama.ratelimit import default_store_path
 from falcon_ollama.requestlog import RequestTracking
 from falcon_ollama.resources.chat import ChatResource, CompletionDeps, GenerateResource
 from falcon_ollama.resources.cloud import (
@@ -51,6 +53,7 @@ from falcon_ollama.resources.upstream_call import RECEIVE_SCOPE_KEY, UpstreamCal
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
 from falcon_ollama.upstream import Upstream
+from falcon_ollama.upstreams import Upstreams
 from falcon_ollama.wire import JSON_CONTENT_TYPE, error_body
 
 log = logging.getLogger("falcon_ollama.app")
@@ -61,9 +64,11 @@ class Services:
     """The app-scoped collaborators, exposed for tests and operator tooling."""
 
     settings: Settings
-    upstream: Upstream
+    upstream: Upstream  # the first backend's (the only one without [backends] in the catalog file)
     catalog: Catalog
     running: RunningModels
+    backends: Upstreams
+    ledger: LedgerWriter | None = None  # the tenants' usage ledger (FALCON_OLLAMA_TENANTS_FILE set)
 
 
 class _Lifespan:
@@ -73,12 +78,14 @@ class _Lifespan:
         self._services = services
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        await self._services.upstream.start()
+        await self._services.backends.start()
         self._services.catalog.start_background_refresh()
 
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self._services.catalog.close()
-        await self._services.upstream.close()
+        await self._services.backends.close()
+        if self._services.ledger is not None:
+            await self._services.ledger.drain()  # writes still in flight, then the file or connection
 
 
 class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
@@ -97,24 +104,32 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
 def create_app(settings: Settings) -> FalconOllamaApp:
     """Build the ASGI app for ``settings``. ``app.services`` holds the collaborators (for tests)."""
     metrics = Metrics(multiprocess_dir_from_env())
-    upstream = Upstream(settings, metrics=metrics)
+    backends = Upstreams(settings, metrics)  # one Upstream per backend (backends.py)
+    upstream = backends.first
     admission = Admission(settings.max_in_flight, settings.max_queue, metrics)
     # Every route's one way upstream: slot, disconnect watching, request id, end-of-stream bookkeeping.
-    upstream_call = UpstreamCall(upstream, admission, max_accumulated=settings.max_stream_accumulated_bytes)
+    upstream_call = UpstreamCall(backends, admission, max_accumulated=settings.max_stream_accumulated_bytes)
     catalog = Catalog(
         settings.catalog,
-        upstream,
+        list(backends),
         ttl=settings.models_ttl,
         allow_unlisted=settings.allow_unlisted_models,
         max_models=settings.max_models,
     )
-    services = Services(settings, upstream, catalog, RunningModels())
+    ledger = (
+        LedgerWriter(
+            make_ledger(settings.redis_url, settings.ledger_path, timeout=settings.limit_store_timeout)
+        )
+        if settings.tenants
+        else None
+    )
+    services = Services(settings, upstream, catalog, RunningModels(), backends, ledger)
 
     # AccessControl last: when it refuses a request the others' process_request has already run.
     middleware: list[Any] = [
         _Lifespan(services),
         RequestTracking(metrics),
-        access_control(settings),
+        access_control(settings, metrics, ledger),
     ]
     app = FalconOllamaApp(middleware=middleware, cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
@@ -130,7 +145,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/metrics", MetricsResource(metrics))
     # Ready while the model list was refreshed within two TTLs (plus the failure back-off): the catalog
     # keeps serving a stale list through short outages, readiness reports a long one.
-    app.add_route("/ready", ReadyResource(catalog, max_age=2 * settings.models_ttl + 30))
+    ready = ReadyResource(catalog, max_age=2 * settings.models_ttl + 30, breakers=backends.breakers)
+    app.add_route("/ready", ready)
     app.add_route("/api/version", VersionResource(settings.reported_version))
     app.add_route("/api/tags", TagsResource(catalog, started_at))
     app.add_route("/api/show", ShowResource(catalog, started_at, limits))
@@ -164,7 +180,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     for path in ("chat/completions", "completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
     add_cloud_routes(app)
-    if forwards(settings.responses_mode, settings.openai_base_url):
+    # auto: forwarded only when every backend is OpenAI's own API (each model's backend must speak it).
+    if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):
         app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream_call, limits))
     else:
         responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)
@@ -201,18 +218,35 @@ def add_cloud_routes(app: falcon.asgi.App) -> None:  # type: ignore[type-arg]
     app.add_route("/api/experimental/model-recommendations", RecommendationsResource())
 
 
-def access_control(settings: Settings) -> AccessControl:
+def access_control(
+    settings: Settings, metrics: Metrics | None = None, ledger: LedgerWriter | None = None
+) -> AccessControl:
     """The Host check applies only when bound to loopback, as in Ollama: elsewhere any name may fit."""
     access = settings.access
     return AccessControl(
         api_keys=access.api_keys,
         tenants=settings.tenants,
-        window=RequestWindow(default_store_path(settings.tenants.source))
-        if settings.tenants.limited()
-        else None,
+        limiter=limiter(settings, metrics) if settings.tenants.limited() else None,
+        ledger=ledger,
         exempt_paths=access.auth_exempt_paths,
         origins=OriginPolicy(access.ollama_origins),
         check_host=access.check_host and settings.bind.is_loopback,
+    )
+
+
+def limiter(settings: Settings, metrics: Metrics | None = None) -> Limiter:
+    """The tenants' limit store (Redis when configured, else the machine's embedded one) and its policy."""
+    store = make_store(
+        settings.redis_url,
+        default_store_path(settings.tenants.source),
+        timeout=settings.limit_store_timeout,
+        max_backoff=settings.redis_max_backoff,
+    )
+    return Limiter(
+        store,
+        fail_closed=settings.limit_store_failure == FAIL_CLOSED,
+        metrics=metrics,
+        lease_seconds=settings.stream_lease_seconds,
     )
 
 

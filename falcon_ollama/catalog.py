@@ -14,24 +14,36 @@ found as ``X``, ``X:latest`` or through an alias, case-insensitively; an alias w
 answers every tag of its name (``llama3.2:3b``) unless a tagged alias names that one. The upstream always
 receives its own id. Facts come from the catalog file, the upstream's own list entry (context length,
 capabilities), the built-in families and the defaults, in that order (``catalog_config.merge_upstream``).
+
+Several backends (falcon_ollama/backends.py): each has its own cached list (a failed refresh keeps that
+backend's stale list), and the lists are merged in the configuration's order, each model shown as
+``<prefix><id>`` with its own backend's facts. An id two unprefixed backends both list is served by the first
+and logged as an error naming both (``conflicts``). Resolving a name records its route for the request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from falcon_ollama.catalog_config import CatalogConfig, UpstreamFacts
+from falcon_ollama.backends import Link, routed
+from falcon_ollama.catalog_config import UPSTREAM_ERROR, CatalogConfig, UpstreamFacts
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.tenants import current_tenant
-from falcon_ollama.translate.model_list import parse_model_list, served_context, upstream_facts
-from falcon_ollama.upstream import Upstream
+from falcon_ollama.translate.model_list import (
+    context_from_error,
+    parse_model_list,
+    served_context,
+    upstream_facts,
+)
+from falcon_ollama.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("falcon_ollama.catalog")
 
@@ -41,6 +53,8 @@ _FAILED_REFRESH_BACKOFF = 5.0
 _MISS_REFRESH_INTERVAL = 30.0
 # Entries built between two yields to the event loop (~80 µs each measured: a slice costs a few ms).
 _INSTALL_SLICE = 100
+# How long a request waits for a backend's first model list while other backends already serve.
+_FIRST_LOAD_WAIT = 5.0
 
 
 def ollama_name(model_id: str) -> str:
@@ -56,13 +70,30 @@ def lookup_key(name: str) -> str:
     return key
 
 
+class _Listing:
+    """One backend's cached model list and the state of its refreshes."""
+
+    __slots__ = ("failure", "fresh_until", "last_error", "last_success", "raw", "refresh", "served",
+                 "upstream")  # fmt: skip
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.raw: list[dict[str, Any]] | None = None
+        self.served: int | None = None
+        self.fresh_until = 0.0
+        self.refresh: asyncio.Task[None] | None = None
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.failure: OllamaError | None = None
+
+
 class Catalog:
     """Resolves names and lists models; one per worker, built by ``create_app``."""
 
     def __init__(
         self,
         config: CatalogConfig,
-        upstream: Upstream,
+        upstream: Upstream | Sequence[Upstream],
         *,
         ttl: float,
         max_models: int,
@@ -71,19 +102,24 @@ class Catalog:
     ) -> None:
         self._config = config
         self._max_models = max_models
-        self._upstream = upstream
+        upstreams = [upstream] if isinstance(upstream, Upstream) else list(upstream)
+        self._listings = [_Listing(u) for u in upstreams]
         self._ttl = ttl
         self._allow_unlisted = allow_unlisted
         self._clock = clock
         self._entries: list[ModelEntry] | None = None
         self._index: dict[str, ModelEntry] = {}
-        self._fresh_until = 0.0
-        self._refresh: asyncio.Task[None] | None = None
+        self._generation = 0
+        self._installed = 0
         self._last_miss_refresh = -_MISS_REFRESH_INTERVAL
-        self._last_success: float | None = None
-        self._last_error: str | None = None
-        self._warned_dangling: set[str] = set()
-        self._failure: OllamaError | None = None
+        self._warned: set[str] = set()
+        self.conflicts: list[str] = []  # ids two unprefixed backends both list (the first serves them)
+        # Served contexts a backend named when it refused an over-long prompt, by (backend, lower-case
+        # upstream id) (llama-cpp-python says it nowhere else); kept across refreshes, per worker.
+        self._learnt_context: dict[tuple[str, str], int] = {}
+        self._said: dict[tuple[str, str], UpstreamFacts] = {}  # the last lists' facts, same keys
+        for listing in self._listings:
+            listing.upstream.on_refusal = functools.partial(self.learn_context, listing.upstream.name)
         # Lookup keys of the aliases written without a tag: these answer every tag of their name.
         self._untagged_aliases = frozenset(
             lookup_key(alias) for alias in config.aliases if ":" not in alias.rsplit("/", 1)[-1]
@@ -95,12 +131,29 @@ class Catalog:
 
     @property
     def last_success(self) -> float | None:
-        """Clock time of the last successful refresh (for readiness checks)."""
-        return self._last_success
+        """Clock time of the latest successful refresh of any backend (for readiness checks)."""
+        times = [x.last_success for x in self._listings if x.last_success is not None]
+        return max(times) if times else None
 
     @property
     def last_error(self) -> str | None:
-        return self._last_error
+        errors = [x.last_error for x in self._listings if x.last_error is not None]
+        return "; ".join(errors) if errors else None
+
+    def backend_states(self) -> list[tuple[str, float | None, str | None, int]]:
+        """Per backend: name, last successful refresh, last refresh error, models it offers now."""
+        counts: dict[str, int] = {}
+        for entry in self._entries or []:
+            if entry.alias_of is None and entry.route:
+                counts[entry.backend] = counts.get(entry.backend, 0) + 1
+        return [
+            (x.upstream.name, x.last_success, x.last_error, counts.get(x.upstream.name, 0))
+            for x in self._listings
+        ]
+
+    def failures(self) -> list[tuple[str, OllamaError]]:
+        """The backends whose last refresh failed, with the failure (``falcon-ollama check``)."""
+        return [(x.upstream.name, x.failure) for x in self._listings if x.failure is not None]
 
     async def list_models(self) -> list[ModelEntry]:
         """Every model shown to clients: visible upstream models and live aliases, sorted by name.
@@ -117,11 +170,13 @@ class Catalog:
         """Find the model a client asked for, or raise Ollama's 404 (``model '<name>' not found``).
 
         A model outside the request tenant's patterns is 404 as if it did not exist: each route already
-        answers this 404 in its own dialect. An alias is judged by its own name."""
+        answers this 404 in its own dialect. An alias is judged by its own name. The entry's route is
+        recorded for the request (the upstream-call path sends there)."""
         entry = await self._resolve(name)
         tenant = current_tenant()
         if tenant is not None and not tenant.may_use(entry.name):
             raise model_not_found(name)
+        routed(entry.route)
         return entry
 
     async def _resolve(self, name: str) -> ModelEntry:
@@ -135,7 +190,8 @@ class Catalog:
         now = self._clock()
         if now - self._last_miss_refresh >= _MISS_REFRESH_INTERVAL:
             self._last_miss_refresh = now
-            self._fresh_until = 0.0
+            for listing in self._listings:
+                listing.fresh_until = 0.0
             await self._ensure_loaded(wait=True)
             entry = self._find(key, name)
             if entry is not None:
@@ -144,9 +200,18 @@ class Catalog:
             upstream_id = name.strip()
             if upstream_id.lower().endswith(":latest"):
                 upstream_id = upstream_id[: -len(":latest")]
-            facts = self._config.facts_for(upstream_id)
-            return ModelEntry(ollama_name(upstream_id), upstream_id, facts, None, listed=False)
+            link = self._unlisted_link(upstream_id)
+            facts = self._config.facts_for(link.model)
+            return ModelEntry(ollama_name(upstream_id), link.model, facts, None, listed=False, route=(link,))
         raise model_not_found(name)
+
+    def _unlisted_link(self, shown: str) -> Link:
+        """Where a name nothing lists goes: the backend whose prefix it carries, else the first."""
+        for listing in self._listings:
+            prefix = listing.upstream.backend.prefix
+            if prefix and shown.lower().startswith(prefix.lower()) and len(shown) > len(prefix):
+                return Link(listing.upstream.name, shown[len(prefix) :])
+        return Link(self._listings[0].upstream.name, shown)
 
     def _find(self, key: str, name: str) -> ModelEntry | None:
         """The entry for a lookup key; a tagged name (``llama3.2:3b``) that nothing lists as such is
@@ -162,111 +227,231 @@ class Catalog:
 
     def start_background_refresh(self) -> None:
         """Warm the cache at start-up without blocking it (an unreachable upstream must not stop a worker)."""
-        self._start_refresh()
+        for listing in self._listings:
+            self._start_refresh(listing)
 
     def refresh_if_stale(self) -> None:
-        """Refresh in the background if the list is past its TTL (keeps an idle worker ready)."""
-        if self._clock() >= self._fresh_until:
-            self._start_refresh()
+        """Refresh in the background if a list is past its TTL (keeps an idle worker ready)."""
+        now = self._clock()
+        for listing in self._listings:
+            if now >= listing.fresh_until:
+                self._start_refresh(listing)
 
     async def close(self) -> None:
-        if self._refresh is not None and not self._refresh.done():
-            self._refresh.cancel()
-            with contextlib.suppress(BaseException):  # shutting down: the outcome no longer matters
-                await self._refresh
+        for listing in self._listings:
+            if listing.refresh is not None and not listing.refresh.done():
+                listing.refresh.cancel()
+                with contextlib.suppress(BaseException):  # shutting down: the outcome no longer matters
+                    await listing.refresh
 
     async def _ensure_loaded(self, *, wait: bool = False) -> None:
-        if self._clock() >= self._fresh_until:
-            task = self._start_refresh()
-            if self._entries is None or wait:
-                # shield: one waiter being cancelled (client gone) must not cancel the refresh others await.
-                await asyncio.shield(task)
-            # else: serve the stale list while the refresh runs in the background
+        now = self._clock()
+        waits: list[asyncio.Task[None]] = []
+        for listing in self._listings:
+            if now >= listing.fresh_until or (listing.refresh is not None and not listing.refresh.done()):
+                task = self._start_refresh(listing)
+                # A backend's first load is waited for (until it failed once: then it no longer holds the
+                # others' models up); else the stale list is served while the refresh runs.
+                if wait or self._entries is None or (listing.raw is None and listing.failure is None):
+                    waits.append(task)
+        if waits:
+            # shield: one waiter being cancelled (client gone) must not cancel the refresh others await.
+            together = asyncio.shield(asyncio.gather(*waits))
+            if wait or self._entries is None:
+                await together
+            else:  # other backends serve already: a slow first list holds them up only for a moment
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(together, _FIRST_LOAD_WAIT)
         if self._entries is None:
-            # The last refresh failed (within its back-off) and there is nothing to serve: report why.
-            raise self._failure or OllamaError(502, "the upstream model list is unavailable")
+            # Every refresh failed (within its back-off) and there is nothing to serve: report why.
+            failure = next((x.failure for x in self._listings if x.failure is not None), None)
+            raise failure or OllamaError(502, "the upstream model list is unavailable")
 
-    def _start_refresh(self) -> asyncio.Task[None]:
-        if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.get_running_loop().create_task(self._do_refresh())
-        return self._refresh
+    def _start_refresh(self, listing: _Listing) -> asyncio.Task[None]:
+        if listing.refresh is None or listing.refresh.done():
+            listing.refresh = asyncio.get_running_loop().create_task(self._do_refresh(listing))
+        return listing.refresh
 
-    async def _do_refresh(self) -> None:
+    async def _do_refresh(self, listing: _Listing) -> None:
+        upstream = listing.upstream
         try:
-            body, complete = await self._upstream.list_models()
+            body, complete = await upstream.list_models()
             parsed = parse_model_list(body, max_models=self._max_models, complete=complete)
         except (OllamaError, UpstreamProtocolError) as exc:
-            self._failure = exc if isinstance(exc, OllamaError) else OllamaError(502, exc.message)
-            self._last_error = exc.message
-            self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
-            log.warning("model list refresh failed: %s", exc.message)
+            if isinstance(exc, UpstreamError):
+                upstream.without_address(exc)
+            listing.failure = exc if isinstance(exc, OllamaError) else OllamaError(502, exc.message)
+            listing.last_error = exc.message
+            listing.fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
+            log.warning("backend %s: model list refresh failed: %s", upstream.name, exc.message)
             return
         except Exception as exc:  # never let a bug here kill the shared task silently
-            log.exception("model list refresh crashed")
-            self._failure = OllamaError(502, "the upstream model list is unavailable")
-            self._last_error = type(exc).__name__
-            self._fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
+            log.exception("model list refresh of backend %s crashed", upstream.name)
+            listing.failure = OllamaError(502, "the upstream model list is unavailable")
+            listing.last_error = type(exc).__name__
+            listing.fresh_until = self._clock() + _FAILED_REFRESH_BACKOFF
             return
         if parsed.more:
             log.warning(
-                "the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is larger than "
-                "FALCON_OLLAMA_MAX_MODEL_LIST_BYTES; serving the first %d",
+                "backend %s: the upstream lists more models than FALCON_OLLAMA_MAX_MODELS or its list is "
+                "larger than FALCON_OLLAMA_MAX_MODEL_LIST_BYTES; serving the first %d",
+                upstream.name,
                 len(parsed.models),
             )
-        served = await self._served_context(parsed.models)
-        await self._install(parsed.models, served)
-        self._failure = None
-        self._last_error = None
-        self._last_success = self._clock()
-        self._fresh_until = self._last_success + self._ttl
+        listing.served = await self._served_context(upstream, parsed.models)
+        listing.raw = parsed.models
+        listing.failure = None
+        listing.last_error = None
+        listing.last_success = self._clock()
+        listing.fresh_until = listing.last_success + self._ttl
+        await self._install()
 
-    async def _served_context(self, raw: list[dict[str, Any]]) -> int | None:
+    async def _served_context(self, upstream: Upstream, raw: list[dict[str, Any]]) -> int | None:
         """A llama.cpp server (its list entry has ``meta``) serving one model says in ``/props`` the
         context it runs with, which is what a request can use: ask it, once per refresh."""
         if len(raw) != 1 or not isinstance(raw[0].get("meta"), dict):
             return None
-        return served_context(await self._upstream.server_props())
+        return served_context(await upstream.server_props())
 
-    async def _install(self, raw: list[dict[str, Any]], served: int | None = None) -> None:
+    async def _install(self) -> None:
+        """Merge every backend's current list with the aliases into the index (the newest merge wins)."""
+        self._generation += 1
+        generation = self._generation
         config = self._config
         entries: dict[str, ModelEntry] = {}
-        by_id_lower: dict[str, str] = {}
-        said: dict[str, UpstreamFacts] = {}  # what the upstream's list says about a model, by lower-case id
-        for number, item in enumerate(raw, start=1):
-            if number % _INSTALL_SLICE == 0:
-                await asyncio.sleep(0)
-            model_id: str = item["id"]
-            by_id_lower[model_id.lower()] = model_id
-            upstream = upstream_facts(item)
-            if served is not None:
-                upstream = replace(upstream or UpstreamFacts(), context_length=served)
-            if upstream is not None:
-                said[model_id.lower()] = upstream
-            if not config.is_listed(model_id):
-                continue
-            created = item.get("created")
-            entry = ModelEntry(
-                name=ollama_name(model_id),
-                upstream_id=model_id,
-                facts=config.facts_for(model_id, upstream),
-                created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+        # Per backend: its ids by lower-case id, and what its list says about each.
+        ids: dict[str, dict[str, str]] = {}
+        said: dict[tuple[str, str], UpstreamFacts] = {}
+        conflicts: list[str] = []
+        unloaded: set[str] = set()  # backends whose list never loaded: a chain keeps their links as written
+        number = 0
+        for listing in self._listings:
+            backend = listing.upstream.backend
+            known = ids.setdefault(backend.name, {})
+            if listing.raw is None:
+                unloaded.add(backend.name)
+            for item in listing.raw or []:
+                number += 1
+                if number % _INSTALL_SLICE == 0:
+                    await asyncio.sleep(0)
+                model_id: str = item["id"]
+                known.setdefault(model_id.lower(), model_id)
+                upstream = upstream_facts(item)
+                if listing.served is not None:
+                    upstream = replace(upstream or UpstreamFacts(), context_length=listing.served)
+                learnt = self._learnt_context.get((backend.name, model_id.lower()))
+                if learnt is not None:
+                    upstream = replace(
+                        upstream or UpstreamFacts(), context_length=learnt, context_source=UPSTREAM_ERROR
+                    )
+                if upstream is not None:
+                    said[backend.name, model_id.lower()] = upstream
+                if not backend.offers(model_id) or not config.is_listed(model_id):
+                    continue
+                shown = backend.prefix + model_id
+                key = lookup_key(shown)
+                other = entries.get(key)
+                if other is not None and other.backend != backend.name:
+                    conflicts.append(
+                        f"model {shown!r} is listed by backends {other.backend} and {backend.name} "
+                        f"without a prefix; {other.backend} serves it (give one of them a prefix)"
+                    )
+                    continue
+                created = item.get("created")
+                entries[key] = ModelEntry(
+                    name=ollama_name(shown),
+                    upstream_id=model_id,
+                    facts=config.facts_for(model_id, upstream),
+                    created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+                    route=(Link(backend.name, model_id),),
+                )
+        for alias in config.aliases:
+            route = tuple(
+                link
+                for link in (self._target(alias, t, ids, entries, unloaded) for t in config.targets(alias))
+                if link is not None
             )
-            entries[lookup_key(model_id)] = entry
-        for alias, target in config.aliases.items():
-            target_id = by_id_lower.get(target.lower())
-            if target_id is None and not self._allow_unlisted:
-                if target not in self._warned_dangling:
-                    self._warned_dangling.add(target)
-                    log.warning("alias %r points at %r, which the upstream does not list", alias, target)
+            if not route:
                 continue
-            upstream_id = target_id or target
-            target_entry = entries.get(lookup_key(upstream_id))
+            first = route[0]
+            target_entry = entries.get(lookup_key(first.model))
             entries[lookup_key(alias)] = ModelEntry(
                 name=ollama_name(alias),
-                upstream_id=upstream_id,
-                facts=config.facts_for(upstream_id, said.get(upstream_id.lower())),
+                upstream_id=first.model,
+                facts=config.facts_for(first.model, said.get((first.backend, first.model.lower()))),
                 created=target_entry.created if target_entry else None,
-                alias_of=upstream_id,
+                alias_of=first.model,
+                route=route,
             )
+        if generation < self._installed:
+            return  # a merge that started later (with newer lists) already finished
+        self._installed = generation
+        for conflict in conflicts:
+            if conflict not in self._warned:
+                self._warned.add(conflict)
+                log.error("%s", conflict)
+        self.conflicts = conflicts
+        self._said = said
+        self._publish(entries)
+
+    def _publish(self, entries: dict[str, ModelEntry]) -> None:
         self._index = entries
         self._entries = sorted(entries.values(), key=lambda e: e.name)
+
+    def learn_context(self, backend: str, model: str, refusal: bytes) -> None:
+        """A backend's refusal of a request for ``model`` (the upstream id it was sent): when it names the
+        context the server runs with (an over-long prompt), that context becomes the model's
+        ``context_length`` from here on, source "upstream error", unless the catalog file sets one."""
+        context = context_from_error(refusal)
+        if context is None:
+            return
+        key = (backend, model.strip().lower())
+        if self._learnt_context.get(key) == context:
+            return
+        self._learnt_context[key] = context
+        log.info(
+            "backend %s's refusal names a context of %d tokens for %r; using it", backend, context, key[1]
+        )
+        said = replace(
+            self._said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
+        )
+        self._said[key] = said
+        self._publish(
+            {
+                name: replace(e, facts=self._config.facts_for(e.upstream_id, said))
+                if e.route and (e.route[0].backend, e.route[0].model.lower()) == key
+                else e
+                for name, e in self._index.items()
+            }
+        )
+
+    def _target(
+        self,
+        alias: str,
+        target: str,
+        ids: dict[str, dict[str, str]],
+        entries: dict[str, ModelEntry],
+        unloaded: set[str],
+    ) -> Link | None:
+        """Where an alias target goes: ``backend/model`` (a configured backend's name first), a name the
+        catalog shows (``local/qwen3-8b``), or an id some backend lists; None when nothing serves it. A
+        ``backend/model`` link to a backend whose list has not loaded stays (the chain falls past it)."""
+        head, slash, rest = target.partition("/")
+        if slash and head in ids and rest:
+            found = ids[head].get(rest.lower())
+            if found is not None or self._allow_unlisted or head in unloaded:
+                return Link(head, found or rest)
+        else:
+            shown = entries.get(lookup_key(target))
+            if shown is not None and shown.route:
+                return shown.route[0]
+            for backend, known in ids.items():
+                found = known.get(target.lower())
+                if found is not None:
+                    return Link(backend, found)
+            if self._allow_unlisted:
+                return self._unlisted_link(target)
+        if f"{alias}\0{target}" not in self._warned:
+            self._warned.add(f"{alias}\0{target}")
+            log.warning("alias %r points at %r, which the upstream does not list", alias, target)
+        return None

@@ -11,7 +11,12 @@ File format (every table optional; see ``conf/models.toml`` for a commented exam
     exclude = ["whisper-*", "tts-*"]     # replaces the default exclusions when given
 
     [aliases]
-    "llama3.2" = "gpt-4o-mini"           # Ollama name -> upstream id
+    "llama3.2" = "gpt-4o-mini"           # Ollama name -> upstream id, or "backend/model"
+    "qwen3" = ["local/qwen3-8b", "openai/o4-mini"]   # a fallback chain, tried in order
+
+    [backends.local]                     # several upstreams: falcon_ollama/backends.py
+    base_url = "http://127.0.0.1:8000/v1"
+    prefix = "local/"
 
     [defaults]                           # facts for models nothing else describes
     context_length = 8192
@@ -25,11 +30,15 @@ File format (every table optional; see ``conf/models.toml`` for a commented exam
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from falcon_ollama.backends import BackendConfig, Link, parse_backends
 
 KNOWN_CAPABILITIES = frozenset({"completion", "tools", "insert", "vision", "embedding", "thinking"})
 
@@ -66,7 +75,8 @@ class ModelFacts:
     reasoning: bool = False
     parameter_size: str = ""
     # Where the facts come from: "catalog" (the operator's file), "upstream" (the upstream's own model
-    # list), "builtin" (a known family), "default" (nothing describes the model: capabilities are a guess,
+    # list), "upstream error" (a context length its refusal of an over-long prompt named), "builtin" (a
+    # known family), "default" (nothing describes the model: capabilities are a guess,
     # so none of them is a reason to refuse). ``source`` is the first of these that gave any fact;
     # ``sources`` says it per fact (see FACT_SOURCES_KEYS) where that differs.
     source: str = "builtin"
@@ -129,7 +139,10 @@ FACT_SOURCES_KEYS = (
     "reasoning",
 )
 # Precedence of the places a fact can come from, first wins.
-_PRECEDENCE = ("catalog", "upstream", "builtin", "default")
+_PRECEDENCE = ("catalog", "upstream error", "upstream", "builtin", "default")
+# The source of a context length learnt from an upstream's refusal of an over-long prompt
+# (Catalog.learn_context).
+UPSTREAM_ERROR = "upstream error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,7 @@ class UpstreamFacts:
     parameter_size: str | None = None
     capabilities: tuple[str, ...] | None = None
     capabilities_complete: bool = False
+    context_source: str = "upstream"  # or UPSTREAM_ERROR: learnt from a refusal, not read from a list
 
     @property
     def empty(self) -> bool:
@@ -175,7 +189,7 @@ def merge_upstream(facts: ModelFacts, upstream: UpstreamFacts | None) -> ModelFa
         value = getattr(upstream, key)
         if value is not None and facts.source_of(key) != "catalog":
             changes[key] = value
-            changed[key] = "upstream"
+            changed[key] = upstream.context_source if key == "context_length" else "upstream"
     if upstream.capabilities is not None and facts.source_of("capabilities") != "catalog":
         extra = tuple(c for c in upstream.capabilities if c not in facts.capabilities)
         if upstream.capabilities_complete:
@@ -195,9 +209,17 @@ class CatalogConfig:
 
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # name -> its (first) target
     model_facts: tuple[tuple[str, ModelFacts], ...] = ()
     defaults: ModelFacts = DEFAULT_FACTS
+    # The [backends.<name>] tables; empty: one implicit backend from OPENAI_* (Settings.backends).
+    backends: tuple[BackendConfig, ...] = ()
+    # Aliases written as a list: every target of the chain, in order (the first is also in ``aliases``).
+    alias_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def targets(self, alias: str) -> tuple[str, ...]:
+        """An alias's targets in the order they are tried: ``"backend/model"`` or a model id or name."""
+        return self.alias_chains.get(alias) or (self.aliases[alias],)
 
     def is_listed(self, upstream_id: str) -> bool:
         """Whether an upstream model is shown to clients (include patterns, minus exclude patterns)."""
@@ -232,6 +254,13 @@ class ModelEntry:
     created: int | None  # unix seconds from the upstream listing, when it has one
     alias_of: str | None = None  # set when this entry is an alias
     listed: bool = True  # False: an unknown name passed through (FALCON_OLLAMA_ALLOW_UNLISTED_MODELS)
+    # Where its requests go: one link, or an alias's fallback chain; empty: the first backend.
+    route: tuple[Link, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        """The backend that serves it first ("" when routed to the first backend by default)."""
+        return self.route[0].backend if self.route else ""
 
 
 def _family_from_id(model_id: str) -> str:
@@ -240,30 +269,47 @@ def _family_from_id(model_id: str) -> str:
     return match.group(0) if match else "unknown"
 
 
-def load_catalog_file(path: Path) -> CatalogConfig:
-    """Read and validate a catalog TOML file. Raises ValueError with the offending key in its message."""
+def load_catalog_file(path: Path, environ: Mapping[str, str] | None = None) -> CatalogConfig:
+    """Read and validate a catalog TOML file. Raises ValueError with the offending key in its message.
+
+    ``environ`` is where backends' ``api_key_env`` variables are read (default: the process environment)."""
     with path.open("rb") as fh:
         try:
             data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: invalid TOML: {exc}") from None
-    return parse_catalog(data, source=str(path))
+    return parse_catalog(data, source=str(path), environ=environ, base_dir=path.parent)
 
 
-def parse_catalog(data: dict[str, Any], *, source: str = "catalog") -> CatalogConfig:
+def parse_catalog(
+    data: dict[str, Any],
+    *,
+    source: str = "catalog",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> CatalogConfig:
     """Turn the decoded TOML document into a CatalogConfig, rejecting unknown tables and wrong types."""
-    unknown = set(data) - {"listing", "aliases", "defaults", "models"}
+    unknown = set(data) - {"listing", "aliases", "defaults", "models", "backends"}
     if unknown:
         raise ValueError(f"{source}: unknown table(s) {sorted(unknown)}")
     listing = _table(data, "listing", source)
     include = _str_list(listing.get("include", ["*"]), f"{source}: listing.include")
     exclude = _str_list(listing.get("exclude", list(DEFAULT_EXCLUDE)), f"{source}: listing.exclude")
-    aliases_raw = _table(data, "aliases", source)
+    backends = parse_backends(
+        _table(data, "backends", source), source, os.environ if environ is None else environ, base_dir
+    )
     aliases: dict[str, str] = {}
-    for name, target in aliases_raw.items():
-        if not isinstance(target, str) or not target.strip() or not name.strip():
-            raise ValueError(f"{source}: aliases.{name} must map a name to a non-empty upstream model id")
-        aliases[name.strip()] = target.strip()
+    chains: dict[str, tuple[str, ...]] = {}
+    for name, target in _table(data, "aliases", source).items():
+        chain = target if isinstance(target, list) else [target]
+        if not name.strip() or not chain or not all(isinstance(t, str) and t.strip() for t in chain):
+            raise ValueError(
+                f"{source}: aliases.{name} must map a name to a non-empty upstream model id "
+                '(or "backend/model", or a list of them: a fallback chain)'
+            )
+        aliases[name.strip()] = chain[0].strip()
+        if isinstance(target, list):
+            chains[name.strip()] = tuple(t.strip() for t in chain)
     defaults = _facts(_table(data, "defaults", source), DEFAULT_FACTS, f"{source}: defaults", "default")
     models = _table(data, "models", source)
     facts: list[tuple[str, ModelFacts]] = []
@@ -278,6 +324,8 @@ def parse_catalog(data: dict[str, Any], *, source: str = "catalog") -> CatalogCo
         aliases=aliases,
         model_facts=tuple(facts),
         defaults=defaults,
+        backends=backends,
+        alias_chains=chains,
     )
 
 

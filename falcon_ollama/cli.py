@@ -1,4 +1,4 @@
-"""Command line: ``falcon-ollama serve | fake-upstream | --version``.
+"""Command line: ``falcon-ollama serve | check | usage | fake-upstream | --version``.
 
 ``serve`` runs one uvicorn process (development; production uses ``gunicorn -c gunicorn.conf.py``, the
 same app). With no ``OPENAI_API_KEY`` and no ``OPENAI_BASE_URL`` it starts the bundled fake upstream on
@@ -71,6 +71,16 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=_cmd_check)
 
+    usage = sub.add_parser(
+        "usage", help="tenants' requests and tokens per hour and model, from the usage ledger"
+    )
+    usage.add_argument("--env-file", default=None, help="read settings from this file (default: .env)")
+    usage.add_argument(
+        "--since", default=None, help="an ISO time (UTC unless it says) or an age: 90m, 2h, 1d"
+    )
+    usage.add_argument("--tenant", default=None, help="only this tenant")
+    usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    usage.set_defaults(func=_cmd_usage)
     fake = sub.add_parser("fake-upstream", help="run the bundled fake OpenAI-compatible upstream")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=18000)
@@ -163,6 +173,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from falcon_ollama.check import run_check
 
     return run_check(args.env_file, as_json=args.json)
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from falcon_ollama.usage_report import run_usage
+
+    settings = load_settings_or_exit(args.env_file)
+    return run_usage(settings, since=args.since, tenant=args.tenant, fmt=args.format)
 
 
 def _cmd_fake_upstream(args: argparse.Namespace) -> int:

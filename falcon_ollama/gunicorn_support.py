@@ -20,6 +20,7 @@ from falcon_ollama.settings import Settings, SettingsError
 _settings: Settings | None = None  # the master's current, validated settings; workers inherit it by fork
 _fake_upstream: subprocess.Popen[bytes] | None = None
 _metrics_dir: str | None = None
+_metrics_dir_private = False  # made by prepare_metrics_dir (none configured): removed at the master's exit
 
 
 def master_settings() -> Settings:
@@ -102,10 +103,11 @@ def stop_fake_upstream() -> None:
 def metrics_dir(configured: str | None) -> str:
     """The Prometheus multiprocess directory, prepared once per master: a reload must not empty the files
     the running workers still write to."""
-    global _metrics_dir
+    global _metrics_dir, _metrics_dir_private
     if _metrics_dir is None:
         try:
             _metrics_dir = prepare_metrics_dir(configured)
+            _metrics_dir_private = not configured
         except OSError as exc:
             from falcon_ollama.cli import EXIT_CONFIG_ERROR
 
@@ -139,6 +141,13 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s") from None
             time.sleep(0.05)
+
+
+def remove_private_metrics_dir() -> None:
+    """At the master's exit: remove the metrics directory it made for itself (none was configured); a
+    configured one stays for the operator's tools. A master killed with SIGKILL leaves it behind."""
+    if _metrics_dir is not None and _metrics_dir_private:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def prepare_metrics_dir(configured: str | None) -> str:

@@ -7,8 +7,8 @@ worker aggregates them all. Without it (``falcon-ollama serve``, tests) the metr
 Label values are bounded: ``route`` is the route template (``unmatched`` for unknown paths), ``model`` is a
 model the catalog lists (``unlisted`` for names passed through by FALCON_OLLAMA_ALLOW_UNLISTED_MODELS,
 ``unknown`` before a model was resolved), ``status`` an HTTP status, or ``stream_error`` for a stream that
-failed after its 200 went out (it ended with an error line; a client that left mid-stream counts as ``499``):
-a client cannot blow up the series count.
+failed after its 200 went out (it ended with an error line; a client that left mid-stream counts as ``499``),
+``backend`` a backend the configuration names: a client cannot blow up the series count.
 """
 
 from __future__ import annotations
@@ -86,18 +86,25 @@ class Metrics:
         self.upstream_latency = _Histogram(
             "falcon_ollama_upstream_response_seconds",
             "Time until the upstream's response head (or whole answer when not streamed)",
-            ["path"],
+            ["path", "backend"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.upstream_errors = Counter(
+        self.upstream_errors = _Counter(
             "falcon_ollama_upstream_errors",
-            "Upstream failures by upstream status (0: no answer)",
-            ["status"],
+            "Upstream failures by upstream status (0: no answer) and backend",
+            ["status", "backend"],
             registry=registry,
         )
-        self.retries = Counter(
-            "falcon_ollama_upstream_retries", "Upstream requests retried", registry=registry
+        self.retries = _Counter(
+            "falcon_ollama_upstream_retries", "Upstream requests retried", ["backend"], registry=registry
+        )
+        # A fallback chain moving on from one backend to the next (falcon_ollama/upstreams.py).
+        self.backend_fallbacks = _Counter(
+            "falcon_ollama_backend_fallbacks",
+            "Requests a fallback chain moved from one backend to the next",
+            ["backend", "to"],
+            registry=registry,
         )
         self.in_flight = Gauge(
             "falcon_ollama_in_flight_requests",
@@ -119,6 +126,24 @@ class Metrics:
             "falcon_ollama_tenant_tokens",
             "Tokens reported by the upstream, per named tenant",
             ["tenant", "model", "kind"],
+            registry=registry,
+        )
+        self.tenant_limited = _Counter(
+            "falcon_ollama_tenant_limited",
+            "Requests of named tenants refused by a limit (requests, tokens or streams per tenant)",
+            ["tenant", "limit"],
+            registry=registry,
+        )
+        # The tenants' limit store (falcon_ollama/limit_store.py): 0 while a worker cannot reach it.
+        self.limit_store_up = Gauge(
+            "falcon_ollama_limit_store_up",
+            "1 while the limit store (Redis or embedded) answers, 0 during an outage",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.limit_store_errors = Counter(
+            "falcon_ollama_limit_store_errors",
+            "Limit checks the store failed or did not answer in time",
             registry=registry,
         )
         self.rejected = Counter(

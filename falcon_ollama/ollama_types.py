@@ -1,4 +1,4 @@
-"""The Ollama API contract as types: every request and response shape we read or write, in one place.
+"""The Ollama API contract as types: the response shapes we write, in one place.
 
 TypedDicts cost nothing at run time (they are plain dicts, serialized by orjson), and mypy checks every
 place that builds one. Field names, optionality and comments follow ``../shared/ollama-api.md`` (Ollama's
@@ -7,15 +7,9 @@ place that builds one. Field names, optionality and comments follow ``../shared/
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # --- shared -------------------------------------------------------------------------------------------
-
-DoneReason = Literal["stop", "length", "load", "unload", ""]
-
-
-class ErrorResponse(TypedDict):
-    error: str
 
 
 class ModelDetails(TypedDict):
@@ -27,17 +21,6 @@ class ModelDetails(TypedDict):
     quantization_level: str
     context_length: NotRequired[int]
     embedding_length: NotRequired[int]
-
-
-class Metrics(TypedDict, total=False):
-    """Final-chunk counters; durations are integer nanoseconds."""
-
-    total_duration: int
-    load_duration: int
-    prompt_eval_count: int
-    prompt_eval_duration: int
-    eval_count: int
-    eval_duration: int
 
 
 # --- discovery -----------------------------------------------------------------------------------------
@@ -61,15 +44,6 @@ class TagModel(TypedDict):
 
 class TagsResponse(TypedDict):
     models: list[TagModel]
-
-
-class ShowRequest(TypedDict, total=False):
-    model: str
-    name: str  # deprecated fallback for model
-    verbose: bool
-    system: str
-    template: str
-    options: dict[str, Any]
 
 
 class ShowResponse(TypedDict):
@@ -102,13 +76,6 @@ class PsResponse(TypedDict):
 # --- model management ----------------------------------------------------------------------------------
 
 
-class PullRequest(TypedDict, total=False):
-    model: str
-    name: str
-    insecure: bool
-    stream: bool
-
-
 class ProgressResponse(TypedDict):
     status: str
     digest: NotRequired[str]
@@ -116,96 +83,7 @@ class ProgressResponse(TypedDict):
     completed: NotRequired[int]
 
 
-# --- chat and generate ---------------------------------------------------------------------------------
-
-
-class ToolCallFunction(TypedDict):
-    name: str
-    arguments: dict[str, Any]  # an object, never a JSON string
-    index: NotRequired[int]
-
-
-class ToolCall(TypedDict):
-    function: ToolCallFunction
-    id: NotRequired[str]
-
-
-class Message(TypedDict):
-    role: str
-    content: str
-    thinking: NotRequired[str]
-    images: NotRequired[list[str]]  # raw base64, no data: prefix
-    tool_calls: NotRequired[list[ToolCall]]
-    tool_name: NotRequired[str]
-    tool_call_id: NotRequired[str]
-
-
-class Tool(TypedDict):
-    type: str
-    function: dict[str, Any]
-
-
-class ChatRequest(TypedDict, total=False):
-    model: str
-    messages: list[Message]
-    stream: bool  # default true when absent
-    format: str | dict[str, Any]  # "json" or a JSON schema
-    keep_alive: float | str
-    tools: list[Tool]
-    options: dict[str, Any]
-    think: bool | str
-    truncate: bool
-    shift: bool
-    logprobs: bool
-    top_logprobs: int
-
-
-class GenerateRequest(TypedDict, total=False):
-    model: str
-    prompt: str
-    suffix: str
-    system: str
-    template: str
-    context: list[int]
-    stream: bool
-    raw: bool
-    format: str | dict[str, Any]
-    keep_alive: float | str
-    images: list[str]
-    options: dict[str, Any]
-    think: bool | str
-    logprobs: bool
-    top_logprobs: int
-
-
-class ChatResponse(Metrics):
-    model: str
-    created_at: str
-    message: Message  # required by ollama-python on every chunk, including the final one
-    done: bool
-    done_reason: NotRequired[DoneReason]
-
-
-class GenerateResponse(Metrics):
-    model: str
-    created_at: str
-    response: str
-    thinking: NotRequired[str]
-    done: bool
-    done_reason: NotRequired[DoneReason]
-    context: NotRequired[list[int]]
-
-
 # --- embeddings ----------------------------------------------------------------------------------------
-
-
-class EmbedRequest(TypedDict, total=False):
-    model: str
-    input: str | list[str]
-    truncate: bool
-    dimensions: int
-    keep_alive: float | str
-    options: dict[str, Any]
 
 
 class EmbedResponse(TypedDict):
@@ -214,13 +92,6 @@ class EmbedResponse(TypedDict):
     total_duration: NotRequired[int]
     load_duration: NotRequired[int]
     prompt_eval_count: NotRequired[int]
-
-
-class EmbeddingsRequest(TypedDict, total=False):
-    model: str
-    prompt: str
-    keep_alive: float | str
-    options: dict[str, Any]
 
 
 class EmbeddingsResponse(TypedDict):

@@ -12,10 +12,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from falcon_ollama.secret_urls import REDACTED, url_password
+
 if TYPE_CHECKING:
     from falcon_ollama.settings import Settings
 
-REDACTED = "[redacted]"
 # Shorter "keys" ("EMPTY", "none": what vLLM and LM Studio users put there) are not secrets, and replacing
 # such a word everywhere would garble ordinary text.
 MIN_SECRET_LENGTH = 8
@@ -76,5 +77,13 @@ BELT_ONLY = Redactor()
 
 
 def redactor_for(settings: Settings) -> Redactor:
-    """The redactor of a configuration: the upstream key and every inbound key."""
-    return Redactor([settings.openai_api_key, *settings.api_keys.secrets()])
+    """The redactor of a configuration: every backend's key, every inbound key, the Redis password."""
+    backend_keys = [b.api_key for b in settings.catalog.backends]
+    return Redactor(
+        [
+            settings.openai_api_key,
+            *backend_keys,
+            *settings.api_keys.secrets(),
+            url_password(settings.redis_url),
+        ]
+    )

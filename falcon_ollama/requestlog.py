@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
@@ -38,6 +39,7 @@ class RequestInfo:
         "_counted",
         "_done",
         "_metrics",
+        "backend",
         "client",
         "completion_tokens",
         "first_chunk_ns",
@@ -45,12 +47,14 @@ class RequestInfo:
         "method",
         "model",
         "model_label",
+        "on_finish",
         "outcome",
         "path",
         "prompt_tokens",
         "route",
         "started_ns",
         "status",
+        "stream_gate",
         "tenant",
         "upstream_status",
     )
@@ -69,10 +73,15 @@ class RequestInfo:
         self.status = 200
         self.outcome: str | None = None  # the status label when it is not the HTTP status (failed streams)
         self.upstream_status: int | None = None
+        self.backend: str | None = None  # the backend that answered (several backends: upstreams.py)
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.first_chunk_ns: int | None = None
         self.tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
+        # Called once by finish(), with the final status and usage (a tenant's tokens charged, its stream's
+        # lease released); and awaited before a stream opens upstream (a tenant's stream cap: may raise).
+        self.on_finish: list[Callable[[RequestInfo], None]] = []
+        self.stream_gate: Callable[[], Awaitable[None]] | None = None
         self._metrics = metrics
         self._done = False
         self._counted = path not in _NOT_COUNTED
@@ -117,6 +126,8 @@ class RequestInfo:
             fields["first_chunk_ms"] = round(ttfc * 1000, 2)
         if self.upstream_status is not None:
             fields["upstream_status"] = self.upstream_status
+        if self.backend is not None:
+            fields["backend"] = self.backend
         if self.prompt_tokens is not None:
             fields["prompt_tokens"] = self.prompt_tokens
             metrics.tokens.labels(model, "prompt").inc(self.prompt_tokens)
@@ -127,6 +138,11 @@ class RequestInfo:
             self._charge(self.tenant, model)
         if self.route not in _NOT_LOGGED:
             log.info("%s %s %d", self.method, self.path, self.status, extra={"fields": fields})
+        for callback in self.on_finish:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("end-of-request hook failed (request %s)", self.id)
 
     def _charge(self, tenant: str, model: str) -> None:
         """Per-tenant accounting in Prometheus: the request, and its tokens once known."""

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from falcon_ollama.access import (
     DEFAULT_AUTH_EXEMPT_PATHS,
@@ -23,8 +23,10 @@ from falcon_ollama.access import (
     parse_origins,
     read_api_keys_file,
 )
+from falcon_ollama.backends import DIALECTS, BackendConfig, Dialect, implicit_backend
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
+from falcon_ollama.secret_urls import redacted_url
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES
 from falcon_ollama.tenants import Tenants, read_tenants_file
 from falcon_ollama.variables import (
@@ -40,6 +42,7 @@ from falcon_ollama.variables import (
     group,
     http_url,
     keep_alive_seconds,
+    redis_url,
     text,
     version,
     writable_directory,
@@ -190,9 +193,9 @@ VARIABLES: tuple[Variable, ...] = (
         _V("OPENAI_PROJECT", text, None, "sent as OpenAI-Project"),
         _V(
             "FALCON_OLLAMA_UPSTREAM_DIALECT",
-            Choice(("chat", "responses"), "chat or responses"),
+            Choice(DIALECTS, "chat or responses"),
             "chat",
-            "upstream API: chat completions or responses",
+            "default backend's API: chat or responses",
         ),
         _V("FALCON_OLLAMA_CONNECT_TIMEOUT", SECONDS, 10.0, "seconds to connect to the upstream"),
         _V("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", SECONDS, 600.0, "seconds until the upstream's first byte"),
@@ -202,6 +205,14 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_MAX_RETRIES", NON_NEGATIVE_INT, 2, "retries of a failed upstream request"),
         _V("FALCON_OLLAMA_RETRY_BASE_DELAY", NON_NEGATIVE, 0.5, "first retry back-off, seconds"),
         _V("FALCON_OLLAMA_MAX_RETRY_WAIT", NON_NEGATIVE, 20.0, "longest Retry-After honoured, seconds"),
+        _V("FALCON_OLLAMA_BREAKER_FAILURES", POSITIVE_INT, 5, "failures in a row that open a breaker"),
+        _V("FALCON_OLLAMA_BREAKER_COOLDOWN", SECONDS, 30.0, "seconds an open backend is skipped"),
+        _V(
+            "FALCON_OLLAMA_FALLBACK_MAX_RETRY_AFTER",
+            NON_NEGATIVE,
+            2.0,
+            "longest Retry-After waited in a chain, s",
+        ),
         _V("FALCON_OLLAMA_STREAM_USAGE", boolean, True, "ask streams for token usage"),
         _V(
             "FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES",
@@ -269,6 +280,22 @@ VARIABLES: tuple[Variable, ...] = (
             Tenants(),
             "tenants file (TOML): keys, models, limits",
             attribute="tenants",
+        ),
+        _V("FALCON_OLLAMA_REDIS_URL", redis_url, None, "Redis for limits shared by replicas"),
+        _V("FALCON_OLLAMA_LIMIT_STORE_TIMEOUT", SECONDS, 0.25, "seconds a limit check may take"),
+        _V("FALCON_OLLAMA_REDIS_MAX_BACKOFF", SECONDS, 30.0, "longest wait before Redis is retried"),
+        _V(
+            "FALCON_OLLAMA_LEDGER_PATH",
+            text,
+            None,
+            "usage ledger (SQLite) without Redis",
+        ),
+        _V("FALCON_OLLAMA_STREAM_LEASE_SECONDS", SECONDS, 60.0, "a stream slot's lease, renewed while open"),
+        _V(
+            "FALCON_OLLAMA_LIMIT_STORE_FAILURE",
+            Choice(("open", "closed"), "open or closed"),
+            "open",
+            "store down: open (accept) or closed (503)",
         ),
         _V(
             "FALCON_OLLAMA_AUTH_EXEMPT_PATHS",
@@ -372,6 +399,7 @@ class UpstreamSettings:
     openai_base_url: str
     openai_organization: str | None
     openai_project: str | None
+    upstream_dialect: str  # the implicit backend's (a [backends.<name>] table sets its own)
     connect_timeout: float
     first_byte_timeout: float
     idle_timeout: float
@@ -379,7 +407,6 @@ class UpstreamSettings:
     max_connections: int
     max_retries: int
     retry_base_delay: float
-    upstream_dialect: str
     max_retry_wait: float
     stream_usage: bool
     max_upstream_body_bytes: int
@@ -439,6 +466,7 @@ class Settings:
     openai_base_url_set: bool = False  # OPENAI_BASE_URL was given (not the default): not offline
     openai_organization: str | None = _default("openai_organization")
     openai_project: str | None = _default("openai_project")
+    upstream_dialect: str = _default("upstream_dialect")  # the implicit backend's: chat | responses
     connect_timeout: float = _default("connect_timeout")
     first_byte_timeout: float = _default("first_byte_timeout")
     idle_timeout: float = _default("idle_timeout")
@@ -446,8 +474,11 @@ class Settings:
     max_connections: int = _default("max_connections")
     max_retries: int = _default("max_retries")
     retry_base_delay: float = _default("retry_base_delay")
-    upstream_dialect: str = _default("upstream_dialect")
     max_retry_wait: float = _default("max_retry_wait")
+    # Several backends (falcon_ollama/upstreams.py): circuit breaker and fallback chains.
+    breaker_failures: int = _default("breaker_failures")
+    breaker_cooldown: float = _default("breaker_cooldown")
+    fallback_max_retry_after: float = _default("fallback_max_retry_after")
     stream_usage: bool = _default("stream_usage")
     # Bounds on what the upstream may send (after decompression): docs/security.md "Upstream answers".
     max_upstream_body_bytes: int = _default("max_upstream_body_bytes")
@@ -471,6 +502,13 @@ class Settings:
     # Access control (falcon_ollama/access.py): inbound keys (digests only), CORS origins, Host check.
     api_keys: ApiKeys = _default("api_keys")  # noqa: RUF009 (immutable: digests in a tuple)
     tenants: Tenants = _default("tenants")  # noqa: RUF009 (immutable: digests in a tuple; tenants.py)
+    # Where the tenants' limits are counted (falcon_ollama/limit_store.py); the URL may hold a password.
+    redis_url: str | None = _default("redis_url")
+    limit_store_timeout: float = _default("limit_store_timeout")
+    redis_max_backoff: float = _default("redis_max_backoff")
+    stream_lease_seconds: float = _default("stream_lease_seconds")
+    ledger_path: str | None = _default("ledger_path")
+    limit_store_failure: str = _default("limit_store_failure")
     auth_exempt_paths: frozenset[str] = _default("auth_exempt_paths")
     ollama_origins: tuple[str, ...] = _default("ollama_origins")
     check_host: bool = _default("check_host")
@@ -523,8 +561,25 @@ class Settings:
         return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})  # type: ignore[arg-type]
 
     @property
+    def backends(self) -> tuple[BackendConfig, ...]:
+        """The catalog file's backends, or the one implicit backend from OPENAI_* when it declares none."""
+        if self.catalog.backends:
+            return self.catalog.backends
+        return (
+            implicit_backend(
+                self.openai_base_url,
+                self.openai_api_key,
+                self.openai_organization,
+                self.openai_project,
+                dialect=cast(Dialect, self.upstream_dialect),
+            ),
+        )
+
+    @property
     def offline(self) -> bool:
-        """No key and no upstream URL: the CLI runs the bundled fake upstream instead."""
+        """No key, no upstream URL and no backends: the CLI runs the bundled fake upstream instead."""
+        if self.catalog.backends:
+            return False  # the catalog file names its backends
         return self.openai_api_key is None and not self.openai_base_url_set
 
     @classmethod
@@ -549,7 +604,7 @@ class Settings:
         catalog = CatalogConfig()
         if values["catalog_path"]:
             try:
-                catalog = load_catalog_file(catalog_file(values["catalog_path"]))
+                catalog = load_catalog_file(catalog_file(values["catalog_path"]), env)
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"FALCON_OLLAMA_CATALOG: {exc}") from exc
         return cls(**values, openai_base_url_set="OPENAI_BASE_URL" in given, catalog=catalog)
@@ -563,8 +618,10 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "openai_api_key":
                 value = "(set)" if value else "(not set)"
+            elif f.name == "redis_url" and value:
+                value = redacted_url(value)
             elif f.name == "catalog":
-                value = f"{len(value.aliases)} aliases"
+                value = f"{len(value.aliases)} aliases, {len(value.backends) or 1} backends"
             elif isinstance(value, BindAddress):
                 value = value.gunicorn_bind
             out[f.name] = value

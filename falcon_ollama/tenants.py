@@ -9,9 +9,8 @@ Which models a tenant may use is decided here, by ``fnmatch`` patterns over the 
 folded); the catalog applies it through :func:`current_tenant`, so a hidden model is 404 and unlisted on every
 route without each route knowing about tenants.
 
-The limits are parsed and carried here, but the limiter that enforces them across workers and replicas is
-not built yet: until it is, a file that sets a limit fails start-up (an operator must not believe a limit
-holds when it does not). ``accept_limits`` lets the limiter's work and the tests parse them already.
+The limits are parsed and carried here; :mod:`falcon_ollama.limit_store` enforces them across workers (the
+embedded store) or replicas (Redis), and :class:`falcon_ollama.access.AccessControl` applies them.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import hashlib
 import hmac
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -31,8 +30,6 @@ _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 _LIMIT_FIELDS: Final = ("requests_per_minute", "tokens_per_minute", "concurrent_streams")
 _FIELDS: Final = frozenset({"key_sha256", "models", *_LIMIT_FIELDS})
-LIMITS_ENFORCED: Final = False  # True once every limit below is enforced (issue 15, step 3)
-_ENFORCED: Final = frozenset({"requests_per_minute"})  # by falcon_ollama/ratelimit.py, across one machine
 UNNAMED: Final = ""  # the tenant of FALCON_OLLAMA_API_KEYS: every model, no limits
 
 
@@ -63,7 +60,43 @@ class Tenant:
 UNLIMITED: Final = Tenant(UNNAMED)
 
 
-class Tenants:
+class DigestSet:
+    """A value held as key digests: sized, truth-tested, compared and hashed by the set of its members (never
+    their order); ``str`` is ``repr``, which a subclass writes with counts only, never a digest."""
+
+    __slots__ = ()
+
+    def _members(self) -> tuple[Hashable, ...]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def __bool__(self) -> bool:
+        return bool(self._members())
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and set(self._members()) == set(other._members())
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._members()))
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def find_digest(token: str, digests: Sequence[bytes]) -> int | None:
+    """The index of the digest that is ``token``'s, or None. Every digest is compared on every call, whatever
+    matches, and all have one length: the time taken tells neither which key matched nor how long keys are."""
+    candidate = key_digest(token)
+    found: int | None = None
+    for index, digest in enumerate(digests):
+        if hmac.compare_digest(candidate, digest):
+            found = index
+    return found
+
+
+class Tenants(DigestSet):
     """Digest -> tenant; ``repr`` shows counts only, never a digest."""
 
     __slots__ = ("_entries", "source")
@@ -73,17 +106,13 @@ class Tenants:
         self.source = source  # the file's absolute path: processes reading one file share one rate window
 
     def limited(self) -> bool:
-        """True when some tenant has a requests-per-minute limit (a rate window is then needed)."""
-        return any(t.limits.requests_per_minute is not None for _, t in self._entries)
+        """True when some tenant has a limit (a limit store is then needed)."""
+        return any(t.limits != Limits() for _, t in self._entries)
 
     def resolve(self, token: str) -> Tenant | None:
         """The tenant whose key ``token`` is, or None; every digest is compared, whatever matches."""
-        candidate = key_digest(token)
-        found: Tenant | None = None
-        for digest, tenant in self._entries:
-            if hmac.compare_digest(candidate, digest):
-                found = tenant
-        return found
+        found = find_digest(token, [digest for digest, _ in self._entries])
+        return None if found is None else self._entries[found][1]
 
     def names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.name for _, t in self._entries))
@@ -91,22 +120,11 @@ class Tenants:
     def __add__(self, other: Tenants) -> Tenants:
         return Tenants((*self._entries, *other._entries), self.source or other.source)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __bool__(self) -> bool:
-        return bool(self._entries)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Tenants) and set(self._entries) == set(other._entries)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._entries))
+    def _members(self) -> tuple[Hashable, ...]:
+        return self._entries
 
     def __repr__(self) -> str:
         return f"Tenants({len(self.names())} tenants, {len(self._entries)} keys)"
-
-    __str__ = __repr__
 
 
 def key_digest(key: str) -> bytes:
@@ -130,9 +148,7 @@ def _strings(table: Mapping[str, object], key: str, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def parse_tenants(
-    text: str, source: str = "the tenants file", *, accept_limits: bool = LIMITS_ENFORCED
-) -> Tenants:
+def parse_tenants(text: str, source: str = "the tenants file") -> Tenants:
     """The TOML text of a tenants file; every mistake names its tenant and field, never a key."""
     try:
         doc = tomllib.loads(text)
@@ -156,12 +172,6 @@ def parse_tenants(
         if extra:
             raise ValueError(f"{where}: unknown fields {sorted(extra)}")
         limits = Limits(*(_limit(table, k, where) for k in _LIMIT_FIELDS))
-        unenforced = [k for k in _LIMIT_FIELDS if k in table and k not in _ENFORCED]
-        if unenforced and not accept_limits:
-            raise ValueError(
-                f"{where}: limits ({', '.join(unenforced)}) are not enforced by this version yet; "
-                "remove them rather than rely on them"
-            )
         patterns = tuple(p.lower() for p in _strings(table, "models", where)) if "models" in table else ("*",)
         tenant = Tenant(name, patterns, limits)
         for number, hex_digest in enumerate(_strings(table, "key_sha256", where), start=1):
@@ -176,16 +186,21 @@ def parse_tenants(
     return Tenants(entries)
 
 
-def read_tenants_file(path_text: str, *, accept_limits: bool = LIMITS_ENFORCED) -> Tenants:
-    """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
+def read_secrets_file(path_text: str) -> tuple[Path, str]:
+    """A keys or tenants file read once at start-up: its path and UTF-8 text, or a ValueError naming it."""
     path = Path(path_text).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        return path, path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{str(path)!r} is not UTF-8 text") from None
-    tenants = parse_tenants(text, repr(str(path)), accept_limits=accept_limits)
+
+
+def read_tenants_file(path_text: str) -> Tenants:
+    """``FALCON_OLLAMA_TENANTS_FILE``; an unreadable or empty file fails start-up (it would open the door)."""
+    path, text = read_secrets_file(path_text)
+    tenants = parse_tenants(text, repr(str(path)))
     tenants.source = str(path.resolve())
     return tenants
 

@@ -17,6 +17,7 @@ whole answers by ``FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES`` (over it: a 502 namin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import random
@@ -27,12 +28,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import aiohttp
 import orjson
 
 from falcon_ollama import __version__
+from falcon_ollama.backends import BackendConfig, Dialect, implicit_backend
 from falcon_ollama.errors import OllamaError
 from falcon_ollama.metrics import Metrics
 from falcon_ollama.redaction import BELT_ONLY, Redactor, redactor_for
@@ -225,13 +227,34 @@ class UpstreamStream:
 class Upstream:
     """HTTP client for one OpenAI-compatible upstream (base URL ending in ``/v1`` or equivalent).
 
+    One per backend (falcon_ollama/backends.py): its URL, key, extra headers, timeouts, pool size and
+    retries; without a ``backend``, the implicit one of OPENAI_BASE_URL / OPENAI_API_KEY.
+
     aiohttp, chosen by measurement (docs/performance.md): about a tenth of httpx's CPU per request, and no
     throughput collapse at high concurrency. One session, connector and TLS context per worker; the proxy
     (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``) is resolved once at start-up, not per request."""
 
     def __init__(
-        self, settings: Settings, retry: RetryPolicy | None = None, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+        *,
+        backend: BackendConfig | None = None,
     ) -> None:
+        if backend is None:
+            backend = implicit_backend(
+                settings.openai_base_url,
+                settings.openai_api_key,
+                settings.openai_organization,
+                settings.openai_project,
+                dialect=cast(Dialect, settings.upstream_dialect),
+            )
+        if backend.overrides():
+            settings = dataclasses.replace(settings, **backend.overrides())
+        self.backend = backend
+        self.name = backend.name
+        self.dialect: Dialect = backend.dialect
         self._settings = settings
         self._metrics = metrics
         self._retry = retry or RetryPolicy(
@@ -239,25 +262,33 @@ class Upstream:
         )
         self.retries = 0  # retries made since start (for metrics and tests)
         self.redactor = redactor_for(settings)
-        # "chat": chat completions as is; "responses": chat completions requests go to /responses, translated
-        # both ways (resources/upstream_call.py, dialect_post / dialect_open).
-        self.dialect: str = settings.upstream_dialect
-        self._base_url = settings.openai_base_url.rstrip("/") + "/"
+        self._base_url = backend.base_url.rstrip("/") + "/"
+        # A named backend's address never reaches a client: connect and TLS errors quote the OS's words,
+        # which name the host and port (the implicit backend keeps them: docs/troubleshooting.md).
+        host = urllib.parse.urlsplit(self._base_url).hostname or ""
+        self._address = (
+            re.compile(rf"\(?'?\[?{re.escape(host)}\]?'?(?:(?:,\s*|:)\d+)?\)?", re.IGNORECASE)
+            if host and not backend.implicit
+            else None
+        )
         headers = {"user-agent": f"falcon-ollama/{__version__}", "accept": "application/json"}
-        if settings.openai_api_key:
-            headers["authorization"] = f"Bearer {settings.openai_api_key}"
-        if settings.openai_organization:
-            headers["openai-organization"] = settings.openai_organization
-        if settings.openai_project:
-            headers["openai-project"] = settings.openai_project
+        headers.update(backend.auth_headers())
         self._headers = headers
         self._json_headers = {**headers, "content-type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
         self._proxy: str | None = None
+        # Shown each 4xx refusal's (model, bounded body): the catalog learns a served context there.
+        self.on_refusal: Callable[[str, bytes], None] | None = None
 
     @property
     def base_url(self) -> str:
         return self._base_url.rstrip("/")
+
+    def without_address(self, error: UpstreamError) -> UpstreamError:
+        """``error`` with this backend's host (and port) taken out of its message (named backends only)."""
+        if self._address is not None:
+            error.message = self._address.sub("[backend address]", error.message)
+        return error
 
     async def start(self) -> None:
         """Create the connection pool. Called once per worker at ASGI start-up."""
@@ -300,26 +331,35 @@ class Upstream:
         return await self._with_retries(lambda: self._send_once("GET", path, None, model, request_id))
 
     async def post_json(
-        self, path: str, body: bytes, *, model: str | None = None, request_id: str | None = None
+        self,
+        path: str,
+        body: bytes,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        retries: bool = True,
     ) -> UpstreamResponse:
-        """POST a JSON body and read the whole answer; non-2xx -> OllamaError."""
-        return await self._with_retries(lambda: self._send_once("POST", path, body, model, request_id))
+        """POST a JSON body and read the whole answer; non-2xx -> OllamaError. ``retries=False``: one try
+        (a fallback chain moves on to its next backend instead)."""
+        return await self._with_retries(
+            lambda: self._send_once("POST", path, body, model, request_id), retries=retries
+        )
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(self, attempt: Callable[[], Awaitable[T]], *, retries: bool = True) -> T:
         tries = 0
         while True:
             try:
                 return await attempt()
             except UpstreamError as exc:
                 if self._metrics is not None:
-                    self._metrics.upstream_errors.labels(str(exc.upstream_status or 0)).inc()
-                delay = self._retry.delay(tries, exc)
+                    self._metrics.upstream_errors.labels(str(exc.upstream_status or 0), self.name).inc()
+                delay = self._retry.delay(tries, exc) if retries else None
                 if delay is None:
                     raise
                 tries += 1
                 self.retries += 1
                 if self._metrics is not None:
-                    self._metrics.retries.inc()
+                    self._metrics.retries.labels(self.name).inc()
                 what = f"upstream {exc.upstream_status}" if exc.upstream_status else exc.message
                 log.info("%s; retry %d in %.2f s", what, tries, delay)
                 await asyncio.sleep(delay)
@@ -345,7 +385,7 @@ class Upstream:
                     allow_redirects=False,
                 )
             if self._metrics is not None:
-                self._metrics.upstream_latency.labels(path).observe(time.perf_counter() - started)
+                self._metrics.upstream_latency.labels(path, self.name).observe(time.perf_counter() - started)
             return response
         except TimeoutError:
             raise UpstreamError(504, f"the upstream did not answer within {timeout:g} s") from None
@@ -417,15 +457,25 @@ class Upstream:
             body, _ = await self._read_bounded(response, self._settings.max_upstream_error_bytes)
         except UpstreamError:
             body = b""
+        if model is not None and 400 <= response.status < 500 and self.on_refusal is not None:
+            self.on_refusal(model, body)
         return map_status_error(response.status, body, response.headers, model, self.redactor)
 
     async def open_stream(
-        self, path: str, body: bytes, *, model: str | None = None, request_id: str | None = None
+        self,
+        path: str,
+        body: bytes,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        retries: bool = True,
     ) -> UpstreamStream:
         """POST a JSON body and return the open streamed answer once its head arrived with a 2xx status.
 
         Failures before that point are retried (nothing has reached the client yet); after it, never."""
-        return await self._with_retries(lambda: self._open_stream_once(path, body, model, request_id))
+        return await self._with_retries(
+            lambda: self._open_stream_once(path, body, model, request_id), retries=retries
+        )
 
     async def _open_stream_once(
         self, path: str, body: bytes, model: str | None, request_id: str | None

@@ -151,6 +151,23 @@ def http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def redis_url(text: str) -> str:
+    """A redis://, rediss:// or unix:// URL; the refusal never repeats the value (it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        raise ValueError("not a valid URL (value not shown: it may hold a password)") from None
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError(
+            "expected redis://[:password@]host[:port][/db], rediss://... or unix:///path "
+            "(value not shown: it may hold a password)"
+        )
+    return text
+
+
 def version(text: str) -> str:
     parts = text.split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):

@@ -36,9 +36,10 @@ def _second_text(seconds: int) -> str:
 def rfc3339_nano(epoch_ns: int, utc_offset_suffix: str = "Z") -> str:
     """Format like Go's ``time.RFC3339Nano``: ``2024-06-04T14:38:31.83753Z`` (fraction trimmed, none if 0)."""
     seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    base = _second_text(seconds)
+    cached = _last_second  # inline: most calls fall in the second already formatted
+    base = cached[1] if cached[0] == seconds else _second_text(seconds)
     if nanos:
-        return f"{base}.{nanos:09d}".rstrip("0") + utc_offset_suffix
+        return f"{base}.{str(nanos).zfill(9).rstrip('0')}{utc_offset_suffix}"
     return base + utc_offset_suffix
 
 

@@ -117,6 +117,13 @@ CASES: list[tuple[str, str, str, Any]] = [
         },
     ),
     ("error_unknown_path", "GET", "/v1/no-such-path", None),
+    # A prompt longer than the server's context (2,048 tokens): the one place this server names its context.
+    (
+        "error_context_exceeded",
+        "POST",
+        "/v1/chat/completions",
+        {"model": CHAT, "messages": [{"role": "user", "content": "hello " * 2100}], **GEN},
+    ),
 ]
 
 

@@ -24,6 +24,19 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "setup: npm not found: the ollama-js test will be skipped (apt-get install nodejs npm)"
 fi
+# redis-server, for the tests of limits shared through Redis (tests/integration/test_tenants_redis.py).
+# Locally those tests skip without it; under CI they fail, so CI installs it here.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ -n "${CI:-}" ]; then
+    echo "setup: installing redis-server (CI)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  else
+    echo "setup: redis-server not found: the Redis tests will be skipped (apt-get install redis-server)"
+  fi
+fi
 if [ -d .git ] && [ -z "${CI:-}" ]; then
   echo "setup: installing the pre-commit hooks (ruff, mypy)"
   .venv/bin/pre-commit install >/dev/null 2>&1 || true

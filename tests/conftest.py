@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 from fake_openai import FakeConfig, FakeUpstreamThread
 from falcon_ollama.catalog_config import load_catalog_file
 from falcon_ollama.settings import Settings
-from tests.servers import REPO, ProxyThread
+from tests.servers import REPO, ProxyThread, RedisServer
 
 EXAMPLE_CATALOG = REPO / "conf" / "models.toml"
 
@@ -22,12 +25,17 @@ def fake() -> Iterator[FakeUpstreamThread]:
         yield upstream
 
 
+# The tenants' usage ledger of test proxies: never the user's own (~/.local/state/falcon-ollama).
+TEST_LEDGER = str(Path(tempfile.gettempdir()) / f"falcon-ollama-tests-{os.getpid()}" / "ledger.sqlite")
+
+
 def proxy_settings(fake: FakeUpstreamThread, **overrides: object) -> Settings:
     base = Settings(
         openai_base_url=fake.base_url,
         openai_base_url_set=True,
         openai_api_key="sk-test-proxy-key-1234567890",
         models_ttl=300.0,
+        ledger_path=TEST_LEDGER,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -55,3 +63,19 @@ def proxy(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> 
 
 def catalog_path() -> Path:
     return EXAMPLE_CATALOG
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port. Skipped where it is not installed, except under CI
+    (scripts/setup_dev.sh installs it there), where its absence fails the test."""
+    executable = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (scripts/setup_dev.sh installs it when CI is set)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(executable, password="redis-test-password-1234").start()
+    yield server
+    server.stop()

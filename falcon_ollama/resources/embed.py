@@ -188,11 +188,13 @@ class EmbedResource(_Embedder):
         except ClientDisconnected:
             resp.status = 499
             return
-        head = b'{"model":' + orjson.dumps(name) + b',"embeddings":['
-        tail = b'],"total_duration":%d,"prompt_eval_count":%d}' % (time.monotonic_ns() - started, tokens)
+        head = b'{"model":' + orjson.dumps(name) + b',"embeddings":'
+        tail = b',"total_duration":%d,"prompt_eval_count":%d}' % (time.monotonic_ns() - started, tokens)
         resp.status = falcon.HTTP_200
         resp.content_type = JSON_CONTENT_TYPE
-        resp.content_length = len(head) + len(tail) + sum(len(part) - 1 for part in parts) - 1
+        # The parts' arrays joined into one: each loses its brackets but for the first's "[" and the
+        # last's "]", and gains a comma between two.
+        resp.content_length = len(head) + len(tail) + sum(len(part) for part in parts) - len(parts) + 1
         resp.stream = _answer(head, parts, tail, info_of(req))
 
 
@@ -200,14 +202,21 @@ async def _answer(
     head: bytes, parts: list[bytes], tail: bytes, info: RequestInfo | None
 ) -> AsyncIterator[bytes]:
     """``head``, the batches' arrays joined into one, ``tail``; each part is dropped once sent. As with the
-    relay's streams, the summary line and the metrics are written after the last byte."""
+    relay's streams, the summary line and the metrics are written after the last byte.
+
+    One batch (the common case) is its own array: sent as it is, not copied."""
     try:
-        yield head
-        for index, part in enumerate(parts):
-            parts[index] = b""
-            yield (b"," if index else b"") + part[1:-1]
-            del part
-        yield tail
+        if len(parts) == 1:
+            yield head
+            yield parts.pop()
+            yield tail
+        else:
+            yield head + b"["
+            for index, part in enumerate(parts):
+                parts[index] = b""
+                yield (b"," if index else b"") + part[1:-1]
+                del part
+            yield b"]" + tail
     finally:
         if info is not None:
             info.finish()

@@ -33,6 +33,7 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.admission import Admission, Slot
+from falcon_ollama.backends import current_route
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
@@ -46,6 +47,7 @@ from falcon_ollama.translate.chat_to_responses import (
 from falcon_ollama.translate.dialect import StreamTranslator
 from falcon_ollama.translate.openai_adapt import CHAT_PATH
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
+from falcon_ollama.upstreams import Upstreams
 
 log = logging.getLogger("falcon_ollama.upstream_call")
 
@@ -60,7 +62,7 @@ STREAM_ERROR = "stream_error"
 CLIENT_GONE = "499"
 DONE = b"[DONE]"
 
-_Answer = TypeVar("_Answer", UpstreamResponse, UpstreamStream)
+_Answer = TypeVar("_Answer", UpstreamResponse, "OpenStream")
 # A dialect's in-stream error framing for a failure after the first byte (``/v1`` forward: an SSE event).
 ErrorFrame = Callable[[int, str], bytes]
 
@@ -111,47 +113,62 @@ class DisconnectWatcher:
 
 
 class Session:
-    """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id."""
+    """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id.
 
-    __slots__ = ("_upstream", "handed_over", "info", "max_event", "slot", "watcher")
+    Each call goes along the route the catalog recorded when it resolved the request's model
+    (falcon_ollama/backends.py): that model's backend, or an alias's fallback chain (upstreams.py). Each
+    try speaks its own backend's dialect (a chat completions request to a ``responses`` backend is
+    translated there and back: :func:`dialect_post`, :func:`dialect_open`)."""
+
+    __slots__ = ("_upstreams", "handed_over", "info", "max_event", "slot", "watcher")
 
     def __init__(
-        self, req: falcon.asgi.Request, upstream: Upstream, max_event: int = MAX_STREAM_ACCUMULATED_BYTES
+        self, req: falcon.asgi.Request, upstreams: Upstreams, max_event: int = MAX_STREAM_ACCUMULATED_BYTES
     ) -> None:
-        self._upstream = upstream
+        self._upstreams = upstreams
         self.max_event = max_event  # the SSE event bound, for a stream translated from another dialect
         self.info = info_of(req)
         self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         self.slot: Slot | None = None
         self.handed_over = False  # a stream's relay owns the slot and the watcher now
 
-    def redact(self, text: str) -> str:
-        return self._upstream.redactor.text(text)
-
     @property
     def request_id(self) -> str | None:
         return self.info.id if self.info is not None else None
 
     async def post(self, path: str, body: bytes, *, model: str) -> UpstreamResponse:
-        """POST ``body`` and read the whole answer (the upstream's retries included)."""
-        if path == CHAT_PATH and self._upstream.dialect == "responses":
-            return await dialect_post(self, body, model)
-        return await self._noted(
-            self._upstream.post_json(path, body, model=model, request_id=self.request_id)
-        )
+        """POST ``body`` and read the whole answer (the upstream's retries and the route's fallbacks
+        included)."""
+        rid = self.request_id
+        translated = path == CHAT_PATH
+
+        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamResponse]:
+            self._note_backend(upstream)
+            if translated and upstream.dialect == "responses":
+                return dialect_post(upstream, sent, model, rid, retries)
+            return upstream.post_json(path, sent, model=model, request_id=rid, retries=retries)
+
+        return await self._noted(self._upstreams.send(current_route(), body, attempt))
 
     async def open(self, path: str, body: bytes, *, model: str) -> OpenStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
-        if path == CHAT_PATH and self._upstream.dialect == "responses":
-            return await dialect_open(self, body, model)
-        return await self.open_raw(path, body, model=model)
+        rid = self.request_id
+        translated = path == CHAT_PATH
+        max_event = self.max_event
 
-    async def open_raw(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
-        stream = await self._noted(
-            self._upstream.open_stream(path, body, model=model, request_id=self.request_id)
-        )
+        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[OpenStream]:
+            self._note_backend(upstream)
+            if translated and upstream.dialect == "responses":
+                return dialect_open(upstream, sent, model, rid, retries, max_event)
+            return upstream.open_stream(path, sent, model=model, request_id=rid, retries=retries)
+
+        stream = await self._noted(self._upstreams.send(current_route(), body, attempt))
         self.watcher.on_disconnect(stream.aclose)
         return stream
+
+    def _note_backend(self, upstream: Upstream) -> None:
+        if self.info is not None:
+            self.info.backend = upstream.name
 
     async def _noted(self, call: Awaitable[_Answer]) -> _Answer:
         """``call``'s result, with the upstream's status (or its error's) noted for the request log."""
@@ -176,21 +193,26 @@ class UpstreamCall:
     """Shared by every route that calls the upstream; one per worker, built by ``create_app``."""
 
     def __init__(
-        self, upstream: Upstream, admission: Admission, *, max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES
+        self,
+        upstreams: Upstreams,
+        admission: Admission,
+        *,
+        max_accumulated: int = MAX_STREAM_ACCUMULATED_BYTES,
     ) -> None:
-        self._upstream = upstream
+        self._upstreams = upstreams
         self._admission = admission
         self.max_accumulated = max_accumulated
 
     def redact(self, text: str) -> str:
-        """``text`` (an upstream's own words) with the upstream's secrets removed."""
-        return self._upstream.redactor.text(text)
+        """``text`` (an upstream's own words) with the configuration's secrets removed (every backend's
+        redactor knows every key)."""
+        return self._upstreams.first.redactor.text(text)
 
     @contextlib.asynccontextmanager
     async def session(self, req: falcon.asgi.Request) -> AsyncIterator[Session]:
         """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
         block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
-        session = Session(req, self._upstream, self.max_accumulated)
+        session = Session(req, self._upstreams, self.max_accumulated)
         try:
             session.slot = await self._admission.acquire()
             yield session
@@ -223,6 +245,8 @@ class UpstreamCall:
         """Open the upstream stream (failures raised) and set ``resp.stream`` to its relay: translated by
         ``translator``, or (without one) the upstream's bytes unchanged with ``error_frame`` for failures."""
         async with self.session(req) as session:
+            if session.info is not None and session.info.stream_gate is not None:
+                await session.info.stream_gate()  # a tenant's concurrent-stream cap (429 when full)
             stream = await session.open(path, body, model=model)
             session.handed_over = True
         if translator is not None:
@@ -379,10 +403,11 @@ def json_bytes(value: object) -> bytes:
     return orjson.dumps(value)
 
 
-# --- the "responses" upstream dialect (FALCON_OLLAMA_UPSTREAM_DIALECT) ------------------------------------
-# The one hook: a chat completions request bound for an upstream spoken to in the Responses API is translated
-# here, posted to /responses, and its answer (whole or streamed) translated back to chat completions, so the
-# routes above and their translators do not know. Kept together so it can move to a per-backend call.
+# --- the "responses" upstream dialect (a backend's ``dialect = "responses"``) ------------------------------
+# A chat completions request bound for a backend spoken to in the Responses API is translated here, posted
+# to its /responses, and its answer (whole or streamed) translated back to chat completions, so the routes
+# and their translators do not know. Chosen per try (Session.post/open): each link of a fallback chain in
+# its own backend's dialect.
 
 RESPONSES_PATH = "responses"
 
@@ -398,7 +423,8 @@ class OpenStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _responses_body(body: bytes) -> bytes:
+def responses_body(body: bytes) -> bytes:
+    """A chat completions request body as the Responses request that asks the same."""
     try:
         chat = orjson.loads(body)
     except orjson.JSONDecodeError as exc:  # our own request: cannot happen
@@ -406,9 +432,14 @@ def _responses_body(body: bytes) -> bytes:
     return orjson.dumps(chat_to_responses(chat).body)
 
 
-async def dialect_post(session: Session, body: bytes, model: str) -> UpstreamResponse:
-    """``body`` (chat completions) posted as a Responses request; the answer as a chat completion."""
-    answer = await session.post(RESPONSES_PATH, _responses_body(body), model=model)
+async def dialect_post(
+    upstream: Upstream, body: bytes, model: str, request_id: str | None, retries: bool
+) -> UpstreamResponse:
+    """``body`` (chat completions) posted to ``upstream`` as a Responses request; the answer as a chat
+    completion. An answer that is no Responses object is a 502 (it answered: no fallback)."""
+    answer = await upstream.post_json(
+        RESPONSES_PATH, responses_body(body), model=model, request_id=request_id, retries=retries
+    )
     try:
         chat = response_to_chat(orjson.loads(answer.body))
     except (orjson.JSONDecodeError, ResponsesAnswerError, AttributeError, TypeError) as exc:
@@ -417,15 +448,19 @@ async def dialect_post(session: Session, body: bytes, model: str) -> UpstreamRes
             if isinstance(exc, ResponsesAnswerError)
             else "the upstream answer is not a Responses object"
         )
-        raise UpstreamError(502, session.redact(message)) from exc
+        raise UpstreamError(502, upstream.redactor.text(message)) from exc
     return UpstreamResponse(answer.status, answer.headers, orjson.dumps(chat))
 
 
-async def dialect_open(session: Session, body: bytes, model: str) -> OpenStream:
-    """A Responses stream opened for ``body`` (chat completions), read as a chat completions stream."""
-    return ResponsesAsChatStream(
-        await session.open_raw(RESPONSES_PATH, _responses_body(body), model=model), session.max_event
+async def dialect_open(
+    upstream: Upstream, body: bytes, model: str, request_id: str | None, retries: bool, max_event: int
+) -> OpenStream:
+    """A Responses stream opened on ``upstream`` for ``body`` (chat completions), read as a chat
+    completions stream."""
+    stream = await upstream.open_stream(
+        RESPONSES_PATH, responses_body(body), model=model, request_id=request_id, retries=retries
     )
+    return ResponsesAsChatStream(stream, max_event)
 
 
 class ResponsesAsChatStream:

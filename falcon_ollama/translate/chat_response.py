@@ -234,6 +234,16 @@ class StreamTranslator:
         # Bytes before and after the content string of this stream's plain content deltas (see _learn).
         self._template: tuple[bytes, bytes] | None = None
         self._learn_left = 0 if kind == "completions" else _LEARN_ATTEMPTS
+        # A plain text line's bytes around its time and its text: what reply_chunk + orjson would write
+        # (fields in the same order, the same escaping), without building the dicts for every token.
+        self._line_head = b'{"model":' + orjson.dumps(shape.model) + b',"created_at":"'
+        if kind == "chat":
+            self._line_text, self._line_tail = (
+                b'","message":{"role":"assistant","content":',
+                b'},"done":false}\n',
+            )
+        else:
+            self._line_text, self._line_tail = b'","response":', b',"done":false}\n'
 
     @property
     def complete(self) -> bool:
@@ -366,6 +376,16 @@ class StreamTranslator:
             self._room -= len(content)
             if self._room < 0:
                 raise self._over_limit("the answer text kept for the context")
+        if not thinking and logprobs is None:  # a plain text line: the common case, written directly
+            return b"".join(
+                (
+                    self._line_head,
+                    now_rfc3339().encode(),
+                    self._line_text,
+                    orjson.dumps(content),
+                    self._line_tail,
+                )
+            )
         chunk = reply_chunk(self._model, self._kind, content or "", thinking)
         chunk["done"] = False
         if logprobs is not None:

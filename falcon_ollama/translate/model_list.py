@@ -10,6 +10,7 @@ yields the entries it holds in full.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +175,36 @@ def human_number(value: int) -> str:
     if value >= 1000:
         return f"{value / 1000:.0f}K"
     return str(value)
+
+
+# The context a server runs with, as its refusal of an over-long prompt says it: OpenAI's and vLLM's text
+# (which llama-cpp-python copies), and the ValueError text llama-cpp-python raises on its raw completion path.
+_CONTEXT_IN_ERROR = re.compile(
+    r"maximum context length is (\d{1,9}) tokens|exceed context window of (\d{1,9})", re.IGNORECASE
+)
+
+
+def context_from_error(body: bytes) -> int | None:
+    """The served context an upstream's refusal of an over-long prompt names, or None: llama.cpp's server
+    (``error.n_ctx`` of its ``exceed_context_size_error``) or the message text OpenAI, vLLM and
+    llama-cpp-python use (``This model's maximum context length is 2048 tokens``). llama-cpp-python publishes
+    its context nowhere else (no ``/props``, no ``meta``)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        stated = _count(error.get("n_ctx"), _MAX_CONTEXT)
+        if stated is not None:
+            return stated
+        message = error.get("message")
+    else:
+        message = error if isinstance(error, str) else None
+    match = _CONTEXT_IN_ERROR.search(message) if isinstance(message, str) else None
+    if match is None:
+        return None
+    return _count(int(match.group(1) or match.group(2)), _MAX_CONTEXT)
 
 
 def served_context(body: bytes | None) -> int | None:

@@ -9,7 +9,7 @@ import sys
 import orjson
 
 from fake_openai import FakeConfig, FakeUpstreamThread
-from tests.servers import REPO, free_port
+from tests.servers import REPO, RedisServer, free_port
 
 BASE = {
     k: v
@@ -46,7 +46,7 @@ def test_working_configuration_lists_models_with_aliases(fake: FakeUpstreamThrea
     alias = next(m for m in data["models"] if m["name"] == "nomic-embed-text:latest")
     sources = alias.pop("sources")
     assert alias == {"name": "nomic-embed-text:latest", "upstream": "text-embedding-3-small", "alias": True,
-                     "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
+                     "backend": "default", "capabilities": ["embedding"], "context_length": 8191}  # fmt: skip
     assert sources["context_length"] == sources["capabilities"] == "builtin"
 
 
@@ -89,3 +89,22 @@ def test_base_url_without_v1_is_named(fake: FakeUpstreamThread) -> None:
     result = check({"OPENAI_BASE_URL": root, "OPENAI_API_KEY": "sk-x"})
     assert result.returncode == 1
     assert "has no /models endpoint" in result.stdout
+
+
+def test_redis_is_pinged_and_shown_without_its_password(
+    fake: FakeUpstreamThread, redis_server: RedisServer
+) -> None:
+    env = {
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-x",
+        "FALCON_OLLAMA_REDIS_URL": redis_server.url,
+    }
+    result = check(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Redis at redis://:[redacted]@127.0.0.1:{redis_server.port}/0 answers" in result.stdout
+    redis_server.stop()
+    down = check(env)
+    assert down.returncode == 1 and "does not answer" in down.stdout
+    assert "PROBLEM: Redis at redis://:[redacted]@" in down.stdout
+    for output in (result, down):
+        assert "redis-test-password" not in output.stdout + output.stderr

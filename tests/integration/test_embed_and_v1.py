@@ -190,8 +190,9 @@ def test_batched_answer_is_one_exact_json_document(
         assert list(answer) == ["model", "embeddings", "total_duration", "prompt_eval_count"]
         assert answer["model"] == "text-embedding-3-small" and len(answer["embeddings"]) == 10
         assert all(abs(math.hypot(*vector) - 1.0) < 1e-9 for vector in answer["embeddings"])
-        alone = httpx.post(proxy.url + "/api/embed", json={**body, "input": "t7"}).json()["embeddings"][0]
-        assert answer["embeddings"][7] == alone
+        one_batch = httpx.post(proxy.url + "/api/embed", json={**body, "input": "t7"})
+        assert int(one_batch.headers["content-length"]) == len(one_batch.content)  # sent without a copy
+        assert answer["embeddings"][7] == one_batch.json()["embeddings"][0]
         assert len(embedding_requests(fake)) == 4
         deadline = time.monotonic() + 10
         while len(summaries := [r for r in caplog.records if r.name == "falcon_ollama.request"]) < 2:

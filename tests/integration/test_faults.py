@@ -124,5 +124,5 @@ def test_rate_limit_storm_is_answered_fast_with_retry_after(
     assert {r.headers["retry-after"] for r in responses} == {"60"}
     assert chat_requests(fake) == 50  # no retries: the client was told to wait longer than we would
     metrics = httpx.get(proxy.url + "/metrics").text
-    assert 'falcon_ollama_upstream_errors_total{status="429"} 50.0' in metrics
+    assert 'falcon_ollama_upstream_errors_total{backend="default",status="429"} 50.0' in metrics
     fake.reset()

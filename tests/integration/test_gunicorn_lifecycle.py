@@ -202,3 +202,17 @@ def test_offline_demo_reloads_never_orphan_the_fake_upstream(tmp_path: Path) -> 
     while os.path.exists(f"/proc/{fake}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{fake}"), "the fake upstream outlived the master"
+
+
+def test_the_private_metrics_directory_goes_with_the_master(tmp_path: Path) -> None:
+    """No PROMETHEUS_MULTIPROC_DIR: the master makes its own (in TMPDIR) and removes it when it exits."""
+    with FakeUpstreamThread(FakeConfig(record=False)) as fake:
+        env = gunicorn_env(fake, workers=1) | {"TMPDIR": str(tmp_path)}
+        with GunicornProcess(env) as server:
+            assert httpx.get(server.url + "/metrics", timeout=10).status_code == 200
+            made = list(tmp_path.glob("falcon-ollama-metrics-*"))
+            assert len(made) == 1 and any(made[0].iterdir())  # the worker writes its samples there
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.proc.wait(timeout=30) == 0
+    assert not list(tmp_path.glob("falcon-ollama-metrics-*"))

@@ -241,3 +241,21 @@ def test_upstream_refusals_become_ollama_errors(
     for internal in ("Traceback", "File ", ".py", "~/", "site-packages", "line 376"):
         assert internal not in message
     assert len(replay.requests) - before == (1 if refused else 3)
+
+
+def test_served_context_learnt_from_the_over_long_prompt_refusal(
+    sdk: ollama.Client, replay: ReplayUpstream
+) -> None:
+    """llama-cpp-python publishes its served context nowhere (no /props, no ``meta``): its refusal of an
+    over-long prompt names it (2,048), and from then on /api/show and /api/tags say 2,048, not the default."""
+    assert sdk.show("tiny-llama").modelinfo["tiny.context_length"] == 8192  # type: ignore[index]
+    replay.override["/v1/chat/completions"] = "error_context_exceeded"
+    with pytest.raises(ollama.ResponseError) as caught:
+        sdk.chat(model="tiny-llama", messages=USER)
+    assert caught.value.status_code == 400
+    assert "maximum context length is 2048 tokens" in caught.value.error
+    replay.override.clear()
+    assert sdk.show("tiny-llama").modelinfo["tiny.context_length"] == 2048  # type: ignore[index]
+    tags = sdk._client.get("/api/tags").json()  # raw: the SDK's ModelDetails drops context_length
+    contexts = {m["name"]: m["details"]["context_length"] for m in tags["models"]}
+    assert contexts == {"tiny-llama:latest": 2048, "tiny-embed:latest": 8192}

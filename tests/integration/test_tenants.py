@@ -128,6 +128,18 @@ def limited(fake: FakeUpstreamThread, start_proxy: StartProxy, tmp_path: Path) -
         store.with_name(store.name + suffix).unlink(missing_ok=True)
 
 
+def sdks_are_rate_limited(url: str, key: str) -> None:
+    """The openai and anthropic SDKs see their own RateLimitError from the proxy's 429."""
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as v1:
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert v1.value.code == "rate_limit_exceeded"
+    claude = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as msg:
+        claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
 def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) -> None:
     chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
     for _ in range(3):
@@ -136,14 +148,7 @@ def test_requests_per_minute_answer_429_in_each_dialect(limited: ProxyThread) ->
     over = post(limited, "/api/chat", MINI_KEY, chat)
     assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
     assert list(over.json()) == ["error"] and "3 requests per minute" in over.json()["error"]
-    sdk = openai.OpenAI(base_url=f"{limited.url}/v1", api_key=MINI_KEY, max_retries=0)
-    with pytest.raises(openai.RateLimitError) as v1:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    assert v1.value.code == "rate_limit_exceeded"
-    claude = anthropic.Anthropic(base_url=limited.url, api_key=MINI_KEY, max_retries=0)
-    with pytest.raises(anthropic.RateLimitError) as msg:
-        claude.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
-    assert msg.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    sdks_are_rate_limited(limited.url, MINI_KEY)
     # Another tenant is not limited by this one's use.
     assert post(limited, "/api/chat", ALL_KEY, chat).status_code == 200
 
@@ -152,7 +157,11 @@ def test_two_gunicorn_masters_on_one_machine_hold_one_limit(fake: FakeUpstreamTh
     """Two masters x 2 workers reading one tenants file: 30 requests over fresh connections, 20 accepted."""
     path = tmp_path / "tenants.toml"
     path.write_text(f'[tenants.twenty]\nkey_sha256 = ["{sha(MINI_KEY)}"]\nrequests_per_minute = 20\n')
-    env = {**gunicorn_env(fake, workers=2), "FALCON_OLLAMA_TENANTS_FILE": str(path)}
+    env = {
+        **gunicorn_env(fake, workers=2),
+        "FALCON_OLLAMA_TENANTS_FILE": str(path),
+        "FALCON_OLLAMA_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
+    }
     chat = {"model": "gpt-4o-mini", "messages": USER, "stream": False}
     try:
         with GunicornProcess(env) as one, GunicornProcess(env) as two:

@@ -399,7 +399,8 @@ def test_troubleshooting_quotes_the_log_warnings(caplog: pytest.LogCaptureFixtur
     models = catalog.Catalog(config, upstream.Upstream(Settings()), ttl=300.0, max_models=10)
     with caplog.at_level(logging.WARNING):
         completion._warn_dropped(plan)
-        asyncio.run(models._install([{"id": "gpt-4o"}]))
+        models._listings[0].raw = [{"id": "gpt-4o"}]
+        asyncio.run(models._install())
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 2
     for message in warnings:

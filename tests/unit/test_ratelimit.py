@@ -1,9 +1,12 @@
-"""The embedded requests-per-minute window: exact across processes, sliding, and open when its store fails."""
+"""The embedded requests-per-minute window: exact across processes, sliding, raising when its store fails."""
 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from falcon_ollama.ratelimit import RequestWindow, retry_after_header
 
@@ -41,7 +44,8 @@ def test_the_window_slides(tmp_path: Path) -> None:
     assert window.acquire("t", 2) is not None
 
 
-def test_a_broken_store_lets_requests_through(tmp_path: Path) -> None:
+def test_a_broken_store_raises_for_the_limiter_to_decide(tmp_path: Path) -> None:
     window = RequestWindow(tmp_path / "missing-dir" / "w.sqlite")
-    assert window.acquire("t", 1) is None
-    assert window.acquire("t", 1) is None  # fails open (logged), never raises
+    for _ in range(2):  # each call tries a new connection
+        with pytest.raises(sqlite3.Error):
+            window.acquire("t", 1)

@@ -21,9 +21,11 @@ from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
 from falcon_ollama.translate.embed import parse_embeddings_response
+from falcon_ollama.translate.model_list import context_from_error
 from tests.real_fixtures import (
     last_finish_reason,
     llamacpp,
+    llamacpp_cases,
     openai_bytes,
     openai_json,
     sse_events,
@@ -227,3 +229,39 @@ def test_huge_numbers_are_normalized_without_overflow() -> None:
     body = json.dumps({"data": [{"index": 0, "embedding": [3e200, -4e200]}]}).encode()
     assert json.loads(parse_embeddings_response(body, 1, normalize=True)[0]) == [[pytest.approx(0.6), -0.8]]
     assert json.loads(parse_embeddings_response(body, 1, normalize=False)[0]) == [[3e200, -4e200]]
+
+
+def test_served_context_from_the_recorded_over_long_prompt_refusal() -> None:
+    """llama-cpp-python names its served context only when it refuses an over-long prompt."""
+    assert context_from_error(llamacpp("error_context_exceeded").body) == 2048
+
+
+@pytest.mark.parametrize(
+    ("body", "context"),
+    [
+        # llama.cpp's own server (tools/server: exceed_context_size_error) says it as a field
+        (
+            b'{"error":{"code":400,"message":"the request exceeds the available context size",'
+            b'"type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}',
+            4096,
+        ),
+        # vLLM and OpenAI word it as llama-cpp-python copies it
+        (
+            b'{"error":{"message":"This model\'s maximum context length is 32768 tokens. However, ..."}}',
+            32768,
+        ),
+        (b'{"error":"Requested tokens (3000) exceed context window of 2048"}', 2048),
+        (b'{"error":{"message":"maximum context length is 0 tokens"}}', None),
+        (b'{"error":{"message":"maximum context length is 99999999999 tokens"}}', None),
+        (b"not json", None),
+        (b'{"error":{"n_ctx":true}}', None),
+    ],
+)
+def test_context_from_error_shapes(body: bytes, context: int | None) -> None:
+    assert context_from_error(body) == context
+
+
+def test_no_other_recorded_refusal_names_a_context() -> None:
+    for name, case in llamacpp_cases().items():
+        if case.status >= 400 and name != "error_context_exceeded":
+            assert context_from_error(case.body) is None, name

@@ -33,7 +33,7 @@ key_sha256 = ["SHA256:{sha(KEY_B).upper()}"]
 
 
 def test_keys_resolve_to_their_tenant() -> None:
-    tenants = parse_tenants(GOOD, accept_limits=True)
+    tenants = parse_tenants(GOOD)
     a, b = tenants.resolve(KEY_A), tenants.resolve(KEY_B)
     assert a == Tenant("team-a", ("gpt-4o*", "llama*"), Limits(60, 100_000, 4))
     assert b == Tenant("team_b", ("*",), Limits())
@@ -70,18 +70,16 @@ def test_model_patterns_match_client_names() -> None:
 )
 def test_bad_files_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        parse_tenants(text, accept_limits=True)
+        parse_tenants(text)
     assert message in str(info.value)
     assert sha(KEY_A) not in str(info.value)
 
 
-def test_limits_fail_start_up_until_they_are_enforced(tmp_path: Path) -> None:
+def test_every_limit_is_accepted_at_start_up(tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
     path.write_text(GOOD, encoding="utf-8")
-    with pytest.raises(
-        SettingsError, match=r"limits \(tokens_per_minute, concurrent_streams\) are not enforced"
-    ):
-        Settings.from_env({"FALCON_OLLAMA_TENANTS_FILE": str(path)}, env_file=os.devnull)
+    settings = Settings.from_env({"FALCON_OLLAMA_TENANTS_FILE": str(path)}, env_file=os.devnull)
+    assert settings.tenants.limited()
 
 
 def test_the_setting_reads_the_file(tmp_path: Path) -> None:

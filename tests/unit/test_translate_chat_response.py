@@ -22,6 +22,7 @@ from falcon_ollama.translate.chat_response import (
     completion_to_ollama,
     done_reason,
     parse_tool_arguments,
+    reply_chunk,
     upstream_error_message,
 )
 from falcon_ollama.translate.context import decode_context
@@ -183,6 +184,23 @@ def generate_line(response: str = "", **fields: Any) -> dict[str, Any]:
 )
 def test_feed(kind: Kind, emit_thinking: bool, payload: bytes, expected: list[dict[str, Any]]) -> None:
     assert lines(translator(kind, emit_thinking=emit_thinking).feed(payload)) == expected
+
+
+@pytest.mark.parametrize("kind", ["chat", "generate", "completions"])
+@pytest.mark.parametrize("model", [MODEL, 'we"ird\\model/é', "qwen3:8b"])
+@pytest.mark.parametrize("content", [" The", 'quote " and \\ back\nslash', "é 😀 \u2028 \x00", "</script>"])
+def test_plain_text_lines_are_the_bytes_of_the_reply_chunk(kind: Kind, model: str, content: str) -> None:
+    """A plain text line is written without building dicts (the hot path, repeated on the template fast
+    path): byte for byte what ``reply_chunk`` serialized by orjson writes, field order and escaping."""
+    t = StreamTranslator(ReplyShape(model, kind))
+    field = {"text": content} if kind == "completions" else {"delta": {"content": content}}
+    payload = event({"id": "x", "choices": [{"index": 0, **field, "finish_reason": None}]})
+    for _ in range(5):  # the first events go the full parse, the later ones the learned template's path
+        out = t.feed(payload)
+        created_at = orjson.loads(out)["created_at"]
+        assert CREATED_AT.fullmatch(created_at)
+        expected = {**reply_chunk(model, kind, content), "created_at": created_at, "done": False}
+        assert out == orjson.dumps(expected, option=orjson.OPT_APPEND_NEWLINE)
 
 
 # --- whole streams ------------------------------------------------------------------------------------------
