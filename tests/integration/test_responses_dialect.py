@@ -1,10 +1,10 @@
-"""The "responses" upstream dialect (FALCON_OLLAMA_UPSTREAM_DIALECT=responses, issue 14): Ollama clients reach
-an upstream spoken to in OpenAI's Responses API (the fake speaks it as OpenAI publishes it), and gpt-5 /
-o-series reasoning summaries arrive as Ollama's ``thinking``, streamed and not."""
+"""The "responses" dialect of the single upstream (FALCON_OLLAMA_UPSTREAM_DIALECT=responses: the implicit
+backend's; per backend see test_backend_dialects.py), issue 14: Ollama clients reach an upstream spoken to in
+OpenAI's Responses API (the fake speaks it as OpenAI publishes it), and gpt-5 / o-series reasoning summaries
+arrive as Ollama's ``thinking``, streamed and not."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,25 +15,13 @@ import openai
 import pytest
 
 from fake_openai import FakeUpstreamThread, Fault, expected_reasoning, expected_text
+from tests.integration.test_chat import PNG_1PX as PNG
+from tests.integration.test_chat import WEATHER_TOOL as WEATHER
 from tests.servers import ProxyThread
 
 USER = [{"role": "user", "content": "why is the sky blue?"}]
 SUMMARY = "**Plan** " + expected_reasoning()  # the fake's two summary parts: "**Plan** " and the thoughts
 THINKING = "**Plan** \n\n" + expected_reasoning()  # parts joined by a blank line
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-PNG = base64.b64encode(
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-    )
-).decode()
 
 
 @pytest.fixture
