@@ -140,11 +140,11 @@ class Session:
         """POST ``body`` and read the whole answer (the upstream's retries and the route's fallbacks
         included)."""
         rid = self.request_id
-        translated = path == CHAT_PATH
+        as_chat = path == CHAT_PATH  # a chat completions request: a responses backend is asked in its dialect
 
         def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamResponse]:
             self._note_backend(upstream)
-            if translated and upstream.dialect == "responses":
+            if as_chat and upstream.dialect == "responses":
                 return dialect_post(upstream, sent, model, rid, retries)
             return upstream.post_json(path, sent, model=model, request_id=rid, retries=retries)
 
@@ -153,12 +153,12 @@ class Session:
     async def open(self, path: str, body: bytes, *, model: str) -> OpenStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
         rid = self.request_id
-        translated = path == CHAT_PATH
+        as_chat = path == CHAT_PATH  # a chat completions request: a responses backend is asked in its dialect
         max_event = self.max_event
 
         def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[OpenStream]:
             self._note_backend(upstream)
-            if translated and upstream.dialect == "responses":
+            if as_chat and upstream.dialect == "responses":
                 return dialect_open(upstream, sent, model, rid, retries, max_event)
             return upstream.open_stream(path, sent, model=model, request_id=rid, retries=retries)
 
