@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,78 @@ def completion(tokens: int) -> bytes:
         "system_fingerprint": "fp_0705bf87c0",
     }
     return orjson.dumps(body)
+
+
+def responses_answer(tokens: int) -> bytes:
+    """The Responses API's whole answer (``POST /v1/responses``) for the answer :func:`completion` gives:
+    the same text in one ``message`` output item, usage as ``input_tokens`` / ``output_tokens``."""
+    content = "".join(_WORDS[i % len(_WORDS)] for i in range(tokens))
+    return orjson.dumps({**_response(tokens, "completed"), "output": [_message_item(content)]})
+
+
+def responses_events(tokens: int = TOKENS) -> list[bytes]:
+    """The Responses stream of the same answer as :func:`stream_events`, as OpenAI frames it (``event:`` +
+    ``data:`` blocks, ``sequence_number``, no ``[DONE]``): created, in_progress, the message item and its
+    part opened, ``tokens`` ``response.output_text.delta`` events, the text, part and item done, completed."""
+    words = [_WORDS[i % len(_WORDS)] for i in range(tokens)]
+    item = {"id": "msg_bench", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    at = {"output_index": 0, "item_id": "msg_bench"}
+    bodies: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response(0, "in_progress")},
+        {"type": "response.in_progress", "response": _response(0, "in_progress")},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **at, "content_index": 0, "part": part},
+    ]
+    bodies += [
+        {"type": "response.output_text.delta", **at, "content_index": 0, "delta": w, "logprobs": []}
+        for w in words
+    ]
+    text = "".join(words)
+    bodies += [
+        {"type": "response.output_text.done", **at, "content_index": 0, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **at, "content_index": 0, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": 0, "item": _message_item(text)},
+        {
+            "type": "response.completed",
+            "response": {**_response(tokens, "completed"), "output": [_message_item(text)]},
+        },
+    ]
+    framed = []
+    for n, body in enumerate(bodies):
+        data = orjson.dumps({**body, "sequence_number": n})
+        framed.append(b"event: " + body["type"].encode() + b"\ndata: " + data + b"\n\n")
+    return framed
+
+
+def _response(tokens: int, status: str) -> dict[str, Any]:
+    usage = {
+        "input_tokens": 12,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 12 + tokens,
+    }
+    return {
+        "id": "resp_bench",
+        "object": "response",
+        "created_at": 1732600000,
+        "status": status,
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": [],
+        "usage": usage if status == "completed" else None,
+    }
+
+
+def _message_item(text: str) -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    return {
+        "id": "msg_bench",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [part],
+    }
 
 
 def embeddings_answer(inputs: int, dims: int, encoding: str = "float") -> bytes:
@@ -254,18 +327,28 @@ class InProcessApp:
     stub that answers at once: one request costs only what the app itself spends on it.
 
     ``backends``: how many backends the catalog declares (1: the implicit one of OPENAI_*; more: the first
-    unprefixed, the others under ``b2/``, ``b3/``..., each listing the same models); every one is stubbed."""
+    unprefixed, the others under ``b2/``, ``b3/``..., each listing the same models); every one is stubbed.
+    ``dialect``: the implicit backend's (``responses``: it answers :func:`responses_answer` and
+    :func:`responses_events`, the same text, translated back by the call path)."""
 
     def __init__(
-        self, *, metrics: bool = True, tokens: int = TOKENS, embed_dims: int = 768, backends: int = 1
+        self,
+        *,
+        metrics: bool = True,
+        tokens: int = TOKENS,
+        embed_dims: int = 768,
+        backends: int = 1,
+        dialect: str = "chat",
     ) -> None:
         from falcon_ollama.app import create_app
         from falcon_ollama.upstream import UpstreamResponse
 
-        self.app = create_app(several_backends(backends) if backends > 1 else settings())
+        made = several_backends(backends) if backends > 1 else settings(upstream_dialect=dialect)
+        self.app = create_app(made)
         upstream: Any = self.app.services.upstream
-        answer = UpstreamResponse(200, {}, completion(tokens))
-        events = stream_events(tokens)
+        responses = dialect == "responses"
+        answer = UpstreamResponse(200, {}, responses_answer(tokens) if responses else completion(tokens))
+        events = responses_events(tokens) if responses else stream_events(tokens)
 
         from fake_openai import FakeConfig
 
@@ -376,6 +459,33 @@ class InProcessApp:
             return total
 
         return self.loop.run_until_complete(many())
+
+
+def interleaved_cpu(
+    benchmark: Any, apps: dict[str, InProcessApp], stream: bool, batch: int = 20
+) -> dict[str, float]:
+    """Each app's median CPU µs per request: the apps take turns batch by batch (``batch`` requests each,
+    after a warm batch) under ``benchmark.pedantic`` (120 rounds non-stream, 40 stream), the first three
+    rounds left out. Closes the apps."""
+    cpu: dict[str, list[float]] = {name: [] for name in apps}
+    try:
+        for app in apps.values():
+            app.run(stream, batch)  # warm: every list loaded, code paths hot
+
+        def pair() -> int:
+            size = 0
+            for name, app in apps.items():
+                started = time.process_time()
+                size += app.run(stream, batch)
+                cpu[name].append((time.process_time() - started) / batch * 1e6)
+            return size
+
+        size = benchmark.pedantic(pair, rounds=40 if stream else 120, warmup_rounds=3)
+        assert size > len(apps) * batch * (TOKENS * 60 if stream else 200)
+    finally:
+        for app in apps.values():
+            app.close()
+    return {name: statistics.median(values[3:] or values) for name, values in cpu.items()}
 
 
 # -- processes --------------------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ worker. The only assertions are on outputs; the figures are printed at the end a
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Iterator
 
 import _harness as h
@@ -180,27 +178,9 @@ def test_app_in_process(
     CPU time (``process_time``: time the machine gave to other processes does not count) is recorded, and
     the medians are compared. Interleaving keeps a noisy machine from favouring either side."""
     apps = {"metrics": h.InProcessApp(metrics=True), "no-metrics": h.InProcessApp(metrics=False)}
-    cpu: dict[str, list[float]] = {name: [] for name in apps}
-    try:
-        for app in apps.values():
-            app.run(stream, APP_BATCH)  # warm: catalog loaded, code paths hot
-
-        def pair() -> int:
-            size = 0
-            for name, app in apps.items():
-                started = time.process_time()
-                size += app.run(stream, APP_BATCH)
-                cpu[name].append((time.process_time() - started) / APP_BATCH * 1e6)
-            return size
-
-        size = benchmark.pedantic(pair, rounds=40 if stream else 120, warmup_rounds=3)
-        assert size > 2 * APP_BATCH * (h.TOKENS * 60 if stream else 200)
-    finally:
-        for app in apps.values():
-            app.close()
-    kind = "stream" if stream else "non-stream"
     # The first rounds are warm-up (pedantic runs them too); under --benchmark-disable there is only one.
-    medians = {name: statistics.median(values[3:] or values) for name, values in cpu.items()}
+    medians = h.interleaved_cpu(benchmark, apps, stream, APP_BATCH)
+    kind = "stream" if stream else "non-stream"
     for name, us in medians.items():
         results[f"app_{kind}_{name}"] = us
         benchmark.extra_info[f"cpu_us_{name}"] = round(us, 2)

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from . import _responses
 from ._types import Answer, ContentEventBuilder, FakeConfig, FullAnswer, StreamAnswer
 from ._validate import (
     CHAT_PARAMS,
@@ -561,34 +562,35 @@ class OpenAIResponder:
 
     # -- responses (non-streamed only: enough to see the proxy forward it) --------------------------------
 
-    def responses(self, data: Any, cfg: FakeConfig) -> FullAnswer:
+    def responses(self, data: Any, cfg: FakeConfig) -> Answer:
         if not isinstance(data, dict):
             return bad_json()
         model = self._check_model(data, cfg)
         if isinstance(model, FullAnswer):
             return model
-        text = expected_text(cfg.tokens)
-        body = {
-            "id": self.new_id("resp_", 32),
-            "object": "response",
-            "created_at": int(time.time()),
-            "status": "completed",
-            "model": model,
-            "output": [
-                {
-                    "id": self.new_id("msg_", 32),
-                    "type": "message",
-                    "status": "completed",
-                    "role": "assistant",
-                    "content": [{"type": "output_text", "text": text, "annotations": []}],
-                }
-            ],
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-            "usage": {"input_tokens": 1, "output_tokens": cfg.tokens, "total_tokens": 1 + cfg.tokens},
-        }
-        return FullAnswer(200, orjson.dumps(body))
+        plan = _responses.check(data, cfg, model, is_reasoning_model(model))
+        if isinstance(plan, FullAnswer):
+            return plan
+        built = _responses.Built(plan, cfg, self.new_id)
+        items = data["input"]
+        last = items[-1] if isinstance(items, list) and items else {}
+        if plan.calls:
+            tool = plan.tools[0]
+            arguments = orjson.dumps(schema_instance(tool.get("parameters") or {})).decode()
+            built.calls = [
+                (self.new_id("fc_", 48), self.new_id("call_", 24), tool["name"], _fragments(arguments))
+            ]
+        elif cfg.echo_tool_result and last.get("type") == "function_call_output":
+            built.pieces = ["tool said: ", *_fragments(str(last["output"]))]
+        else:
+            built.pieces = self._content_pieces(cfg.tokens, plan.text)
+            if plan.limit is not None and plan.limit - len(built.thoughts) < len(built.pieces):
+                built.pieces = built.pieces[: max(0, plan.limit - len(built.thoughts))]
+                built.status = "incomplete"
+        words = len(orjson.dumps(items)) // 4 + 1
+        if data.get("stream"):
+            return _responses.stream(built, data, words)
+        return _responses.full(built, data, words)
 
     # -- legacy completions -----------------------------------------------------------------------------
 

@@ -307,8 +307,11 @@ class FakeUpstream:
 
     def _render_stream(self, answer: StreamAnswer, keep_alive: bool) -> bytes:
         parts = [self._stream_head(keep_alive)]
-        parts.extend(chunk(b"data: " + event + b"\n\n") for event in answer.events)
-        parts.append(_DONE_CHUNK)
+        if answer.names is not None:  # the Responses API: named events, no [DONE]
+            parts.extend(chunk(frame) for frame in _named_frames(answer.names, answer.events))
+        else:
+            parts.extend(chunk(b"data: " + event + b"\n\n") for event in answer.events)
+            parts.append(_DONE_CHUNK)
         parts.append(LAST_CHUNK)
         return b"".join(parts)
 
@@ -451,10 +454,17 @@ def _to_bytes(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
+def _named_frames(names: list[bytes], events: list[bytes]) -> list[bytes]:
+    return [b"event: " + n + b"\ndata: " + e + b"\n\n" for n, e in zip(names, events, strict=True)]
+
+
 def _stream_frames(answer: StreamAnswer, fault: Fault | None) -> tuple[list[bytes], int]:
     """The SSE frames to send (the [DONE] frame included unless suppressed) and how many carry payloads."""
     events = answer.events
     kind = fault.kind if fault is not None else None
+    if answer.names is not None:
+        frames = _named_frames(answer.names, events)
+        return frames, len(frames)
     if kind == "empty_deltas":
         build = answer.content_event
         empty, null = build(""), build(None)

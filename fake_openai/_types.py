@@ -325,6 +325,8 @@ class StreamAnswer:
     content_start: int
     content_end: int
     content_event: ContentEventBuilder
+    # The Responses API's streams: each payload framed as ``event: <name>`` + ``data:``, and no [DONE].
+    names: list[bytes] | None = None
 
 
 class ContentEventBuilder:

@@ -117,9 +117,15 @@ def current_route() -> Route:
 
 
 def implicit_backend(
-    base_url: str, api_key: str | None, organization: str | None = None, project: str | None = None
+    base_url: str,
+    api_key: str | None,
+    organization: str | None = None,
+    project: str | None = None,
+    *,
+    dialect: Dialect = "chat",
 ) -> BackendConfig:
-    """Today's single upstream, from OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_ORGANIZATION / _PROJECT."""
+    """Today's single upstream, from OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_ORGANIZATION / _PROJECT and
+    FALCON_OLLAMA_UPSTREAM_DIALECT."""
     headers: list[tuple[str, str]] = []
     if organization:
         headers.append(("openai-organization", organization))
@@ -131,6 +137,7 @@ def implicit_backend(
         api_key=api_key,
         key_source="env OPENAI_API_KEY" if api_key else "",
         headers=tuple(headers),
+        dialect=dialect,
         implicit=True,
     )
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from falcon_ollama.access import (
     DEFAULT_AUTH_EXEMPT_PATHS,
@@ -23,7 +23,7 @@ from falcon_ollama.access import (
     parse_origins,
     read_api_keys_file,
 )
-from falcon_ollama.backends import BackendConfig, implicit_backend
+from falcon_ollama.backends import DIALECTS, BackendConfig, Dialect, implicit_backend
 from falcon_ollama.catalog_config import CatalogConfig, load_catalog_file
 from falcon_ollama.limits import MAX_JSON_DEPTH, Limits
 from falcon_ollama.secret_urls import redacted_url
@@ -191,6 +191,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("OPENAI_BASE_URL", http_url, DEFAULT_OPENAI_BASE_URL, "the upstream's /v1 URL"),
         _V("OPENAI_ORGANIZATION", text, None, "sent as OpenAI-Organization"),
         _V("OPENAI_PROJECT", text, None, "sent as OpenAI-Project"),
+        _V(
+            "FALCON_OLLAMA_UPSTREAM_DIALECT",
+            Choice(DIALECTS, "chat or responses"),
+            "chat",
+            "default backend's API: chat or responses",
+        ),
         _V("FALCON_OLLAMA_CONNECT_TIMEOUT", SECONDS, 10.0, "seconds to connect to the upstream"),
         _V("FALCON_OLLAMA_FIRST_BYTE_TIMEOUT", SECONDS, 600.0, "seconds until the upstream's first byte"),
         _V("FALCON_OLLAMA_IDLE_TIMEOUT", SECONDS, 300.0, "seconds a stream may stay silent"),
@@ -405,6 +411,7 @@ class UpstreamSettings:
     openai_base_url: str
     openai_organization: str | None
     openai_project: str | None
+    upstream_dialect: str  # the implicit backend's (a [backends.<name>] table sets its own)
     connect_timeout: float
     first_byte_timeout: float
     idle_timeout: float
@@ -471,6 +478,7 @@ class Settings:
     openai_base_url_set: bool = False  # OPENAI_BASE_URL was given (not the default): not offline
     openai_organization: str | None = _default("openai_organization")
     openai_project: str | None = _default("openai_project")
+    upstream_dialect: str = _default("upstream_dialect")  # the implicit backend's: chat | responses
     connect_timeout: float = _default("connect_timeout")
     first_byte_timeout: float = _default("first_byte_timeout")
     idle_timeout: float = _default("idle_timeout")
@@ -574,7 +582,11 @@ class Settings:
             return self.catalog.backends
         return (
             implicit_backend(
-                self.openai_base_url, self.openai_api_key, self.openai_organization, self.openai_project
+                self.openai_base_url,
+                self.openai_api_key,
+                self.openai_organization,
+                self.openai_project,
+                dialect=cast(Dialect, self.upstream_dialect),
             ),
         )
 

@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import aiohttp
 import orjson
@@ -248,6 +248,7 @@ class Upstream:
                 settings.openai_api_key,
                 settings.openai_organization,
                 settings.openai_project,
+                dialect=cast(Dialect, settings.upstream_dialect),
             )
         if backend.overrides():
             settings = dataclasses.replace(settings, **backend.overrides())

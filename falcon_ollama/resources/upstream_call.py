@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import falcon.asgi
 import orjson
@@ -39,7 +39,14 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import MAX_STREAM_ACCUMULATED_BYTES, DoneFinder, SSEDecoder, SSEError
+from falcon_ollama.translate.chat_to_responses import (
+    ResponsesAnswerError,
+    ResponsesStreamToChat,
+    chat_to_responses,
+    response_to_chat,
+)
 from falcon_ollama.translate.dialect import StreamTranslator
+from falcon_ollama.translate.openai_adapt import CHAT_PATH
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
 from falcon_ollama.upstreams import Upstreams
 
@@ -56,7 +63,7 @@ STREAM_ERROR = "stream_error"
 CLIENT_GONE = "499"
 DONE = b"[DONE]"
 
-_Answer = TypeVar("_Answer", UpstreamResponse, UpstreamStream)
+_Answer = TypeVar("_Answer", UpstreamResponse, "OpenStream")
 # A dialect's in-stream error framing for a failure after the first byte (``/v1`` forward: an SSE event).
 ErrorFrame = Callable[[int, str], bytes]
 
@@ -110,12 +117,17 @@ class Session:
     """One request's admitted hold on the upstream: its slot, its disconnect watcher, its request id.
 
     Each call goes along the route the catalog recorded when it resolved the request's model
-    (falcon_ollama/backends.py): that model's backend, or an alias's fallback chain (upstreams.py)."""
+    (falcon_ollama/backends.py): that model's backend, or an alias's fallback chain (upstreams.py). Each
+    try speaks its own backend's dialect (a chat completions request to a ``responses`` backend is
+    translated there and back: :func:`dialect_post`, :func:`dialect_open`)."""
 
-    __slots__ = ("_upstreams", "handed_over", "info", "slot", "watcher")
+    __slots__ = ("_upstreams", "handed_over", "info", "max_event", "slot", "watcher")
 
-    def __init__(self, req: falcon.asgi.Request, upstreams: Upstreams) -> None:
+    def __init__(
+        self, req: falcon.asgi.Request, upstreams: Upstreams, max_event: int = MAX_STREAM_ACCUMULATED_BYTES
+    ) -> None:
         self._upstreams = upstreams
+        self.max_event = max_event  # the SSE event bound, for a stream translated from another dialect
         self.info = info_of(req)
         self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
         self.slot: Slot | None = None
@@ -129,19 +141,26 @@ class Session:
         """POST ``body`` and read the whole answer (the upstream's retries and the route's fallbacks
         included)."""
         rid = self.request_id
+        as_chat = path == CHAT_PATH  # a chat completions request: a responses backend is asked in its dialect
 
         def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamResponse]:
             self._note_backend(upstream)
+            if as_chat and upstream.dialect == "responses":
+                return dialect_post(upstream, sent, model, rid, retries)
             return upstream.post_json(path, sent, model=model, request_id=rid, retries=retries)
 
         return await self._noted(self._upstreams.send(current_route(), body, attempt))
 
-    async def open(self, path: str, body: bytes, *, model: str) -> UpstreamStream:
+    async def open(self, path: str, body: bytes, *, model: str) -> OpenStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
         rid = self.request_id
+        as_chat = path == CHAT_PATH  # a chat completions request: a responses backend is asked in its dialect
+        max_event = self.max_event
 
-        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[UpstreamStream]:
+        def attempt(upstream: Upstream, sent: bytes, retries: bool) -> Awaitable[OpenStream]:
             self._note_backend(upstream)
+            if as_chat and upstream.dialect == "responses":
+                return dialect_open(upstream, sent, model, rid, retries, max_event)
             return upstream.open_stream(path, sent, model=model, request_id=rid, retries=retries)
 
         stream = await self._noted(self._upstreams.send(current_route(), body, attempt))
@@ -194,7 +213,7 @@ class UpstreamCall:
     async def session(self, req: falcon.asgi.Request) -> AsyncIterator[Session]:
         """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
         block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
-        session = Session(req, self._upstreams)
+        session = Session(req, self._upstreams, self.max_accumulated)
         try:
             session.slot = await self._admission.acquire()
             yield session
@@ -240,7 +259,7 @@ class UpstreamCall:
             resp.stream = self._bytes(stream, error_frame, session)
 
     async def _translated(
-        self, stream: UpstreamStream, translator: StreamTranslator, session: Session
+        self, stream: OpenStream, translator: StreamTranslator, session: Session
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder(self.max_accumulated)
         decode, translate = decoder.feed, translator.feed
@@ -294,7 +313,7 @@ class UpstreamCall:
             await end_stream(stream, session)
 
     async def _bytes(
-        self, stream: UpstreamStream, error_frame: ErrorFrame, session: Session
+        self, stream: OpenStream, error_frame: ErrorFrame, session: Session
     ) -> AsyncIterator[bytes]:
         info = session.info
         first = True
@@ -374,7 +393,7 @@ async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
         await chunks.aclose()
 
 
-async def end_stream(stream: UpstreamStream, session: Session) -> None:
+async def end_stream(stream: OpenStream, session: Session) -> None:
     """What a stream's owner owes at its end, whichever way it ends: stop watching the client, drop the
     upstream connection if it was not read to the end, free the admission slot, write the summary."""
     session.watcher.stop()
@@ -388,3 +407,106 @@ async def end_stream(stream: UpstreamStream, session: Session) -> None:
 def json_bytes(value: object) -> bytes:
     """The request body bytes for the upstream (orjson, compact)."""
     return orjson.dumps(value)
+
+
+# --- the "responses" upstream dialect (a backend's ``dialect = "responses"``) ------------------------------
+# A chat completions request bound for a backend spoken to in the Responses API is translated here, posted
+# to its /responses, and its answer (whole or streamed) translated back to chat completions, so the routes
+# and their translators do not know. Chosen per try (Session.post/open): each link of a fallback chain in
+# its own backend's dialect.
+
+RESPONSES_PATH = "responses"
+
+
+class OpenStream(Protocol):
+    """An open streamed answer: an :class:`UpstreamStream` or one translated from another dialect."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def responses_body(body: bytes) -> bytes:
+    """A chat completions request body as the Responses request that asks the same."""
+    try:
+        chat = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # our own request: cannot happen
+        raise UpstreamError(500, "the upstream request is not JSON") from exc
+    return orjson.dumps(chat_to_responses(chat).body)
+
+
+async def dialect_post(
+    upstream: Upstream, body: bytes, model: str, request_id: str | None, retries: bool
+) -> UpstreamResponse:
+    """``body`` (chat completions) posted to ``upstream`` as a Responses request; the answer as a chat
+    completion. An answer that is no Responses object is a 502 (it answered: no fallback)."""
+    answer = await upstream.post_json(
+        RESPONSES_PATH, responses_body(body), model=model, request_id=request_id, retries=retries
+    )
+    try:
+        chat = response_to_chat(orjson.loads(answer.body))
+    except (orjson.JSONDecodeError, ResponsesAnswerError, AttributeError, TypeError) as exc:
+        message = (
+            str(exc)
+            if isinstance(exc, ResponsesAnswerError)
+            else "the upstream answer is not a Responses object"
+        )
+        raise UpstreamError(502, upstream.redactor.text(message)) from exc
+    return UpstreamResponse(answer.status, answer.headers, orjson.dumps(chat))
+
+
+async def dialect_open(
+    upstream: Upstream, body: bytes, model: str, request_id: str | None, retries: bool, max_event: int
+) -> OpenStream:
+    """A Responses stream opened on ``upstream`` for ``body`` (chat completions), read as a chat
+    completions stream."""
+    stream = await upstream.open_stream(
+        RESPONSES_PATH, responses_body(body), model=model, request_id=request_id, retries=retries
+    )
+    return ResponsesAsChatStream(stream, max_event)
+
+
+class ResponsesAsChatStream:
+    """A Responses event stream read as chat completion chunks (``data: {...}`` blocks, ``data: [DONE]``)."""
+
+    __slots__ = ("_inner", "_max_event", "headers", "status")
+
+    def __init__(self, inner: UpstreamStream, max_event: int) -> None:
+        self._inner = inner
+        self._max_event = max_event
+        self.status = inner.status
+        self.headers: Mapping[str, str] = inner.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder(self._max_event)
+        convert = ResponsesStreamToChat()
+        source = self._inner.chunks()
+        ended = False
+        try:
+            async for chunk in source:
+                if ended:  # what follows the end: passed on for the relay's drain to discard
+                    yield chunk
+                    continue
+                out: list[bytes] = []
+                for payload in decoder.feed(chunk):
+                    try:
+                        made = convert.feed(payload)
+                    except ResponsesAnswerError as exc:
+                        if out:
+                            yield b"".join(out)
+                        raise UpstreamError(502, str(exc)) from exc
+                    out.extend(b"data: " + c + b"\n\n" for c in made)
+                    if convert.done:
+                        out.append(b"data: [DONE]\n\n")
+                        ended = True
+                        break
+                if out:
+                    yield b"".join(out)
+        finally:
+            await close_chunks(source)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
