@@ -36,6 +36,12 @@ REPORT_STEP = 1024 * 1024
 # buffer and the translator's kept text): 3, so a stream at its bound is charged 6 x the bound, what one
 # measured (docs/deployment.md, *Memory*: its text, then the ``context`` built from it at the end).
 STREAM_WEIGHT = 3
+# What a request body and a non-streamed upstream answer cost the worker per byte read, all copies counted
+# (the read chunks and their join, the parsed objects, the translated answer): a 64 MiB body added 190 MiB
+# of RSS, a 128 MiB answer 171 MiB (benchmarks/worst_case_memory.py, docs/deployment.md). Reserving the
+# raw bytes alone let a flood of both reach 2.3x the budget.
+BODY_WEIGHT = 3
+ANSWER_WEIGHT = 2
 
 
 class MemoryBudget:
@@ -147,6 +153,16 @@ def reserve(size: int) -> None:
     hold = _current.get()
     if hold is not None and size > 0:
         hold.reserve(size)
+
+
+def reserve_body(size: int) -> None:
+    """Reserve what ``size`` bytes of request body will cost once read and parsed (:data:`BODY_WEIGHT`)."""
+    reserve(size * BODY_WEIGHT)
+
+
+def reserve_answer(size: int) -> None:
+    """Reserve what ``size`` bytes of upstream answer will cost once parsed and translated."""
+    reserve(size * ANSWER_WEIGHT)
 
 
 def _ignore(size: int) -> None:

@@ -438,7 +438,7 @@ class Upstream:
 
     async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._settings.max_upstream_body_bytes
-        content, complete = await self._read_bounded(response, limit, memory_budget.reserve)
+        content, complete = await self._read_bounded(response, limit, memory_budget.reserve_answer)
         if not complete:
             raise UpstreamError(
                 502,

@@ -26,7 +26,7 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int) -> bytes:
     if length is not None and length > max_bytes:
         raise OllamaError(413, f"request body too large (limit {max_bytes} bytes)")
     reserved = length or 0
-    memory_budget.reserve(reserved)
+    memory_budget.reserve_body(reserved)
     chunks: list[bytes] = []
     size = 0
     async for chunk in req.stream:
@@ -34,7 +34,7 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise OllamaError(413, f"request body too large (limit {max_bytes} bytes)")
         if size > reserved:
-            memory_budget.reserve(size - reserved)
+            memory_budget.reserve_body(size - reserved)
             reserved = size
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

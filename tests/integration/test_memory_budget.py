@@ -17,11 +17,11 @@ import orjson
 import pytest
 
 from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
-from falcon_ollama.memory_budget import BUDGET_MESSAGE, MemoryBudget
+from falcon_ollama.memory_budget import BODY_WEIGHT, BUDGET_MESSAGE, MemoryBudget
 from tests.servers import ProxyThread
 
-BUDGET = 1024 * 1024
-BIG = 400 * 1024  # two fit in the budget, a third does not
+BUDGET = BODY_WEIGHT * 1024 * 1024
+BIG = 400 * 1024  # two bodies fit in the budget (each reserved at BODY_WEIGHT x its bytes), a third does not
 SLOW_MS = 1500.0  # how long the upstream takes to answer the held requests
 
 
@@ -64,7 +64,8 @@ def test_bodies_beyond_the_budget_are_refused_in_each_dialect(
             async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
                 held = [asyncio.create_task(client.post("/api/chat", json=chat_body(BIG))) for _ in range(2)]
                 # Both bodies read, both waiting for the slow upstream (polled from another thread).
-                await asyncio.to_thread(wait_for, lambda: budget.held >= 2 * BIG, "the held bodies")
+                both = 2 * BIG * BODY_WEIGHT
+                await asyncio.to_thread(wait_for, lambda: budget.held >= both, "the held bodies")
                 big = chat_body(BIG)
                 refused = {
                     "/api/chat": await client.post("/api/chat", json=big),
@@ -110,13 +111,13 @@ def test_bodies_beyond_the_budget_are_refused_in_each_dialect(
         # Once the held requests are done, a large body passes again.
         again = httpx.post(proxy.url + "/api/chat", json=chat_body(BIG), timeout=30)
         assert again.status_code == 200
-        assert budget.held == 0 and budget.peak >= 2 * BIG
+        assert budget.held == 0 and budget.peak >= 2 * BIG * BODY_WEIGHT
 
 
 def test_sdk_clients_see_the_refusal(start_proxy: Callable[..., ProxyThread]) -> None:
     """The ollama and anthropic SDKs get the refusal as their own errors (no retries asked of them)."""
     with FakeUpstreamThread(FakeConfig()) as fake:
-        proxy = start_proxy(fake, worker_memory_budget=BIG)  # one BIG body fits, not more
+        proxy = start_proxy(fake, worker_memory_budget=BIG * BODY_WEIGHT)  # one BIG body fits, not more
         huge = "x" * (BIG + 1024)
         with pytest.raises(ollama.ResponseError) as refused:
             ollama.Client(host=proxy.url).chat(model="gpt-4o", messages=[{"role": "user", "content": huge}])
@@ -173,7 +174,7 @@ def test_held_bytes_return_to_zero_after_failures_and_disconnects(
             proxy.url + "/v1/chat/completions", json={**chat_body(BIG), "unknown_field": 1}, timeout=30
         )
         assert failed.status_code == 400
-        assert budget.held == 0 and budget.peak >= BIG
+        assert budget.held == 0 and budget.peak >= BIG * BODY_WEIGHT
         # A body growing past the body limit as it is read (no Content-Length): 413, nothing held after.
         limited = start_proxy(fake, worker_memory_budget=BUDGET, max_body_bytes=BIG)
 
@@ -200,7 +201,7 @@ def test_zero_turns_the_budget_off(start_proxy: Callable[..., ProxyThread]) -> N
     with FakeUpstreamThread(FakeConfig(tokens=20_000)) as fake:
         proxy = start_proxy(fake, worker_memory_budget=0)
         assert proxy.app.memory_budget is None
-        big = httpx.post(proxy.url + "/api/chat", json=chat_body(4 * BUDGET), timeout=30)
+        big = httpx.post(proxy.url + "/api/chat", json=chat_body(4 * 1024 * 1024), timeout=30)
         assert big.status_code == 200
         assert big.json()["message"]["content"] == expected_text(20_000)
         assert metric(proxy, REFUSED) == 0

@@ -65,3 +65,17 @@ def test_the_gauge_moves_in_steps_and_always_back_to_zero() -> None:
     big.reserve(10)
     big.release()
     assert seen == [REPORT_STEP, 0]
+
+
+def test_bodies_and_answers_are_reserved_at_their_weights() -> None:
+    budget = MemoryBudget(10_000)
+    hold = budget.open()
+    token = memory_budget.enter(hold)
+    try:
+        memory_budget.reserve_body(100)
+        assert budget.held == 100 * memory_budget.BODY_WEIGHT
+        memory_budget.reserve_answer(100)
+        assert budget.held == 100 * (memory_budget.BODY_WEIGHT + memory_budget.ANSWER_WEIGHT)
+    finally:
+        memory_budget.leave(token)
+    assert budget.held == 0
