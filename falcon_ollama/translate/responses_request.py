@@ -17,8 +17,8 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 
-DEFAULT_LIMITS = Limits()
 STATELESS = (
     "this server is stateless (like Ollama): it keeps no responses, so '{field}' cannot be used; "
     "send the whole conversation in 'input'"
@@ -85,14 +85,23 @@ class ResponsesPlan:
     prompt_chars: int
     dropped: list[str] = field(default_factory=list)  # fields we could not honour (warned once)
 
+    def shape(self, model: str) -> ResponseShape:
+        """What shapes the answer's translation, ``model`` being the name the client used."""
+        return ResponseShape(model, self.echo, self.names, self.prompt_chars)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseShape:
+    """What shapes one request's Response object, whole or streamed (as ReplyShape does for Ollama's)."""
+
+    model: str  # as the client named it
+    echo: dict[str, Any] = field(default_factory=dict)  # request fields the Response object repeats
+    names: ToolNames = field(default_factory=ToolNames)  # how the client declared its tools
+    prompt_chars: int = 0  # the prompt's size, for the usage estimate when the upstream sends none
+
 
 def responses_to_chat(
-    body: dict[str, Any],
-    facts: ModelFacts,
-    upstream_id: str,
-    *,
-    include_usage: bool,
-    limits: Limits = DEFAULT_LIMITS,
+    body: dict[str, Any], facts: ModelFacts, upstream_id: str, rules: RequestRules = DEFAULT_RULES
 ) -> ResponsesPlan:
     """Build the chat completion request for a ``/v1/responses`` body (the model already resolved)."""
     for key in ("previous_response_id", "conversation"):
@@ -106,10 +115,9 @@ def responses_to_chat(
     dropped: list[str] = []
     names = ToolNames()
     tools = _tools(body.get("tools"), names, dropped)
-    messages, chars = _Messages(limits, names).build(body.get("instructions"), body.get("input"))
+    messages, chars = _Messages(rules.limits, names).build(body.get("instructions"), body.get("input"))
     out: dict[str, Any] = {"model": upstream_id, "messages": messages, "stream": stream}
-    if stream and include_usage:
-        out["stream_options"] = {"include_usage": True}
+    out.update(rules.stream_options(stream))
     if tools:
         if "tools" not in facts.capabilities:
             raise Unsupported(f"the model {upstream_id!r} does not support tools")
