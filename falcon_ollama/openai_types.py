@@ -99,18 +99,28 @@ class Usage(TypedDict, total=False):
     completion_tokens_details: dict[str, Any]
 
 
-class Choice(TypedDict, total=False):
+class _ChoiceFields(TypedDict, total=False):
+    """What a choice carries whole or streamed; the message (or its delta) is the difference."""
+
     index: int
-    message: ChatMessage
     finish_reason: FinishReason | None
     logprobs: dict[str, Any] | None
 
 
-class ChatCompletion(TypedDict, total=False):
+class _AnswerFields(TypedDict, total=False):
+    """The envelope a completion and each of its stream chunks share."""
+
     id: str
-    object: Literal["chat.completion"]
     created: int
     model: str
+
+
+class Choice(_ChoiceFields, total=False):
+    message: ChatMessage
+
+
+class ChatCompletion(_AnswerFields, total=False):
+    object: Literal["chat.completion"]
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str
@@ -131,18 +141,12 @@ class Delta(TypedDict, total=False):
     reasoning: str
 
 
-class ChunkChoice(TypedDict, total=False):
-    index: int
+class ChunkChoice(_ChoiceFields, total=False):
     delta: Delta
-    finish_reason: FinishReason | None
-    logprobs: dict[str, Any] | None
 
 
-class ChatCompletionChunk(TypedDict, total=False):
-    id: str
+class ChatCompletionChunk(_AnswerFields, total=False):
     object: Literal["chat.completion.chunk"]
-    created: int
-    model: str
     choices: list[ChunkChoice]
     usage: Usage | None
 
