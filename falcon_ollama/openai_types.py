@@ -6,9 +6,10 @@ fields this project reads or writes are listed; ``total=False`` marks fields Ope
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
+_C = TypeVar("_C")  # a choice: whole (Choice) or streamed (ChunkChoice)
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
@@ -107,21 +108,21 @@ class _ChoiceFields(TypedDict, total=False):
     logprobs: dict[str, Any] | None
 
 
-class _AnswerFields(TypedDict, total=False):
-    """The envelope a completion and each of its stream chunks share."""
+class _AnswerFields(TypedDict, Generic[_C], total=False):
+    """The envelope a completion and each of its stream chunks share; their choices differ."""
 
     id: str
     created: int
     model: str
+    choices: list[_C]
 
 
 class Choice(_ChoiceFields, total=False):
     message: ChatMessage
 
 
-class ChatCompletion(_AnswerFields, total=False):
+class ChatCompletion(_AnswerFields[Choice], total=False):
     object: Literal["chat.completion"]
-    choices: list[Choice]
     usage: Usage
     system_fingerprint: str
 
@@ -145,9 +146,8 @@ class ChunkChoice(_ChoiceFields, total=False):
     delta: Delta
 
 
-class ChatCompletionChunk(_AnswerFields, total=False):
+class ChatCompletionChunk(_AnswerFields[ChunkChoice], total=False):
     object: Literal["chat.completion.chunk"]
-    choices: list[ChunkChoice]
     usage: Usage | None
 
 
