@@ -235,9 +235,9 @@ def model_entry() -> Any:
 
 def upstream_body(stream: bool) -> bytes:
     """The exact upstream body the proxy sends for ``ollama_chat(stream)``: the direct path sends it too."""
-    from falcon_ollama.translate.chat_request import chat_to_openai
+    from falcon_ollama.translate.chat_request import ollama_to_openai
 
-    plan = chat_to_openai(ollama_chat(stream), model_entry(), MODEL, include_usage=True)
+    plan = ollama_to_openai("chat", ollama_chat(stream), model_entry(), MODEL)
     return orjson.dumps(plan.body)
 
 

@@ -2,7 +2,7 @@
 
 * an Anthropic request -> the upstream body (``messages_to_openai``, the input-token estimate a stream's
   ``message_start`` carries, ``orjson.dumps``), 2 and 20 messages,
-  beside the same conversation as an Ollama ``/api/chat`` body through ``chat_to_openai``;
+  beside the same conversation as an Ollama ``/api/chat`` body through ``ollama_to_openai``;
 * a 50-token stream through the SSE decoder and ``MessageStream`` (Anthropic's events), beside the same
   stream through the Ollama ``StreamTranslator``.
 
@@ -22,7 +22,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai
 from falcon_ollama.translate.anthropic_response import MessageStream
-from falcon_ollama.translate.chat_request import chat_to_openai
+from falcon_ollama.translate.chat_request import ollama_to_openai
 from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator
 
 TITLE = "Anthropic Messages vs the Ollama path (in-process): median per operation"
@@ -89,7 +89,7 @@ def test_request_to_upstream_body(
         raw = orjson.dumps(h.ollama_chat(stream=True, messages=messages))
 
         def translate() -> bytes:
-            return orjson.dumps(chat_to_openai(orjson.loads(raw), entry, h.MODEL, include_usage=True).body)
+            return orjson.dumps(ollama_to_openai("chat", orjson.loads(raw), entry, h.MODEL).body)
     else:
         raw = orjson.dumps(anthropic_body(messages))
 

@@ -1,6 +1,6 @@
 """Micro benchmarks of the hot paths, in-process (no sockets, no event loop wake-ups).
 
-* an Ollama /api/chat request -> the upstream body (``chat_to_openai`` + ``orjson.dumps``);
+* an Ollama /api/chat request -> the upstream body (``ollama_to_openai`` + ``orjson.dumps``);
 * one upstream SSE event -> one NDJSON line (``SSEDecoder.feed`` + ``StreamTranslator.feed``);
 * a 50-token stream end to end through the decoder and translator, ``finish()`` included;
 * a large non-stream answer (``completion_to_ollama`` + the JSON body);
@@ -22,7 +22,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from falcon_ollama.sse import SSEDecoder
-from falcon_ollama.translate.chat_request import chat_to_openai
+from falcon_ollama.translate.chat_request import ollama_to_openai
 from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator, completion_to_ollama
 
 TITLE = "hot paths (in-process): median per operation"
@@ -69,7 +69,7 @@ def test_request_to_upstream_body(
 
     def translate() -> bytes:
         # The resource parses the body once; translation may change the dicts, so start from fresh ones.
-        plan = chat_to_openai(orjson.loads(raw), entry, h.MODEL, include_usage=True)
+        plan = ollama_to_openai("chat", orjson.loads(raw), entry, h.MODEL)
         return orjson.dumps(plan.body)
 
     out = orjson.loads(benchmark(translate))

@@ -1,6 +1,6 @@
 """The Responses translator's cost next to the Ollama one, in-process, on the same inputs.
 
-Each pair runs the Ollama path (``chat_to_openai`` / ``StreamTranslator``) and the Responses path
+Each pair runs the Ollama path (``ollama_to_openai`` / ``StreamTranslator``) and the Responses path
 (``responses_to_chat`` / ``ResponsesStreamTranslator``) on the same conversation and the same upstream stream;
 issue 13 asks for the new dialects to stay within 2x of the Ollama path. The ratios are printed, not asserted
 (a noisy machine must not fail the suite).
@@ -14,9 +14,9 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from falcon_ollama.sse import SSEDecoder
-from falcon_ollama.translate.chat_request import chat_to_openai
+from falcon_ollama.translate.chat_request import ollama_to_openai
 from falcon_ollama.translate.chat_response import ReplyShape, StreamTranslator, completion_to_ollama
-from falcon_ollama.translate.responses_request import ToolNames, responses_to_chat
+from falcon_ollama.translate.responses_request import ResponseShape, responses_to_chat
 from falcon_ollama.translate.responses_response import ResponsesStreamTranslator, completion_to_response
 
 TITLE = "Responses translation vs the Ollama path (in-process): median per operation"
@@ -78,12 +78,12 @@ def test_request(
         raw = orjson.dumps(h.ollama_chat(stream=True, messages=messages))
 
         def translate() -> bytes:
-            return orjson.dumps(chat_to_openai(orjson.loads(raw), entry, h.MODEL, include_usage=True).body)
+            return orjson.dumps(ollama_to_openai("chat", orjson.loads(raw), entry, h.MODEL).body)
     else:
         raw = orjson.dumps(_responses_body(messages))
 
         def translate() -> bytes:
-            plan = responses_to_chat(orjson.loads(raw), entry.facts, entry.upstream_id, include_usage=True)
+            plan = responses_to_chat(orjson.loads(raw), entry.facts, entry.upstream_id)
             return orjson.dumps(plan.body)
 
     out = orjson.loads(benchmark(translate))
@@ -96,12 +96,12 @@ def test_stream(
     benchmark: BenchmarkFixture, figures: dict[str, list[str]], results: dict[str, float], dialect: str
 ) -> None:
     events = h.stream_events(h.TOKENS)
-    echo = responses_to_chat(_responses_body(2), h.model_entry().facts, "m", include_usage=True).echo
+    echo = responses_to_chat(_responses_body(2), h.model_entry().facts, "m").echo
 
     def translator() -> StreamTranslator | ResponsesStreamTranslator:
         if dialect == "ollama":
             return StreamTranslator(ReplyShape("llama3.2", "chat", prompt_chars=40))
-        return ResponsesStreamTranslator(model="llama3.2", echo=echo, names=ToolNames(), prompt_chars=40)
+        return ResponsesStreamTranslator(ResponseShape("llama3.2", echo, prompt_chars=40))
 
     def stream() -> bytes:
         decoder, t = SSEDecoder(), translator()
@@ -131,9 +131,7 @@ def test_large_answer(
         if dialect == "ollama":
             out = completion_to_ollama(payload, ReplyShape("llama3.2", "chat", prompt_chars=40))
             return orjson.dumps(out)
-        return orjson.dumps(
-            completion_to_response(payload, model="llama3.2", echo={}, names=ToolNames(), prompt_chars=40)
-        )
+        return orjson.dumps(completion_to_response(payload, ResponseShape("llama3.2", prompt_chars=40)))
 
     assert orjson.loads(benchmark(translate))
     _record(benchmark, figures, results, f"{dialect} non-stream answer ({tokens} tokens)", 0)

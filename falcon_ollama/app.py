@@ -54,6 +54,7 @@ from falcon_ollama.resources.responses import ResponsesResource, forwards
 from falcon_ollama.resources.upstream_call import RECEIVE_SCOPE_KEY, UpstreamCall
 from falcon_ollama.running import RunningModels
 from falcon_ollama.settings import Settings
+from falcon_ollama.translate.rules import RequestRules
 from falcon_ollama.upstream import Upstream
 from falcon_ollama.upstreams import Upstreams
 from falcon_ollama.wire import JSON_CONTENT_TYPE, error_body
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
 
     started_at = process_start_time()
     limits = settings.limits
+    rules = RequestRules(include_usage=settings.stream_usage, limits=limits)
     app.add_route("/", RootResource())
     app.add_route("/health", HealthResource())
     app.add_route("/metrics", MetricsResource(metrics))
@@ -174,9 +176,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         running=services.running,
         relay=Relay(upstream_call, log_bodies=settings.log_bodies),
         warn_once=WarnOnce(logging.getLogger("falcon_ollama.options")),
-        limits=limits,
+        rules=rules,
         keep_alive_default=settings.keep_alive_default,
-        stream_usage=settings.stream_usage,
     )
     app.add_route("/api/chat", ChatResource(completion))
     app.add_route("/api/generate", GenerateResource(completion))
@@ -202,7 +203,7 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):
         app.add_route("/v1/responses", ForwardResource("responses", catalog, upstream_call, limits))
     else:
-        responses = ResponsesResource(catalog, upstream_call, limits, include_usage=settings.stream_usage)
+        responses = ResponsesResource(catalog, upstream_call, rules)
         app.add_route("/v1/responses", responses)
     messages = MessagesDeps(
         catalog=catalog,

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from falcon_ollama.named_tables import named_tables
+
 Auth = Literal["bearer", "api-key", "none"]
 Dialect = Literal["chat", "responses"]
 AUTHS: tuple[Auth, ...] = ("bearer", "api-key", "none")
 DIALECTS: tuple[Dialect, ...] = ("chat", "responses")
 DEFAULT_BACKEND = "default"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _KEYS = frozenset(
     {
         "base_url",
@@ -149,12 +150,7 @@ def parse_backends(
     if not isinstance(data, dict):
         raise ValueError(f"{source}: [backends] must be a table of [backends.<name>] tables")
     result: list[BackendConfig] = []
-    for name, table in data.items():
-        where = f"{source}: backends.{name}"
-        if not _NAME.match(name):
-            raise ValueError(f"{where}: a backend name is letters, digits, '_', '.', '-' (at most 64)")
-        if not isinstance(table, dict):
-            raise ValueError(f"{where} must be a table")
+    for name, table, where in named_tables(data, lambda name: f"{source}: backends.{name}"):
         result.append(_backend(name, table, where, environ, base_dir))
     _check_distinct(result, source)
     return tuple(result)

@@ -14,7 +14,7 @@ failed after its 200 went out (it ended with an error line; a client that left m
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import falcon
 import falcon.asgi
@@ -63,83 +63,74 @@ class Metrics:
         self.multiprocess_dir = multiprocess_dir
         registry = CollectorRegistry(auto_describe=True)
         self._registry = registry
-        self.requests = _Counter(
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> _Counter:
+            return _Counter(name, doc, labels, registry=registry)
+
+        def seconds(name: str, doc: str, labels: tuple[str, ...]) -> _Histogram:
+            return _Histogram(name, doc, labels, buckets=_LATENCY_BUCKETS, registry=registry)
+
+        def gauge(name: str, doc: str, multiprocess_mode: Literal["livesum", "livemin"]) -> Gauge:
+            """``multiprocess_mode``: how gunicorn's workers' values combine (livesum, livemin)."""
+            return Gauge(name, doc, registry=registry, multiprocess_mode=multiprocess_mode)
+
+        self.requests = counter(
             "falcon_ollama_requests",
             "Requests handled (status: HTTP status, or stream_error for a stream that failed after its 200)",
-            ["route", "model", "status"],
-            registry=registry,
+            ("route", "model", "status"),
         )
-        self.latency = _Histogram(
+        self.latency = seconds(
             "falcon_ollama_request_duration_seconds",
             "Time from request to the last byte of the answer",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            ("route",),
         )
-        self.first_chunk = _Histogram(
+        self.first_chunk = seconds(
             "falcon_ollama_time_to_first_chunk_seconds",
             "Time from request to the first streamed chunk written to the client",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            ("route",),
         )
-        self.upstream_latency = _Histogram(
+        self.upstream_latency = seconds(
             "falcon_ollama_upstream_response_seconds",
             "Time until the upstream's response head (or whole answer when not streamed)",
-            ["path", "backend"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            ("path", "backend"),
         )
-        self.upstream_errors = _Counter(
+        self.upstream_errors = counter(
             "falcon_ollama_upstream_errors",
             "Upstream failures by upstream status (0: no answer) and backend",
-            ["status", "backend"],
-            registry=registry,
+            ("status", "backend"),
         )
-        self.retries = _Counter(
-            "falcon_ollama_upstream_retries", "Upstream requests retried", ["backend"], registry=registry
-        )
+        self.retries = counter("falcon_ollama_upstream_retries", "Upstream requests retried", ("backend",))
         # A fallback chain moving on from one backend to the next (falcon_ollama/upstreams.py).
-        self.backend_fallbacks = _Counter(
+        self.backend_fallbacks = counter(
             "falcon_ollama_backend_fallbacks",
             "Requests a fallback chain moved from one backend to the next",
-            ["backend", "to"],
-            registry=registry,
+            ("backend", "to"),
         )
-        self.in_flight = Gauge(
+        self.in_flight = gauge(
             "falcon_ollama_in_flight_requests",
             "Requests being handled (streams count until their last byte)",
-            registry=registry,
-            multiprocess_mode="livesum",
+            "livesum",
         )
-        self.tokens = _Counter(
-            "falcon_ollama_tokens", "Tokens reported by the upstream", ["model", "kind"], registry=registry
-        )
+        self.tokens = counter("falcon_ollama_tokens", "Tokens reported by the upstream", ("model", "kind"))
         # Per named tenant (FALCON_OLLAMA_TENANTS_FILE): the tenant label is bounded by that file.
-        self.tenant_requests = _Counter(
-            "falcon_ollama_tenant_requests",
-            "Requests of named tenants",
-            ["tenant", "model", "status"],
-            registry=registry,
+        self.tenant_requests = counter(
+            "falcon_ollama_tenant_requests", "Requests of named tenants", ("tenant", "model", "status")
         )
-        self.tenant_tokens = _Counter(
+        self.tenant_tokens = counter(
             "falcon_ollama_tenant_tokens",
             "Tokens reported by the upstream, per named tenant",
-            ["tenant", "model", "kind"],
-            registry=registry,
+            ("tenant", "model", "kind"),
         )
-        self.tenant_limited = _Counter(
+        self.tenant_limited = counter(
             "falcon_ollama_tenant_limited",
             "Requests of named tenants refused by a limit (requests, tokens or streams per tenant)",
-            ["tenant", "limit"],
-            registry=registry,
+            ("tenant", "limit"),
         )
         # The tenants' limit store (falcon_ollama/limit_store.py): 0 while a worker cannot reach it.
-        self.limit_store_up = Gauge(
+        self.limit_store_up = gauge(
             "falcon_ollama_limit_store_up",
             "1 while the limit store (Redis or embedded) answers, 0 during an outage",
-            registry=registry,
-            multiprocess_mode="livemin",
+            "livemin",
         )
         self.limit_store_errors = Counter(
             "falcon_ollama_limit_store_errors",

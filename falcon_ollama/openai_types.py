@@ -6,9 +6,10 @@ fields this project reads or writes are listed; ``total=False`` marks fields Ope
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
+_C = TypeVar("_C")  # a choice: whole (Choice) or streamed (ChunkChoice)
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
@@ -99,19 +100,29 @@ class Usage(TypedDict, total=False):
     completion_tokens_details: dict[str, Any]
 
 
-class Choice(TypedDict, total=False):
+class _ChoiceFields(TypedDict, total=False):
+    """What a choice carries whole or streamed; the message (or its delta) is the difference."""
+
     index: int
-    message: ChatMessage
     finish_reason: FinishReason | None
     logprobs: dict[str, Any] | None
 
 
-class ChatCompletion(TypedDict, total=False):
+class _AnswerFields(TypedDict, Generic[_C], total=False):
+    """The envelope a completion and each of its stream chunks share; their choices differ."""
+
     id: str
-    object: Literal["chat.completion"]
     created: int
     model: str
-    choices: list[Choice]
+    choices: list[_C]
+
+
+class Choice(_ChoiceFields, total=False):
+    message: ChatMessage
+
+
+class ChatCompletion(_AnswerFields[Choice], total=False):
+    object: Literal["chat.completion"]
     usage: Usage
     system_fingerprint: str
 
@@ -131,19 +142,12 @@ class Delta(TypedDict, total=False):
     reasoning: str
 
 
-class ChunkChoice(TypedDict, total=False):
-    index: int
+class ChunkChoice(_ChoiceFields, total=False):
     delta: Delta
-    finish_reason: FinishReason | None
-    logprobs: dict[str, Any] | None
 
 
-class ChatCompletionChunk(TypedDict, total=False):
-    id: str
+class ChatCompletionChunk(_AnswerFields[ChunkChoice], total=False):
     object: Literal["chat.completion.chunk"]
-    created: int
-    model: str
-    choices: list[ChunkChoice]
     usage: Usage | None
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+from falcon_ollama.named_tables import named_tables
+
 _HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 _LIMIT_FIELDS: Final = ("requests_per_minute", "tokens_per_minute", "concurrent_streams")
 _FIELDS: Final = frozenset({"key_sha256", "models", *_LIMIT_FIELDS})
@@ -162,12 +163,7 @@ def parse_tenants(text: str, source: str = "the tenants file") -> Tenants:
         raise ValueError(f"{source} defines no tenant (expected [tenants.<name>] tables)")
     entries: list[tuple[bytes, Tenant]] = []
     owner: dict[bytes, str] = {}
-    for name, table in tables.items():
-        where = f"{source}: tenant {name!r}"
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"{where}: a name is 1-64 of A-Z a-z 0-9 _ . - (it is a metric label)")
-        if not isinstance(table, dict):
-            raise ValueError(f"{where} must be a table")
+    for name, table, where in named_tables(tables, lambda name: f"{source}: tenant {name!r}"):
         extra = set(table) - _FIELDS
         if extra:
             raise ValueError(f"{where}: unknown fields {sorted(extra)}")

@@ -7,13 +7,13 @@ for an empty conversation, then the translation's own checks (capabilities, thin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import falcon
 import falcon.asgi
 
 from falcon_ollama.catalog import Catalog, ModelEntry
 from falcon_ollama.errors import OllamaError, model_not_found
-from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.common import model_field, read_json_object, send_json
@@ -21,12 +21,12 @@ from falcon_ollama.resources.relay import Relay
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.chat_request import (
     ChatPlan,
-    chat_to_openai,
     check_raw,
-    generate_to_openai,
+    ollama_to_openai,
     parse_common,
 )
 from falcon_ollama.translate.chat_response import reply_chunk
+from falcon_ollama.translate.rules import RequestRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +37,8 @@ class CompletionDeps:
     running: RunningModels
     relay: Relay
     warn_once: WarnOnce
-    limits: Limits
+    rules: RequestRules  # the input limits, and whether streams ask for usage
     keep_alive_default: float
-    stream_usage: bool
 
 
 class _Completion:
@@ -50,9 +49,9 @@ class _Completion:
         self._running = deps.running
         self._relay = deps.relay
         self._warn_once = deps.warn_once
-        self._limits = deps.limits
+        self._rules = deps.rules
+        self._limits = deps.rules.limits
         self._keep_alive_default = deps.keep_alive_default
-        self._stream_usage = deps.stream_usage
 
     def _load_reply(
         self,
@@ -74,6 +73,21 @@ class _Completion:
     def _touch(self, entry: ModelEntry, keep_alive: float | None) -> None:
         """Record the use for /api/ps: the request's keep_alive, else the configured default."""
         self._running.touch(entry, self._keep_alive_default if keep_alive is None else keep_alive)
+
+    async def _relay_translated(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        body: dict[str, Any],
+        entry: ModelEntry,
+        requested: str,
+        kind: Literal["chat", "generate"],
+    ) -> None:
+        """Translate the request, warn about what it drops, record the use, relay the answer."""
+        plan = ollama_to_openai(kind, body, entry, requested, self._rules)
+        self._warn_dropped(plan)
+        self._touch(entry, plan.keep_alive)
+        await self._relay.respond(req, resp, plan, model=requested, kind=kind)
 
     def _warn_dropped(self, plan: ChatPlan) -> None:
         for name in plan.dropped:
@@ -103,10 +117,7 @@ class ChatResource(_Completion):
                 raise OllamaError(400, "invalid value for 'messages': expected an array")
             self._load_reply(resp, entry, name, parse_common(body).keep_alive, chat=True)
             return
-        plan = chat_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
-        self._warn_dropped(plan)
-        self._touch(entry, plan.keep_alive)
-        await self._relay.respond(req, resp, plan, model=name, kind="chat")
+        await self._relay_translated(req, resp, body, entry, name, "chat")
 
 
 class GenerateResource(_Completion):
@@ -127,7 +138,4 @@ class GenerateResource(_Completion):
             check_raw(body)
             self._load_reply(resp, entry, name, common.keep_alive, chat=False)
             return
-        plan = generate_to_openai(body, entry, name, include_usage=self._stream_usage, limits=self._limits)
-        self._warn_dropped(plan)
-        self._touch(entry, plan.keep_alive)
-        await self._relay.respond(req, resp, plan, model=name, kind="generate")
+        await self._relay_translated(req, resp, body, entry, name, "generate")

@@ -18,7 +18,6 @@ import orjson
 
 from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
-from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
@@ -29,6 +28,7 @@ from falcon_ollama.translate.responses_response import (
     ResponsesStreamTranslator,
     completion_to_response,
 )
+from falcon_ollama.translate.rules import RequestRules
 from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE
 
@@ -55,11 +55,10 @@ def openai_error_body(status: int, message: str, code: str | None = None, param:
 class ResponsesResource:
     """``POST /v1/responses`` in translate mode (forward mode is a ForwardResource, see app.py)."""
 
-    def __init__(self, catalog: Catalog, call: UpstreamCall, limits: Limits, *, include_usage: bool) -> None:
+    def __init__(self, catalog: Catalog, call: UpstreamCall, rules: RequestRules) -> None:
         self._catalog = catalog
         self._call = call
-        self._limits = limits
-        self._include_usage = include_usage
+        self._rules = rules
         self._warn_once = WarnOnce(log)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -77,23 +76,17 @@ class ResponsesResource:
             _send(resp, status, openai_error_body(status, exc.message), exc.headers)
 
     async def _respond(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body, name, entry = await read_model_request(req, self._limits, self._catalog)
-        plan = responses_to_chat(
-            body, entry.facts, entry.upstream_id, include_usage=self._include_usage, limits=self._limits
-        )
+        body, name, entry = await read_model_request(req, self._rules.limits, self._catalog)
+        plan = responses_to_chat(body, entry.facts, entry.upstream_id, self._rules)
         for dropped in plan.dropped:
             self._warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
         upstream_body = json_bytes(plan.body)
         if plan.stream:
-            translator = ResponsesStreamTranslator(
-                model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
-            )
+            translator = ResponsesStreamTranslator(plan.shape(name))
             await self._call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
             return
         answer = await self._call.complete(req, _CHAT, upstream_body, model=name)
-        response = completion_to_response(
-            answer.body, model=name, echo=plan.echo, names=plan.names, prompt_chars=plan.prompt_chars
-        )
+        response = completion_to_response(answer.body, plan.shape(name))
         info = info_of(req)
         if info is not None and response.get("usage"):
             usage = response["usage"]

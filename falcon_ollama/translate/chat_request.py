@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -22,9 +22,9 @@ from falcon_ollama.translate.context import decode_context
 from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.images import image_data_uri
 from falcon_ollama.translate.options import map_options
+from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 
 THINK_LEVELS = ("high", "medium", "low", "max")
-DEFAULT_LIMITS = Limits()
 JSON_INSTRUCTION = "Respond with a JSON object."
 SCHEMA_INSTRUCTION = "Respond with a JSON object that conforms to this JSON schema:"
 
@@ -99,19 +99,26 @@ def parse_common(body: dict[str, Any]) -> Common:
     return Common(stream is not False, keep_alive, think, bool(logprobs), top)
 
 
-def chat_to_openai(
+def ollama_to_openai(
+    kind: Literal["chat", "generate"],
     body: dict[str, Any],
     entry: ModelEntry,
     requested: str,
-    *,
-    include_usage: bool,
-    limits: Limits = DEFAULT_LIMITS,
+    rules: RequestRules = DEFAULT_RULES,
 ) -> ChatPlan:
-    """Build the upstream request for ``/api/chat`` (messages already known to be non-empty)."""
+    """Build the upstream request for ``/api/chat`` (messages already known to be non-empty) or
+    ``/api/generate`` (prompt already known to be non-empty)."""
     common = parse_common(body)
+    build = _chat if kind == "chat" else _generate
+    return build(body, entry, requested, common, rules)
+
+
+def _chat(
+    body: dict[str, Any], entry: ModelEntry, requested: str, common: Common, rules: RequestRules
+) -> ChatPlan:
     _check_chat_capabilities(entry, requested, common, body)
-    messages = _messages(body.get("messages"), limits)
-    plan = _base_plan(body, entry, requested, common, messages, include_usage)
+    messages = _messages(body.get("messages"), rules.limits)
+    plan = _base_plan(body, entry, requested, common, messages, rules)
     tools = _tools(body.get("tools"))
     if tools:
         if "tools" not in entry.facts.capabilities:
@@ -131,18 +138,11 @@ def check_raw(body: dict[str, Any]) -> None:
         raise InvalidRequest("raw mode does not support template, system, or context")
 
 
-def generate_to_openai(
-    body: dict[str, Any],
-    entry: ModelEntry,
-    requested: str,
-    *,
-    include_usage: bool,
-    limits: Limits = DEFAULT_LIMITS,
+def _generate(
+    body: dict[str, Any], entry: ModelEntry, requested: str, common: Common, rules: RequestRules
 ) -> ChatPlan:
-    """Build the upstream request for ``/api/generate`` (prompt already known to be non-empty)."""
-    common = parse_common(body)
     prompt = _str_field(body, "prompt")
-    check_text(prompt, "prompt", limits)
+    check_text(prompt, "prompt", rules.limits)
     system = _str_field(body, "system")
     suffix = _str_field(body, "suffix")
     template = _str_field(body, "template")
@@ -158,7 +158,7 @@ def generate_to_openai(
     if suffix:
         if "insert" not in caps:
             raise Unsupported(f"{entry.name} does not support insert")
-        return _completions_plan(body, entry, common, prompt, suffix, include_usage, dropped)
+        return _completions_plan(body, entry, common, prompt, suffix, rules, dropped)
 
     history: list[dict[str, str]] = []
     if context:  # an empty context is no context (Ollama: len(context) > 0)
@@ -174,9 +174,9 @@ def generate_to_openai(
     user: dict[str, Any] = {"role": "user", "content": prompt}
     images = body.get("images")
     if images:
-        user["content"] = _with_images(prompt, images, limits, 0)
+        user["content"] = _with_images(prompt, images, rules.limits, 0)
     messages.append(user)
-    plan = _base_plan(body, entry, requested, common, messages, include_usage)
+    plan = _base_plan(body, entry, requested, common, messages, rules)
     plan.dropped[:0] = dropped
     # Ollama returns no context in raw mode (and rejects one sent back with raw): nothing to carry.
     plan.history = None if body.get("raw") else [*history, {"role": "user", "content": prompt}]
@@ -189,13 +189,12 @@ def _base_plan(
     requested: str,
     common: Common,
     messages: list[dict[str, Any]],
-    include_usage: bool,
+    rules: RequestRules,
 ) -> ChatPlan:
     facts = entry.facts
     mapped = map_options(body.get("options"), reasoning=facts.reasoning)
     out: dict[str, Any] = {"model": entry.upstream_id, "messages": messages, "stream": common.stream}
-    if common.stream and include_usage:
-        out["stream_options"] = {"include_usage": True}
+    out.update(rules.stream_options(common.stream))
     out.update(mapped.params)
     fmt = _response_format(body.get("format"), messages)
     if fmt is not None:
@@ -230,7 +229,7 @@ def _completions_plan(
     common: Common,
     prompt: str,
     suffix: str,
-    include_usage: bool,
+    rules: RequestRules,
     dropped: list[str],
 ) -> ChatPlan:
     """Fill-in-the-middle: ``/v1/completions`` with ``suffix`` for models the catalog marks ``insert``."""
@@ -244,8 +243,7 @@ def _completions_plan(
         "suffix": suffix,
         "stream": common.stream,
     }
-    if common.stream and include_usage:
-        out["stream_options"] = {"include_usage": True}
+    out.update(rules.stream_options(common.stream))
     out.update(params)
     return ChatPlan(
         path="completions",

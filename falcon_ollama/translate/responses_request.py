@@ -8,6 +8,7 @@ Failures are domain errors (``InvalidRequest``, ``Unsupported``, ``TooLarge``) n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,8 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 
-DEFAULT_LIMITS = Limits()
 STATELESS = (
     "this server is stateless (like Ollama): it keeps no responses, so '{field}' cannot be used; "
     "send the whole conversation in 'input'"
@@ -85,14 +86,23 @@ class ResponsesPlan:
     prompt_chars: int
     dropped: list[str] = field(default_factory=list)  # fields we could not honour (warned once)
 
+    def shape(self, model: str) -> ResponseShape:
+        """What shapes the answer's translation, ``model`` being the name the client used."""
+        return ResponseShape(model, self.echo, self.names, self.prompt_chars)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseShape:
+    """What shapes one request's Response object, whole or streamed (as ReplyShape does for Ollama's)."""
+
+    model: str  # as the client named it
+    echo: dict[str, Any] = field(default_factory=dict)  # request fields the Response object repeats
+    names: ToolNames = field(default_factory=ToolNames)  # how the client declared its tools
+    prompt_chars: int = 0  # the prompt's size, for the usage estimate when the upstream sends none
+
 
 def responses_to_chat(
-    body: dict[str, Any],
-    facts: ModelFacts,
-    upstream_id: str,
-    *,
-    include_usage: bool,
-    limits: Limits = DEFAULT_LIMITS,
+    body: dict[str, Any], facts: ModelFacts, upstream_id: str, rules: RequestRules = DEFAULT_RULES
 ) -> ResponsesPlan:
     """Build the chat completion request for a ``/v1/responses`` body (the model already resolved)."""
     for key in ("previous_response_id", "conversation"):
@@ -106,10 +116,9 @@ def responses_to_chat(
     dropped: list[str] = []
     names = ToolNames()
     tools = _tools(body.get("tools"), names, dropped)
-    messages, chars = _Messages(limits, names).build(body.get("instructions"), body.get("input"))
+    messages, chars = _Messages(rules.limits, names).build(body.get("instructions"), body.get("input"))
     out: dict[str, Any] = {"model": upstream_id, "messages": messages, "stream": stream}
-    if stream and include_usage:
-        out["stream_options"] = {"include_usage": True}
+    out.update(rules.stream_options(stream))
     if tools:
         if "tools" not in facts.capabilities:
             raise Unsupported(f"the model {upstream_id!r} does not support tools")
@@ -209,8 +218,8 @@ class _Messages:
         elif isinstance(raw, list):
             if len(raw) > self._limits.max_messages:
                 raise TooLarge(f"too many input items (limit {self._limits.max_messages})")
-            for index, item in enumerate(raw):
-                self._item(item, f"input[{index}]")
+            for item, where in _objects(raw, "input"):
+                self._item(item, where)
             self._close_unanswered()
         elif raw is None:
             raise InvalidRequest("missing required parameter: 'input'")
@@ -220,9 +229,7 @@ class _Messages:
             raise InvalidRequest("invalid value for 'input': the conversation is empty")
         return self.out, self._chars
 
-    def _item(self, item: object, where: str) -> None:
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"invalid value for '{where}': expected an object")
+    def _item(self, item: dict[str, Any], where: str) -> None:
         kind = item.get("type")
         if kind is None and "role" in item:
             kind = "message"
@@ -268,10 +275,7 @@ class _Messages:
         if not isinstance(raw, list):
             raise InvalidRequest(f"invalid value for '{where}': expected a string or an array of parts")
         parts: list[dict[str, Any]] = []
-        for index, part in enumerate(raw):
-            pw = f"{where}[{index}]"
-            if not isinstance(part, dict):
-                raise InvalidRequest(f"invalid value for '{pw}': expected an object")
+        for part, pw in _objects(raw, where):
             kind = part.get("type")
             if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
                 text = part.get("text")
@@ -383,18 +387,15 @@ def _tools(raw: object, names: ToolNames, dropped: list[str]) -> list[dict[str, 
     if not isinstance(raw, list):
         raise InvalidRequest("invalid value for 'tools': expected an array")
     out: list[dict[str, Any]] = []
-    for index, tool in enumerate(raw):
-        where = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"invalid value for '{where}': expected an object")
+    for tool, where in _objects(raw, "tools"):
         kind = tool.get("type")
         if kind == "namespace":
             namespace = tool.get("name")
             members = tool.get("tools")
             if not isinstance(namespace, str) or not namespace or not isinstance(members, list):
                 raise InvalidRequest(f"invalid value for '{where}': a namespace needs a name and tools")
-            for j, member in enumerate(members):
-                out.append(_function(member, f"{where}.tools[{j}]", names, namespace))
+            for member, member_where in _objects(members, f"{where}.tools"):
+                out.append(_function(member, member_where, names, namespace))
         elif kind in ("function", "custom"):
             out.append(_function(tool, where, names, None))
         elif isinstance(kind, str) and (kind in BUILTIN_TOOLS or kind.startswith("web_search")):
@@ -404,9 +405,7 @@ def _tools(raw: object, names: ToolNames, dropped: list[str]) -> list[dict[str, 
     return out
 
 
-def _function(tool: object, where: str, names: ToolNames, namespace: str | None) -> dict[str, Any]:
-    if not isinstance(tool, dict):
-        raise InvalidRequest(f"invalid value for '{where}': expected an object")
+def _function(tool: dict[str, Any], where: str, names: ToolNames, namespace: str | None) -> dict[str, Any]:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"missing required parameter: '{where}.name'")
@@ -520,6 +519,16 @@ def _text_format(raw: object, dropped: list[str]) -> dict[str, Any] | None:
     raise InvalidRequest(
         "invalid value for 'text.format.type': expected 'text', 'json_object' or 'json_schema'"
     )
+
+
+def _objects(items: list[Any], where: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """The items of an array of objects, each with its path for errors (``where[i]``); an item that is not
+    an object is a 400 naming it, when the walk reaches it."""
+    for index, item in enumerate(items):
+        path = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"invalid value for '{path}': expected an object")
+        yield item, path
 
 
 def _dict(value: object) -> dict[str, Any]:

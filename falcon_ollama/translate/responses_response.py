@@ -29,7 +29,7 @@ from falcon_ollama.responses_types import (
     ResponseUsage,
 )
 from falcon_ollama.translate.chat_response import answer_choice, upstream_error_message
-from falcon_ollama.translate.responses_request import ToolNames
+from falcon_ollama.translate.responses_request import ResponseShape, ToolNames
 from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 
@@ -130,15 +130,10 @@ def _call_item(
 
 
 def completion_to_response(
-    payload: bytes,
-    *,
-    model: str,
-    echo: dict[str, Any],
-    names: ToolNames,
-    prompt_chars: int,
-    clock: Any = time.time,
+    payload: bytes, context: ResponseShape, *, clock: Any = time.time
 ) -> ResponseObject:
     """A whole (non-streamed) chat completion -> the Response object."""
+    names = context.names
     data, choice = answer_choice(payload)
     raw_message = choice.get("message")
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
@@ -182,8 +177,11 @@ def completion_to_response(
         output.append(_call_item(new_id("fc"), call_id, function["name"], arguments, names, "completed"))
         del index
     status = "incomplete" if incomplete else "completed"
-    usage = usage_of(data.get("usage"), prompt_chars, chars)
-    return response_object(new_id("resp"), model, echo, int(clock()), status, output, usage, incomplete)
+    usage = usage_of(data.get("usage"), context.prompt_chars, chars)
+    created = int(clock())
+    return response_object(
+        new_id("resp"), context.model, context.echo, created, status, output, usage, incomplete
+    )
 
 
 # -- streaming ------------------------------------------------------------------------------------------
@@ -206,19 +204,11 @@ class ResponsesStreamTranslator:
 
     content_type = SSE_CONTENT_TYPE
 
-    def __init__(
-        self,
-        *,
-        model: str,
-        echo: dict[str, Any],
-        names: ToolNames,
-        prompt_chars: int,
-        clock: Any = time.time,
-    ) -> None:
-        self._model = model
-        self._echo = echo
-        self._names = names
-        self._prompt_chars = prompt_chars
+    def __init__(self, context: ResponseShape, *, clock: Any = time.time) -> None:
+        self._model = context.model
+        self._echo = context.echo
+        self._names = context.names
+        self._prompt_chars = context.prompt_chars
         self._id = new_id("resp")
         self._created_at = int(clock())
         self._seq = 0

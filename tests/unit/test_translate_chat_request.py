@@ -18,12 +18,12 @@ from falcon_ollama.translate.chat_request import (
     JSON_INSTRUCTION,
     SCHEMA_INSTRUCTION,
     ChatPlan,
-    chat_to_openai,
-    generate_to_openai,
+    ollama_to_openai,
     parse_common,
     synthesized_call_id,
 )
 from falcon_ollama.translate.context import encode_context
+from falcon_ollama.translate.rules import RequestRules
 
 
 def model(upstream_id: str, *capabilities: str, reasoning: bool = False) -> ModelEntry:
@@ -56,13 +56,13 @@ USER = {"role": "user", "content": "hi"}
 def chat(entry: ModelEntry = GPT4O, *, include_usage: bool = False, **fields: Any) -> ChatPlan:
     body: dict[str, Any] = {"model": "requested", "messages": [USER], "stream": False}
     body.update(fields)
-    return chat_to_openai(body, entry, "requested", include_usage=include_usage)
+    return ollama_to_openai("chat", body, entry, "requested", RequestRules(include_usage=include_usage))
 
 
 def generate(entry: ModelEntry = GPT4O, *, include_usage: bool = False, **fields: Any) -> ChatPlan:
     body: dict[str, Any] = {"model": "requested", "prompt": "hi", "stream": False}
     body.update(fields)
-    return generate_to_openai(body, entry, "requested", include_usage=include_usage)
+    return ollama_to_openai("generate", body, entry, "requested", RequestRules(include_usage=include_usage))
 
 
 def error_of(call: Any, *args: Any, **kwargs: Any) -> ProxyError:
@@ -595,7 +595,7 @@ def test_capability_errors(call: Any, entry: ModelEntry, fields: dict[str, Any],
 
 def test_capability_error_names_the_model_as_requested() -> None:
     body = {"model": "My-Alias", "messages": [USER], "think": True}
-    assert error_of(chat_to_openai, body, GPT4O, "My-Alias", include_usage=False).message == (
+    assert error_of(ollama_to_openai, "chat", body, GPT4O, "My-Alias").message == (
         '"My-Alias" does not support thinking'
     )
 
@@ -854,9 +854,9 @@ def test_think_of_another_type_is_400(think: Any) -> None:
 def test_stream(
     fields: dict[str, Any], include_usage: bool, stream: bool, stream_options: dict[str, Any] | None
 ) -> None:
-    for call in (chat_to_openai, generate_to_openai):
+    for kind in ("chat", "generate"):
         body = {"model": "m", "messages": [USER], "prompt": "hi", **fields}
-        plan = call(body, GPT4O, "m", include_usage=include_usage)
+        plan = ollama_to_openai(kind, body, GPT4O, "m", RequestRules(include_usage=include_usage))
         assert plan.stream is stream
         assert plan.body["stream"] is stream
         assert plan.body.get("stream_options") == stream_options

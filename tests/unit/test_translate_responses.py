@@ -15,8 +15,14 @@ from openai.types.responses import Response, ResponseStreamEvent
 from falcon_ollama.catalog_config import CatalogConfig, ModelFacts
 from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, Unsupported, UpstreamProtocolError
 from falcon_ollama.limits import Limits
-from falcon_ollama.translate.responses_request import ResponsesPlan, ToolNames, responses_to_chat
+from falcon_ollama.translate.responses_request import (
+    ResponseShape,
+    ResponsesPlan,
+    ToolNames,
+    responses_to_chat,
+)
 from falcon_ollama.translate.responses_response import ResponsesStreamTranslator, completion_to_response
+from falcon_ollama.translate.rules import RequestRules
 
 CHAT = CatalogConfig().facts_for("gpt-4o")
 REASONING = CatalogConfig().facts_for("o4-mini")
@@ -28,8 +34,9 @@ _EVENT_CLASSES: dict[str, Any] = {
 }
 
 
-def plan(body: dict[str, Any], facts: ModelFacts = CHAT, **kwargs: Any) -> ResponsesPlan:
-    return responses_to_chat({"model": "m", **body}, facts, "up", include_usage=True, **kwargs)
+def plan(body: dict[str, Any], facts: ModelFacts = CHAT, limits: Limits | None = None) -> ResponsesPlan:
+    rules = RequestRules() if limits is None else RequestRules(limits=limits)
+    return responses_to_chat({"model": "m", **body}, facts, "up", rules)
 
 
 # -- requests -------------------------------------------------------------------------------------------
@@ -363,7 +370,7 @@ def test_echo_fields_make_a_valid_response_object() -> None:
         {"input": "x", "tools": [FN], "tool_choice": "required", "text": {"format": {"type": "json_object"}}}
     )
     answer = _completion({"role": "assistant", "content": "{}"}, "stop")
-    response = completion_to_response(answer, model="m", echo=p.echo, names=p.names, prompt_chars=1)
+    response = completion_to_response(answer, ResponseShape("m", p.echo, p.names, prompt_chars=1))
     parsed = Response.model_validate(response)
     assert parsed.tool_choice == "required"
     assert parsed.tools[0].type == "function"
@@ -445,7 +452,7 @@ def test_completion_to_response(
     name: str, payload: bytes, types: list[str], status: str, usage: dict[str, Any]
 ) -> None:
     echo = plan({"input": "x"}).echo
-    response = completion_to_response(payload, model="m", echo=echo, names=NAMES, prompt_chars=4)
+    response = completion_to_response(payload, ResponseShape("m", echo, NAMES, prompt_chars=4))
     parsed = Response.model_validate(response)
     assert [item.type for item in parsed.output] == types
     assert parsed.status == status
@@ -476,7 +483,7 @@ def test_completion_to_response(
 )
 def test_completion_errors(payload: bytes, fragment: str) -> None:
     with pytest.raises(UpstreamProtocolError) as info:
-        completion_to_response(payload, model="m", echo={}, names=ToolNames(), prompt_chars=0)
+        completion_to_response(payload, ResponseShape("m"))
     assert fragment in info.value.message
 
 
@@ -510,7 +517,7 @@ def events_of(data: bytes) -> list[dict[str, Any]]:
 
 def run_stream(payloads: list[bytes], names: ToolNames = NAMES) -> list[dict[str, Any]]:
     translator = ResponsesStreamTranslator(
-        model="m", echo=plan({"input": "x"}).echo, names=names, prompt_chars=8
+        ResponseShape("m", plan({"input": "x"}).echo, names, prompt_chars=8)
     )
     out = b"".join(translator.feed(p) for p in payloads) + translator.finish()
     return events_of(out)
@@ -655,7 +662,7 @@ def test_two_parallel_calls_get_their_own_items() -> None:
 
 def test_stream_cut_before_finish_raises_and_fail_frames_it() -> None:
     translator = ResponsesStreamTranslator(
-        model="m", echo=plan({"input": "x"}).echo, names=NAMES, prompt_chars=8
+        ResponseShape("m", plan({"input": "x"}).echo, NAMES, prompt_chars=8)
     )
     out = translator.feed(chunk({"content": "a"}))
     with pytest.raises(UpstreamProtocolError):
@@ -669,13 +676,13 @@ def test_stream_cut_before_finish_raises_and_fail_frames_it() -> None:
     ("payload", "fragment"), [(b"{bad", "invalid JSON"), (b'{"error": {"message": "x"}}', "x")]
 )
 def test_stream_upstream_errors(payload: bytes, fragment: str) -> None:
-    translator = ResponsesStreamTranslator(model="m", echo={}, names=ToolNames(), prompt_chars=0)
+    translator = ResponsesStreamTranslator(ResponseShape("m"))
     with pytest.raises(UpstreamProtocolError) as info:
         translator.feed(payload)
     assert fragment in info.value.message
 
 
 def test_counts_estimate_without_usage() -> None:
-    translator = ResponsesStreamTranslator(model="m", echo={}, names=ToolNames(), prompt_chars=40)
+    translator = ResponsesStreamTranslator(ResponseShape("m", prompt_chars=40))
     translator.feed(chunk({"content": "abcdefgh"}))
     assert translator.counts() == (10, 2)
