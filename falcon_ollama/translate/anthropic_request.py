@@ -31,6 +31,7 @@ from falcon_ollama.openai_types import (
     ToolCall,
 )
 from falcon_ollama.translate.effort import effort_for
+from falcon_ollama.translate.options import sampling_values
 
 # count_tokens and message_start's input_tokens: an estimate, stated as such in docs/api.md.
 CHARS_PER_TOKEN = 4
@@ -398,18 +399,13 @@ def _sampling(
     body: dict[str, Any], facts: ModelFacts, out: ChatCompletionRequest, dropped: list[str]
 ) -> None:
     """temperature and top_p pass (a reasoning model refuses them: dropped); top_k has no equivalent."""
-    for name in ("temperature", "top_p"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRequest(f"{name}: must be a number")
-        if facts.reasoning:
-            dropped.append(name)
-        elif name == "temperature":
-            out["temperature"] = value
-        else:
-            out["top_p"] = value
+    values = sampling_values(
+        body, reasoning=facts.reasoning, dropped=dropped, invalid="{}: must be a number", note="{}"
+    )
+    if "temperature" in values:
+        out["temperature"] = values["temperature"]
+    if "top_p" in values:
+        out["top_p"] = values["top_p"]
     top_k = body.get("top_k")
     if top_k is not None:
         if not _is_int(top_k):

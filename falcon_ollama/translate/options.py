@@ -125,3 +125,23 @@ def _stop_list(value: Any) -> list[str]:
     if not all(isinstance(item, str) for item in value):
         raise InvalidRequest('option "stop" must be of an array of strings')
     return [item for item in value if item]
+
+
+def sampling_values(
+    body: dict[str, Any], *, reasoning: bool, dropped: list[str], invalid: str, note: str
+) -> dict[str, float]:
+    """``temperature`` and ``top_p`` of an OpenAI-shaped client body (Anthropic Messages, Responses): the
+    ones to send, checked as numbers. A reasoning model refuses them, so for it they are reported in
+    ``dropped`` instead. ``invalid`` and ``note`` are the dialect's wording, formatted with the key."""
+    values: dict[str, float] = {}
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequest(invalid.format(key))
+        if reasoning:
+            dropped.append(note.format(key))
+        else:
+            values[key] = value
+    return values

@@ -18,6 +18,7 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.options import sampling_values
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 
 STATELESS = (
@@ -454,16 +455,15 @@ def _tool_choice(raw: object, names: ToolNames, dropped: list[str]) -> str | dic
 
 
 def _sampling(body: dict[str, Any], facts: ModelFacts, out: dict[str, Any], dropped: list[str]) -> None:
-    for key in ("temperature", "top_p"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRequest(f"invalid value for '{key}': expected a number")
-        if facts.reasoning:
-            dropped.append(f"{key} (reasoning models take no sampling parameters)")
-        else:
-            out[key] = value
+    out.update(
+        sampling_values(
+            body,
+            reasoning=facts.reasoning,
+            dropped=dropped,
+            invalid="invalid value for '{}': expected a number",
+            note="{} (reasoning models take no sampling parameters)",
+        )
+    )
     limit = body.get("max_output_tokens")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
