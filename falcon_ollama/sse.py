@@ -182,6 +182,16 @@ class SSEDecoder:
         nl = chunk.find(b"\n")
         if nl == len(chunk) - 2 and chunk[-1] == 10 and chunk.startswith(b"data: ") and nl <= self._max:
             return [chunk[6:nl]]
+        # The Responses API's read: exactly one "event: <type>\ndata: ...\n\n".
+        if 0 < nl < len(chunk) - 2 and chunk.startswith(b"event:"):
+            end = chunk.find(b"\n", nl + 1)
+            if (
+                end == len(chunk) - 2
+                and chunk[-1] == 10
+                and chunk.startswith(b"data: ", nl + 1)
+                and end <= self._max
+            ):
+                return [chunk[nl + 7 : end]]
         out: list[bytes] = []
         self._scan(chunk, 0, out)
         return out
@@ -245,6 +255,15 @@ class SSEDecoder:
                     _parse_block(data[pos:nl], out)
                 pos = nl + 2
             else:
+                if data.startswith(b"event:", pos) and data.startswith(b"data: ", nl + 1):
+                    # "event: <type>\ndata: ...\n\n" (the Responses API's framing), when it is whole
+                    end = find(b"\n", nl + 1)
+                    if 0 < end < n - 1 and data[end + 1] == 10:
+                        if check and end - pos > limit:
+                            return self._overflow_after(out)
+                        out.append(data[nl + 7 : end])
+                        pos = end + 2
+                        continue
                 end = _find_boundary(data, nl + 1)
                 if end < 0:
                     break
