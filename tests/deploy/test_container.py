@@ -473,6 +473,21 @@ def test_compose_demo_profile_wires_a_proxy_to_the_fake_upstream() -> None:
         assert service["deploy"]["resources"]["limits"], "limits on every service"
 
 
+def test_compose_shared_profile_runs_the_redis_that_tenants_limits_need() -> None:
+    doc = compose()
+    redis = doc["services"]["redis"]
+    assert redis["profiles"] == ["shared"], "plain `docker compose up` needs no Redis"
+    assert "ports" not in redis, "Redis is reached on the compose network only, never from the host"
+    assert "6379" in [str(p) for p in redis["expose"]]
+    assert "--appendonly" in redis["command"], "the usage ledger survives a restart"
+    name, target = redis["volumes"][0].split(":")
+    assert name in doc["volumes"] and target == "/data"
+    assert redis["deploy"]["resources"]["limits"] and "healthcheck" in redis
+    # The URL the header comment tells users to put in .env names this service on its port.
+    assert "FALCON_OLLAMA_REDIS_URL=redis://redis:6379/0" in COMPOSE.read_text()
+    assert "FALCON_OLLAMA_REDIS_URL" in BY_NAME
+
+
 # --- Kubernetes ---------------------------------------------------------------------------------------------
 
 KUSTOMIZE_KEYS = {"apiVersion", "kind", "resources", "configMapGenerator", "generatorOptions", "images"}
