@@ -11,12 +11,14 @@ the workers use it (offline demo), exactly like ``falcon-ollama serve``.
 
 import logging
 import os
+import signal
 
 from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen
 from falcon_ollama.gunicorn_support import (
     master_settings,
     metrics_dir,
     remove_private_metrics_dir,
+    start_config_watcher,
     start_fake_upstream,
     stop_fake_upstream,
     use_upstream,
@@ -90,6 +92,18 @@ def on_starting(server):
     url = start_fake_upstream()
     use_upstream(url)
     announce_offline_demo(url, _settings.log_format, logging.getLogger("gunicorn.error"))
+
+
+def when_ready(server):
+    """FALCON_OLLAMA_CONFIG_WATCH_SECONDS > 0: a changed catalog, tenants or keys file reloads as SIGHUP
+    does (a bad file is refused there and the running configuration kept). Started once, in the master."""
+    log = logging.getLogger("gunicorn.error")
+
+    def reload(paths):
+        log.info("configuration file changed (%s): reloading", ", ".join(str(p) for p in paths))
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    start_config_watcher(_server.config_watch_seconds, reload)
 
 
 def post_worker_init(worker):

@@ -13,7 +13,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from falcon_ollama.settings import Settings, SettingsError
 
@@ -162,3 +165,52 @@ def prepare_metrics_dir(configured: str | None) -> str:
         else:
             os.unlink(path)
     return configured
+
+
+# The files a reload re-reads, named by the variables that point at them (FALCON_OLLAMA_CONFIG_WATCH_SECONDS).
+WATCHED_VARIABLES = ("FALCON_OLLAMA_CATALOG", "FALCON_OLLAMA_TENANTS_FILE", "FALCON_OLLAMA_API_KEYS_FILE")
+_watcher: threading.Thread | None = None
+
+FileState = tuple[int, int, int] | None  # (inode, size, mtime in ns) or None when the file is absent
+
+
+def watched_files(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The configuration files of this environment that exist as variables (resolved, ``~`` expanded)."""
+    env = os.environ if environ is None else environ
+    return [Path(env[name]).expanduser() for name in WATCHED_VARIABLES if env.get(name)]
+
+
+def file_states(paths: list[Path]) -> dict[Path, FileState]:
+    """What a change looks like: the file replaced (a Kubernetes ConfigMap swaps a symlink), resized or
+    rewritten. ``stat`` follows symlinks, so a swapped link target counts."""
+    states: dict[Path, FileState] = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            states[path] = None
+        else:
+            states[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return states
+
+
+def start_config_watcher(period: float, on_change: Callable[[list[Path]], None]) -> None:
+    """In the gunicorn master: every ``period`` seconds, compare the watched files with what they were;
+    on a change call ``on_change`` with the changed paths (it sends the master SIGHUP, whose reload keeps
+    the running configuration when the new one is bad). One thread per master, started once."""
+    global _watcher
+    if period <= 0 or _watcher is not None:
+        return
+
+    def run() -> None:
+        before = file_states(watched_files())
+        while True:
+            time.sleep(period)
+            now = file_states(watched_files())
+            changed = [path for path in now.keys() | before.keys() if now.get(path) != before.get(path)]
+            before = now
+            if changed:
+                on_change(sorted(changed))
+
+    _watcher = threading.Thread(target=run, name="falcon-ollama-config-watch", daemon=True)
+    _watcher.start()

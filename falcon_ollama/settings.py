@@ -361,6 +361,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT", SECONDS, 30.0, "seconds to send a request head"),
         _V("FALCON_OLLAMA_REQUEST_BODY_TIMEOUT", SECONDS, 60.0, "seconds a body may stall"),
         _V("FALCON_OLLAMA_MAX_CLIENT_CONNECTIONS", POSITIVE_INT, 4096, "client connections per worker"),
+        _V(
+            "FALCON_OLLAMA_CONFIG_WATCH_SECONDS",
+            NON_NEGATIVE,
+            0.0,
+            "reload when a config file changes (poll period), 0 off",
+        ),
     ),
     *group(
         "gunicorn",  # gunicorn.conf.py; `falcon-ollama serve` uses FALCON_OLLAMA_KEEPALIVE too
@@ -455,6 +461,7 @@ class ServerSettings:
     worker_timeout: int
     max_requests: int
     max_requests_jitter: int
+    config_watch_seconds: float
     metrics_dir: str | None
 
     @property
@@ -551,6 +558,7 @@ class Settings:
     worker_timeout: int = _default("worker_timeout")
     max_requests: int = _default("max_requests")
     max_requests_jitter: int = _default("max_requests_jitter")
+    config_watch_seconds: float = _default("config_watch_seconds")
     metrics_dir: str | None = _default("metrics_dir")
     log_level: str = _default("log_level")
     log_format: str = _default("log_format")

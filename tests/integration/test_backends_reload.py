@@ -67,3 +67,35 @@ def test_sighup_adds_a_backend_without_dropping_streams_and_a_broken_file_keeps_
                 assert {"local/qwen3-8b:latest", "gpt-4o:latest"} <= _names(server.url)
     assert b"backends.broken.base_url must be an http:// or https:// URL" in server.output
     assert b"reload refused: the running configuration is kept" in server.output
+
+
+def test_a_changed_catalog_file_reloads_by_itself_when_watched(tmp_path: Path) -> None:
+    """FALCON_OLLAMA_CONFIG_WATCH_SECONDS: no signal sent; the master sees the file change and reloads."""
+    catalog = tmp_path / "models.toml"
+    with (
+        FakeUpstreamThread(FakeConfig(record=False)) as first,
+        FakeUpstreamThread(FakeConfig(models=["qwen3-8b"], record=False)) as second,
+    ):
+        one = f'[backends.openai]\nbase_url = "{first.base_url}"\n'
+        catalog.write_text(one)
+        env = {
+            **gunicorn_env(first),
+            "FALCON_OLLAMA_CATALOG": str(catalog),
+            "FALCON_OLLAMA_CONFIG_WATCH_SECONDS": "0.2",
+        }
+        with GunicornProcess(env) as server:
+            assert server.proc is not None
+            assert "local/qwen3-8b:latest" not in _names(server.url)
+            catalog.write_text(one + f'[backends.local]\nbase_url = "{second.base_url}"\nprefix = "local/"\n')
+            deadline = time.monotonic() + 30
+            while not all("local/qwen3-8b:latest" in _names(server.url) for _ in range(10)):
+                assert time.monotonic() < deadline, "the changed file was never applied by every worker"
+                time.sleep(0.2)
+            catalog.write_text("[backends.broken]\nbase_url = 1\n")  # refused: the running one is kept
+            time.sleep(1.5)
+            assert server.proc.poll() is None
+            wait_for_two_workers(server.proc.pid)
+            for _ in range(10):
+                assert {"local/qwen3-8b:latest", "gpt-4o:latest"} <= _names(server.url)
+    assert b"configuration file changed" in server.output
+    assert b"reload refused: the running configuration is kept" in server.output
