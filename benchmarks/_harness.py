@@ -288,14 +288,16 @@ def multiprocess_metrics() -> Iterator[None]:
 
 @contextlib.contextmanager
 def production_logging() -> Iterator[None]:
-    """JSON summary lines at INFO, formatted and written (to /dev/null), as a worker logs them."""
-    from falcon_ollama.logs import JsonFormatter
+    """JSON summary lines at INFO, formatted, redacted and written (to /dev/null), as a worker logs them
+    (``logs.configure_logging``: the JSON formatter inside the redacting one, with the settings' keys)."""
+    from falcon_ollama.logs import JsonFormatter, RedactingFormatter
+    from falcon_ollama.redaction import redactor_for
 
     logger = logging.getLogger("falcon_ollama")
     saved = (logger.level, logger.propagate, list(logger.handlers))
     with open(os.devnull, "w") as sink:
         handler = logging.StreamHandler(sink)
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(RedactingFormatter(JsonFormatter(), redactor_for(settings())))
         logger.handlers = [handler]
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -57,6 +57,9 @@ _STRING = re.compile(rb'"[^"]*"')
 # Nesting steps: +1 for an opening bracket, -1 (as a signed byte) for a closing one.
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _CONTAINERS = (dict, list)
+# Up to this many strings, :func:`measure` splits at the quotes (a list of two pieces per string); beyond,
+# it uses the regex passes, whose memory does not grow twice as fast with the number of strings.
+_SPLIT_STRINGS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +97,20 @@ def measure(raw: bytes, max_values: int) -> Shape:
     if b"\\" in raw:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     marks = raw.translate(None, _DROP)
-    strings = marks.count(b'"') // 2
+    quotes = marks.count(b'"')
+    strings = quotes // 2
     if strings > max_values:
         raise _too_many_values(max_values)
+    if not quotes % 2 and strings <= _SPLIT_STRINGS:
+        # Quotes paired (always, in valid JSON): split at them, the odd pieces are the strings' insides.
+        # One split and two joins instead of two regex passes (~2 µs less on an ordinary chat body).
+        pieces = marks.split(b'"')
+        inside = b"".join(pieces[1::2])
+        closers = marks.count(b"]") + marks.count(b"}") - inside.count(b"]") - inside.count(b"}")
+        values = 1 + len(marks) - len(inside) - 2 * strings - closers
+        if values > max_values:
+            raise _too_many_values(max_values)
+        return _shape(b"".join(pieces[0::2]), values)
     # Count first, from the strings' own punctuation, so that a body of punctuation costs one copy of it
     # (``marks``); the punctuation outside strings is only built once it is known to be small.
     inside = b"".join(_STRING.findall(marks)) if strings else b""
@@ -106,11 +120,16 @@ def measure(raw: bytes, max_values: int) -> Shape:
         raise _too_many_values(max_values)
     if strings:
         marks = _STRING.sub(b"", marks)
-    depth = marks.count(b"[") + marks.count(b"{")
+    return _shape(marks, values)
+
+
+def _shape(outside: bytes, values: int) -> Shape:
+    """The :class:`Shape` from the punctuation outside strings (``outside``) and the count of values."""
+    depth = outside.count(b"[") + outside.count(b"{")
     if depth > 1:
-        nesting = marks.translate(None, b",:").translate(_STEPS)
+        nesting = outside.translate(None, b",:").translate(_STEPS)
         depth = max(accumulate(array("b", nesting)), default=0)
-    return Shape(values=values, keys=marks.count(b":"), depth=depth)
+    return Shape(values=values, keys=outside.count(b":"), depth=depth)
 
 
 def _parsed_keys(value: Any) -> int:

@@ -23,12 +23,15 @@ MIN_SECRET_LENGTH = 8
 # Key-shaped text: OpenAI (sk-, also the masked "sk-abc***xyz" its 401 echoes), Google (AIza), Bearer tokens.
 # The token character set stops at quotes, so the pattern never eats the JSON around a key.
 _BELT = r"\bsk-[A-Za-z0-9_\-*.]{3,}|\bAIza[A-Za-z0-9_\-]{16,}|\bBearer\s+[A-Za-z0-9\-._~+/]+=*"
+# Every alternative of _BELT begins with one of these: text without any of them (and without a configured
+# secret) cannot match, so it is returned without running the pattern (a log line: ~0.7 µs against ~20 µs).
+_BELT_PREFIXES = ("sk-", "AIza", "Bearer")
 
 
 class Redactor:
     """Replaces the configured secrets (literally) and key-shaped text with ``[redacted]``."""
 
-    __slots__ = ("_all_bytes", "_all_text", "_count", "_literal_bytes", "_needles")
+    __slots__ = ("_all_bytes", "_all_text", "_count", "_literal_bytes", "_needles", "_text_needles")
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         literals = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
@@ -38,13 +41,17 @@ class Redactor:
         alternatives = [re.escape(s) for s in ordered]
         self._count = len({s for s in literals if "\\/" not in s})
         self._needles = tuple(s.encode() for s in ordered)
+        self._text_needles = (*ordered, *_BELT_PREFIXES)
         self._all_text = re.compile("|".join([*alternatives, _BELT]))
         self._all_bytes = re.compile("|".join([*alternatives, _BELT]).encode())
         self._literal_bytes = re.compile("|".join(alternatives).encode()) if alternatives else None
 
     def text(self, text: str) -> str:
-        """``text`` with every secret and key-shaped string replaced."""
-        return self._all_text.sub(REDACTED, text)
+        """``text`` with every secret and key-shaped string replaced (``text`` itself when there is none)."""
+        for needle in self._text_needles:
+            if needle in text:
+                return self._all_text.sub(REDACTED, text)
+        return text
 
     def data(self, data: bytes) -> bytes:
         """The same for bytes (error bodies, log lines)."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from falcon_ollama.access import ApiKeys
 from falcon_ollama.errors import UpstreamProtocolError
@@ -27,6 +29,27 @@ def test_literal_keys_of_any_shape_and_key_shaped_text_are_redacted() -> None:
     text = f"a {UPSTREAM} b {INBOUND}c sk-abc***xyz Bearer tok.en= EMPTY"
     assert r.text(text) == "a [redacted] b [redacted]c [redacted] [redacted] EMPTY"
     assert r.data(text.encode()) == r.text(text).encode()
+
+
+_FRAGMENTS = [UPSTREAM, INBOUND, UPSTREAM[:12], "sk-", "sk-abc", "task-abcdef", "AIza", "Bearer"]
+_FRAGMENTS += ["Bearer x", " ", "a", '"', "/", "\\/", "\n", "é", "0123456789abcdef"]
+
+
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12))
+@example(["Bearer x"])
+@example(["a sk-abc"])
+@example(["AIza", "0123456789abcdef"])
+@example([INBOUND])
+def test_text_is_exactly_what_the_pattern_makes_of_it(parts: list[str]) -> None:
+    """The substring check that skips the pattern never changes the result."""
+    r = Redactor([UPSTREAM, INBOUND])
+    text = "".join(parts)
+    assert r.text(text) == r._all_text.sub("[redacted]", text)
+
+
+def test_text_without_a_secret_is_returned_as_it_is() -> None:
+    line = '{"message":"POST /api/chat 200","model":"task-model","route":"/api/chat"}'
+    assert Redactor([UPSTREAM]).text(line) is line
 
 
 def test_a_stream_chunk_keeps_ordinary_key_shaped_text_but_never_a_configured_key() -> None:
