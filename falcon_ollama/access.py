@@ -304,6 +304,7 @@ class AccessControl:
     __slots__ = (
         "_check_host",
         "_exempt",
+        "_guarded",
         "_hostname",
         "_keys",
         "_ledger",
@@ -316,16 +317,17 @@ class AccessControl:
         self,
         *,
         api_keys: ApiKeys,
+        origins: OriginPolicy,
+        check_host: bool,
+        exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
+        hostname: str = "",
         tenants: Tenants | None = None,
         limiter: Limiter | None = None,
         ledger: LedgerWriter | None = None,
-        exempt_paths: frozenset[str] = DEFAULT_AUTH_EXEMPT_PATHS,
-        origins: OriginPolicy,
-        check_host: bool,
-        hostname: str = "",
     ) -> None:
         self._keys = api_keys
         self._tenants = tenants or Tenants()
+        self._guarded = bool(api_keys) or bool(self._tenants)  # fixed for the worker's life
         self._limiter = limiter
         self._ledger = ledger
         self._exempt = exempt_paths
@@ -345,7 +347,7 @@ class AccessControl:
             resp.complete = True
             return
         set_current_tenant(None)
-        if (self._keys or self._tenants) and req.path not in self._exempt:
+        if self._guarded and req.path not in self._exempt:
             tenant = self._authenticate(req, resp)
             if tenant is not None:
                 req.context.tenant = tenant

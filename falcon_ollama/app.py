@@ -108,11 +108,12 @@ class FalconOllamaApp(falcon.asgi.App):  # type: ignore[type-arg]
         if budget is None or scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        token = memory_budget.enter(budget.open())  # in the request's own task: its context
+        hold = budget.open()
+        token = memory_budget.enter(hold)  # in the request's own task: its context
         try:
             await super().__call__(scope, receive, send)
         finally:
-            memory_budget.leave(token)
+            memory_budget.leave(token, hold)
 
 
 def create_app(settings: Settings) -> FalconOllamaApp:

@@ -60,6 +60,8 @@ _CONTAINERS = (dict, list)
 # Up to this many strings, :func:`measure` splits at the quotes (a list of two pieces per string); beyond,
 # it uses the regex passes, whose memory does not grow twice as fast with the number of strings.
 _SPLIT_STRINGS = 4096
+# Bodies up to this size take :func:`_small_shape` (a chat request is usually far below it).
+_SMALL_BODY = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +75,18 @@ class Shape:
 
 def parse_json(raw: bytes, limits: Limits) -> Any:
     """Parse a request body within the value, depth and duplicate-key limits (400/413 otherwise)."""
-    shape = measure(raw, limits.max_json_values)
-    if shape.depth > limits.max_json_depth:
+    if len(raw) <= _SMALL_BODY and len(raw) < limits.max_json_values:
+        keys, depth = _small_shape(raw, limits.max_json_depth)
+    else:
+        shape = measure(raw, limits.max_json_values)
+        keys, depth = shape.keys, shape.depth
+    if depth > limits.max_json_depth:
         raise OllamaError(400, f"request body is nested too deeply (limit {limits.max_json_depth} levels)")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise OllamaError(400, f"invalid JSON in request body: {exc}") from None
-    if shape.keys and _parsed_keys(value) != shape.keys:
+    if keys and _parsed_keys(value) != keys:
         _check_duplicates_exactly(raw)  # raises, naming the key
         raise OllamaError(400, "invalid JSON in request body: duplicate key")
     return value
@@ -121,6 +127,20 @@ def measure(raw: bytes, max_values: int) -> Shape:
     if strings:
         marks = _STRING.sub(b"", marks)
     return _shape(marks, values)
+
+
+def _small_shape(raw: bytes, max_depth: int) -> tuple[int, int]:
+    """(keys, depth) of a body of at most :data:`_SMALL_BODY` bytes, shorter than the value limit: it cannot
+    hold more values than it has bytes, so they are not counted, and the depth is worked out exactly only
+    when its brackets could pass ``max_depth`` (it is then at most that bound). Exact for valid JSON, as
+    :func:`measure` is; an odd number of quotes (never valid JSON) is left to orjson's refusal."""
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(raw.translate(None, _DROP).split(b'"')[0::2])
+    depth = outside.count(b"[") + outside.count(b"{")
+    if depth > max_depth:
+        depth = _shape(outside, 0).depth
+    return outside.count(b":"), depth
 
 
 def _shape(outside: bytes, values: int) -> Shape:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from falcon_ollama.errors import OllamaError
-from falcon_ollama.limits import Limits, Shape, measure, parse_json
+from falcon_ollama.limits import Limits, Shape, _small_shape, measure, parse_json
 
 _TEXT = st.text(alphabet='ab"\\[]{},:é \n/', max_size=8)
 _JSON = st.recursive(
@@ -74,3 +74,33 @@ def test_the_value_bound_counts_what_the_scan_counts() -> None:
     with pytest.raises(OllamaError) as caught:
         measure(raw, bound - 1)
     assert caught.value.status == 413
+
+
+@given(_JSON, st.integers(0, 6))
+def test_a_small_body_gets_the_scanned_keys_and_the_depth_limit_of_the_scan(doc: Any, limit: int) -> None:
+    """Bodies up to 64 KiB skip the value count (fewer bytes than the value limit) and the exact depth
+    when their brackets cannot pass the limit: the keys and the depth verdict stay the scan's."""
+    raw = orjson.dumps(doc)
+    keys, depth = _small_shape(raw, limit)
+    scan = scanned(raw)
+    assert keys == scan.keys
+    assert (depth > limit) == (scan.depth > limit)
+    if depth > limit:
+        assert depth == scan.depth
+
+
+@pytest.mark.parametrize("size", [10, 60_000, 70_000])
+def test_a_duplicate_key_is_refused_in_a_small_body_and_a_large_one(size: int) -> None:
+    raw = b'{"model": "m", "pad": "' + b"x" * size + b'", "model": "n"}'
+    with pytest.raises(OllamaError) as caught:
+        parse_json(raw, Limits())
+    assert caught.value.status == 400 and "duplicate key 'model'" in caught.value.message
+
+
+@pytest.mark.parametrize("size", [0, 70_000])
+def test_nesting_over_the_limit_is_refused_in_a_small_body_and_a_large_one(size: int) -> None:
+    raw = b'{"pad": "' + b"[" * size + b'", "x": ' + b"[" * 65 + b"]" * 65 + b"}"
+    with pytest.raises(OllamaError) as caught:
+        parse_json(raw, Limits(max_json_depth=64))
+    assert caught.value.status == 400 and "nested too deeply" in caught.value.message
+    assert len(parse_json(raw, Limits(max_json_depth=66))["pad"]) == size

@@ -49,7 +49,7 @@ def test_the_context_helpers_reach_the_current_hold_only() -> None:
     memory_budget.reserve(30)
     memory_budget.stream_charger()(5)
     assert budget.held == 30 + 5 * STREAM_WEIGHT and memory_budget.current() is hold
-    memory_budget.leave(token)
+    memory_budget.leave(token, hold)
     assert budget.held == 0 and memory_budget.current() is None
 
 
@@ -77,5 +77,5 @@ def test_bodies_and_answers_are_reserved_at_their_weights() -> None:
         memory_budget.reserve_answer(100)
         assert budget.held == 100 * (memory_budget.BODY_WEIGHT + memory_budget.ANSWER_WEIGHT)
     finally:
-        memory_budget.leave(token)
+        memory_budget.leave(token, hold)
     assert budget.held == 0
