@@ -290,8 +290,10 @@ def multiprocess_metrics() -> Iterator[None]:
 def production_logging() -> Iterator[None]:
     """JSON summary lines at INFO, formatted, redacted and written (to /dev/null), as a worker logs them
     (``logs.configure_logging``: the JSON formatter inside the redacting one, with the settings' keys)."""
-    from falcon_ollama.logs import JsonFormatter, RedactingFormatter
+    from falcon_ollama.logs import JsonFormatter, RedactingFormatter, lean_log_records
     from falcon_ollama.redaction import redactor_for
+
+    lean_log_records()  # as configure_logging does (process-wide, like a worker's)
 
     logger = logging.getLogger("falcon_ollama")
     saved = (logger.level, logger.propagate, list(logger.handlers))
