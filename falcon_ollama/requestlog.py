@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
@@ -32,61 +33,38 @@ _NOT_LOGGED = frozenset({"/health", "/ready", "/metrics"})
 _NOT_COUNTED = frozenset({"/metrics"})
 
 
+@dataclass(slots=True, eq=False)
 class RequestInfo:
     """What is known about one request, filled in as it goes."""
 
-    __slots__ = (
-        "_counted",
-        "_done",
-        "_metrics",
-        "backend",
-        "client",
-        "completion_tokens",
-        "first_chunk_ns",
-        "id",
-        "method",
-        "model",
-        "model_label",
-        "on_finish",
-        "outcome",
-        "path",
-        "prompt_tokens",
-        "route",
-        "started_ns",
-        "status",
-        "stream_gate",
-        "tenant",
-        "upstream_status",
-    )
+    id: str
+    method: str
+    path: str
+    route: str
+    _metrics: Metrics
+    client: str | None = None
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    model: str | None = None
+    model_label: str = "unknown"  # metrics label: a catalog name, "unlisted" or "unknown" (bounded)
+    status: int = 200
+    outcome: str | None = None  # the status label when it is not the HTTP status (failed streams)
+    upstream_status: int | None = None
+    backend: str | None = None  # the backend that answered (several backends: upstreams.py)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_chunk_ns: int | None = None
+    tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
+    # Called once by finish(), with the final status and usage (a tenant's tokens charged, its stream's
+    # lease released); and awaited before a stream opens upstream (a tenant's stream cap: may raise).
+    on_finish: list[Callable[[RequestInfo], None]] = field(default_factory=list)
+    stream_gate: Callable[[], Awaitable[None]] | None = None
+    _done: bool = False
+    _counted: bool = False
 
-    def __init__(
-        self, request_id: str, method: str, path: str, route: str, metrics: Metrics, client: str | None = None
-    ) -> None:
-        self.id = request_id
-        self.client = client
-        self.method = method
-        self.path = path
-        self.route = route
-        self.started_ns = time.monotonic_ns()
-        self.model: str | None = None
-        self.model_label = "unknown"  # metrics label: a catalog name, "unlisted" or "unknown" (bounded)
-        self.status = 200
-        self.outcome: str | None = None  # the status label when it is not the HTTP status (failed streams)
-        self.upstream_status: int | None = None
-        self.backend: str | None = None  # the backend that answered (several backends: upstreams.py)
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
-        self.first_chunk_ns: int | None = None
-        self.tenant: str | None = None  # a named tenant of FALCON_OLLAMA_TENANTS_FILE (set by access.py)
-        # Called once by finish(), with the final status and usage (a tenant's tokens charged, its stream's
-        # lease released); and awaited before a stream opens upstream (a tenant's stream cap: may raise).
-        self.on_finish: list[Callable[[RequestInfo], None]] = []
-        self.stream_gate: Callable[[], Awaitable[None]] | None = None
-        self._metrics = metrics
-        self._done = False
-        self._counted = path not in _NOT_COUNTED
+    def __post_init__(self) -> None:
+        self._counted = self.path not in _NOT_COUNTED
         if self._counted:
-            metrics.in_flight.inc()
+            self._metrics.in_flight.inc()
 
     def first_chunk(self) -> None:
         if self.first_chunk_ns is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from dataclasses import dataclass, field
 
 import falcon
 import falcon.asgi
@@ -52,14 +53,14 @@ def openai_error_body(status: int, message: str, code: str | None = None, param:
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
+@dataclass(slots=True)
 class ResponsesResource:
     """``POST /v1/responses`` in translate mode (forward mode is a ForwardResource, see app.py)."""
 
-    def __init__(self, catalog: Catalog, call: UpstreamCall, rules: RequestRules) -> None:
-        self._catalog = catalog
-        self._call = call
-        self._rules = rules
-        self._warn_once = WarnOnce(log)
+    catalog: Catalog
+    call: UpstreamCall
+    rules: RequestRules
+    warn_once: WarnOnce = field(default_factory=lambda: WarnOnce(log))
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
@@ -76,16 +77,16 @@ class ResponsesResource:
             _send(resp, status, openai_error_body(status, exc.message), exc.headers)
 
     async def _respond(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body, name, entry = await read_model_request(req, self._rules.limits, self._catalog)
-        plan = responses_to_chat(body, entry.facts, entry.upstream_id, self._rules)
+        body, name, entry = await read_model_request(req, self.rules.limits, self.catalog)
+        plan = responses_to_chat(body, entry.facts, entry.upstream_id, self.rules)
         for dropped in plan.dropped:
-            self._warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
+            self.warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
         upstream_body = json_bytes(plan.body)
         if plan.stream:
             translator = ResponsesStreamTranslator(plan.shape(name))
-            await self._call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
+            await self.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
             return
-        answer = await self._call.complete(req, _CHAT, upstream_body, model=name)
+        answer = await self.call.complete(req, _CHAT, upstream_body, model=name)
         response = completion_to_response(answer.body, plan.shape(name))
         info = info_of(req)
         if info is not None and response.get("usage"):
