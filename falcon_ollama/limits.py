@@ -100,8 +100,7 @@ def measure(raw: bytes, max_values: int) -> Shape:
     the remaining quotes pair up around strings. Cost: a few passes over the bytes at memchr/translate speed;
     a body of many tiny strings is refused from the quote count alone (every string but the root follows
     one of ``[{,:``), before the string removal whose cost grows with the number of strings."""
-    if b"\\" in raw:
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    raw = _without_escapes(raw)
     marks = raw.translate(None, _DROP)
     quotes = marks.count(b'"')
     strings = quotes // 2
@@ -129,13 +128,20 @@ def measure(raw: bytes, max_values: int) -> Shape:
     return _shape(marks, values)
 
 
+def _without_escapes(raw: bytes) -> bytes:
+    """``raw`` without escaped backslashes and escaped quotes: then every quote left opens or closes a
+    string."""
+    if b"\\" in raw:
+        return raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return raw
+
+
 def _small_shape(raw: bytes, max_depth: int) -> tuple[int, int]:
     """(keys, depth) of a body of at most :data:`_SMALL_BODY` bytes, shorter than the value limit: it cannot
     hold more values than it has bytes, so they are not counted, and the depth is worked out exactly only
     when its brackets could pass ``max_depth`` (it is then at most that bound). Exact for valid JSON, as
     :func:`measure` is; an odd number of quotes (never valid JSON) is left to orjson's refusal."""
-    if b"\\" in raw:
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    raw = _without_escapes(raw)
     outside = b"".join(raw.translate(None, _DROP).split(b'"')[0::2])
     depth = outside.count(b"[") + outside.count(b"{")
     if depth > max_depth:

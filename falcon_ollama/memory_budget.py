@@ -87,23 +87,14 @@ class Hold:
         self.closed = False
 
     def reserve(self, size: int) -> None:
-        """Reserve ``size`` (> 0) more bytes, or raise the 503 when the worker's budget cannot take them.
-        (:meth:`charge` and :meth:`MemoryBudget.report` inlined: twice per request.)"""
-        if self.closed:  # a closed hold takes nothing
-            return
+        """Reserve ``size`` more bytes, or raise the 503 when the worker's budget cannot take them."""
         budget = self._budget
-        held = budget.held + size
-        if held > budget.limit:
+        if budget.held + size > budget.limit and not self.closed:  # a closed hold takes nothing
             if budget.on_refused is not None:
                 budget.on_refused()
             raise OllamaError(503, BUDGET_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS})
-        budget.held = held
-        self.held += size
-        if held > budget.peak:
-            budget.peak = held
-        if budget.on_change is not None and abs(held - budget.reported) >= REPORT_STEP:
-            budget.reported = held
-            budget.on_change(held)
+        self.charge(size)
+        budget.report()
 
     def charge(self, size: int) -> None:
         """Count ``size`` more bytes without refusing (a stream already under way)."""
@@ -164,16 +155,12 @@ def reserve(size: int) -> None:
 
 def reserve_body(size: int) -> None:
     """Reserve what ``size`` bytes of request body will cost once read and parsed (:data:`BODY_WEIGHT`)."""
-    hold = _current.get()
-    if hold is not None and size > 0:
-        hold.reserve(size * BODY_WEIGHT)
+    reserve(size * BODY_WEIGHT)
 
 
 def reserve_answer(size: int) -> None:
     """Reserve what ``size`` bytes of upstream answer will cost once parsed and translated."""
-    hold = _current.get()
-    if hold is not None and size > 0:
-        hold.reserve(size * ANSWER_WEIGHT)
+    reserve(size * ANSWER_WEIGHT)
 
 
 def _ignore(size: int) -> None:
