@@ -90,11 +90,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False  # a message began and its headers are not complete
         self._head_seen = 0  # head bytes fed to the parser for the current message (an upper bound)
         self._began = False  # a message began during the last feed
-        self._header_count = 0
         self._refusal: tuple[int, str] | None = None
         self._closed = False
-        self._timer: asyncio.TimerHandle | None = None
+        # The deadlines of the head being received (or of the first byte, on a new connection) and of the
+        # body. One timer per connection checks them; it is not re-armed per request (a keep-alive
+        # connection's requests set a deadline each, a plain float), only when it fires with one pending.
+        self._head_deadline: float | None = None
         self._body_deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer fires (loop time)
 
     # --- connection ------------------------------------------------------------------------------------
 
@@ -105,7 +109,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             _throttled.warning("cap", f"connection refused: {limit} connections open (the limit per worker)")
             self._refuse(503, f"too many open connections to this server (limit {limit} per worker)")
             return
-        self._timer = self.loop.call_later(self.bounds.head_timeout, self._head_timed_out)
+        self._head_deadline = self.loop.time() + self.bounds.head_timeout
+        self._arm(self._head_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -116,8 +121,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().shutdown()
         if self._body_deadline is not None and not self.transport.is_closing():
             self._body_deadline = min(self._body_deadline, self.loop.time() + SHUTDOWN_RECEIVE_GRACE)
-            self._cancel_timer()
-            self._timer = self.loop.call_at(self._body_deadline, self._body_timed_out)
+            self._arm(self._body_deadline)
 
     # --- bytes in ---------------------------------------------------------------------------------------
 
@@ -130,23 +134,36 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """
         self._unset_keepalive_if_required()
         limit = self.bounds.max_header_bytes
-        view = memoryview(data)
-        while view and not self._closed:
-            allowance = limit - self._head_seen if self._in_head else limit // 4
-            piece, view = view[:allowance], view[allowance:]
-            self._began = False
-            if not self._feed(piece):
-                return
-            if self._in_head:
-                self._head_seen = len(piece) if self._began else self._head_seen + len(piece)
-                if self._head_seen >= limit:
-                    _throttled.warning("size", f"request head over {limit} bytes refused (431)")
-                    self._refuse(431, f"request header fields too large (limit {limit} bytes)")
+        if len(data) <= (limit - self._head_seen if self._in_head else limit // 4):
+            self._feed_counted(data)  # the usual case: one piece, no slicing
+        else:
+            view = memoryview(data)
+            while view and not self._closed:
+                allowance = limit - self._head_seen if self._in_head else limit // 4
+                piece, view = view[:allowance], view[allowance:]
+                if not self._feed_counted(piece):
                     return
-        if self._body_deadline is not None and self._timer is None and not self._closed:
-            self._timer = self.loop.call_at(self._body_deadline, self._body_timed_out)
+        if self._body_deadline is not None and not self._closed:  # the body is still to come
+            self._arm(self._body_deadline)
 
-    def _feed(self, piece: memoryview) -> bool:
+    def _feed_counted(self, piece: bytes | memoryview) -> bool:
+        """Feed one piece and count it against the head's bounds; False when the connection is done."""
+        self._began = False
+        if not self._feed(piece):
+            return False
+        if self._in_head:
+            limit = self.bounds.max_header_bytes
+            self._head_seen = len(piece) if self._began else self._head_seen + len(piece)
+            if self._head_seen >= limit:
+                _throttled.warning("size", f"request head over {limit} bytes refused (431)")
+                self._refuse(431, f"request header fields too large (limit {limit} bytes)")
+                return False
+            if len(self.headers) > self.bounds.max_headers:  # refused before the head is even complete
+                self._refuse(*self._too_many_headers())
+                return False
+        return True
+
+    def _feed(self, piece: bytes | memoryview) -> bool:
         """uvicorn's own feeding and error handling, plus our refusals; False when the connection is done."""
         try:
             self.parser.feed_data(piece)
@@ -173,49 +190,68 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._began = True
-        self._header_count = 0
-        if self._timer is None:  # the head clock of a keep-alive connection's next request
-            self._timer = self.loop.call_later(self.bounds.head_timeout, self._head_timed_out)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.bounds.max_headers:
-            self._refusal = (431, f"too many header fields (limit {self.bounds.max_headers})")
-            _throttled.warning("count", f"request with over {self.bounds.max_headers} header fields refused")
-            raise _Refused
-        super().on_header(name, value)
+        if self._head_deadline is None:  # else the connection's first head: its clock runs from the connect
+            self._head_deadline = self.loop.time() + self.bounds.head_timeout
+            self._arm(self._head_deadline)
 
     def on_headers_complete(self) -> None:
+        # Counted here, once per request, rather than per header (uvicorn's on_header runs for each): the
+        # head's byte bound already bounds how many a parse can see before this.
+        if len(self.headers) > self.bounds.max_headers:
+            self._refusal = self._too_many_headers()
+            raise _Refused
         self._in_head = False
-        self._cancel_timer()
+        self._head_deadline = None
         self._body_deadline = self.loop.time() + self.bounds.body_timeout
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head_seen = 0
         self._body_deadline = None
-        self._cancel_timer()
         super().on_message_complete()
+
+    def _too_many_headers(self) -> tuple[int, str]:
+        limit = self.bounds.max_headers
+        _throttled.warning("count", f"request with over {limit} header fields refused")
+        return 431, f"too many header fields (limit {limit})"
 
     # --- timeouts and refusals --------------------------------------------------------------------------
 
-    def _head_timed_out(self) -> None:
+    def _check_deadlines(self) -> None:
+        """The connection's timer: act on a deadline that has passed, else wait for the next one."""
         self._timer = None
         if self.transport.is_closing():
             return
+        now = self.loop.time()
+        head, body = self._head_deadline, self._body_deadline
+        if head is not None and now >= head:
+            self._head_timed_out()
+        elif body is not None and now >= body:
+            _throttled.warning("body", "request body not received within its timeout: connection closed")
+            self._refuse(408, f"request body not received within {self.bounds.body_timeout:g} s")
+        else:
+            pending = head if body is None else body if head is None else min(head, body)
+            if pending is not None:
+                self._arm(pending)
+
+    def _arm(self, deadline: float) -> None:
+        """The timer set to fire by ``deadline``: left alone when it fires sooner (it then re-arms itself
+        for what is pending), so back-to-back requests on a connection set no timer each."""
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._check_deadlines)
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
         if self._in_head:  # part of a head arrived: say why before closing
             _throttled.warning("head", "request head not received within its timeout: connection closed")
             self._refuse(408, f"request head not received within {self.bounds.head_timeout:g} s")
             return
         if self.cycle is None or self.cycle.response_complete:
             self._close()  # a silent socket: nothing to answer
-
-    def _body_timed_out(self) -> None:
-        self._timer = None
-        if self.transport.is_closing():
-            return
-        _throttled.warning("body", "request body not received within its timeout: connection closed")
-        self._refuse(408, f"request body not received within {self.bounds.body_timeout:g} s")
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` (unless a response is under way on this connection) and close."""

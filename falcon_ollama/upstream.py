@@ -341,28 +341,43 @@ class Upstream:
     ) -> UpstreamResponse:
         """POST a JSON body and read the whole answer; non-2xx -> OllamaError. ``retries=False``: one try
         (a fallback chain moves on to its next backend instead)."""
+        try:  # the first try called directly: the usual answer costs no retry machinery
+            return await self._send_once("POST", path, body, model, request_id)
+        except UpstreamError as exc:
+            failed = exc
         return await self._with_retries(
-            lambda: self._send_once("POST", path, body, model, request_id), retries=retries
+            lambda: self._send_once("POST", path, body, model, request_id), retries=retries, failed=failed
         )
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[T]], *, retries: bool = True) -> T:
+    async def _with_retries(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        retries: bool = True,
+        failed: UpstreamError | None = None,
+    ) -> T:
+        """``attempt()`` until it succeeds or the retry policy gives up; ``failed``: the first try's error,
+        when the caller made that try itself."""
         tries = 0
         while True:
-            try:
-                return await attempt()
-            except UpstreamError as exc:
-                if self._metrics is not None:
-                    self._metrics.upstream_errors.labels(str(exc.upstream_status or 0), self.name).inc()
-                delay = self._retry.delay(tries, exc) if retries else None
-                if delay is None:
-                    raise
-                tries += 1
-                self.retries += 1
-                if self._metrics is not None:
-                    self._metrics.retries.labels(self.name).inc()
-                what = f"upstream {exc.upstream_status}" if exc.upstream_status else exc.message
-                log.info("%s; retry %d in %.2f s", what, tries, delay)
-                await asyncio.sleep(delay)
+            if failed is None:
+                try:
+                    return await attempt()
+                except UpstreamError as exc:
+                    failed = exc
+            if self._metrics is not None:
+                self._metrics.upstream_errors.labels(str(failed.upstream_status or 0), self.name).inc()
+            delay = self._retry.delay(tries, failed) if retries else None
+            if delay is None:
+                raise failed
+            tries += 1
+            self.retries += 1
+            if self._metrics is not None:
+                self._metrics.retries.labels(self.name).inc()
+            what = f"upstream {failed.upstream_status}" if failed.upstream_status else failed.message
+            log.info("%s; retry %d in %.2f s", what, tries, delay)
+            failed = None
+            await asyncio.sleep(delay)
 
     async def _request(
         self, method: str, path: str, body: bytes | None, request_id: str | None
@@ -400,11 +415,13 @@ class Upstream:
 
         Read chunk by chunk (aiohttp inflates a bounded amount per read), so a gzip bomb costs at most the
         limit. A body cut short leaves its connection closed, not returned to the pool."""
+        content = response.content
+        if content.is_eof():  # the whole body arrived with the head (a small answer): no loop, no timer
+            return _read_buffered(response, limit, reserve)
         parts: list[bytes] = []
         size = 0
         next_yield = _YIELD_EVERY
         complete = False
-        content = response.content
         try:
             async with asyncio.timeout(self._settings.idle_timeout):
                 while True:
@@ -430,10 +447,7 @@ class Upstream:
         except (aiohttp.ClientError, OSError) as exc:
             raise map_transport_error(exc) from exc
         finally:
-            if complete:
-                response.release()
-            else:
-                response.close()
+            _settle(response, complete)
         return (parts[0] if len(parts) == 1 else b"".join(parts)), complete
 
     async def _read_answer(self, response: aiohttp.ClientResponse) -> bytes:
@@ -522,6 +536,31 @@ class Upstream:
         except (TimeoutError, OllamaError, aiohttp.ClientError):
             return None
         return body if complete else None
+
+
+def _read_buffered(
+    response: aiohttp.ClientResponse, limit: int, reserve: Callable[[int], None] | None
+) -> tuple[bytes, bool]:
+    """:meth:`Upstream._read_bounded` for a body received whole (aiohttp has buffered it, inflated)."""
+    complete = False
+    try:
+        body = response.content.read_nowait()
+        if reserve is not None:
+            reserve(len(body))
+        complete = len(body) <= limit
+    except (aiohttp.ClientError, OSError) as exc:
+        raise map_transport_error(exc) from exc
+    finally:
+        _settle(response, complete)
+    return (body if complete else body[:limit]), complete
+
+
+def _settle(response: aiohttp.ClientResponse, complete: bool) -> None:
+    """A body read whole gives its connection back to the pool; one cut short closes it."""
+    if complete:
+        response.release()
+    else:
+        response.close()
 
 
 def map_status_error(

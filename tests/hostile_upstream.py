@@ -88,6 +88,7 @@ class Reply:
     repeat: int = 0
     filler: bytes = b" "
     chunks: list[bytes] | None = None
+    at_once: bool = False  # head and body in one write (so a client usually reads them in one go)
 
 
 @dataclass
@@ -130,6 +131,9 @@ class HostileUpstream:
         if scripted is None:
             return web.json_response({"error": {"message": "no such path"}}, status=404)
         reply = scripted() if callable(scripted) else scripted
+        if reply.at_once:
+            served.written, served.finished = len(reply.body), True
+            return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
         response = web.StreamResponse(status=reply.status, headers=reply.headers)
         if reply.chunks is None and not reply.repeat:
             response.content_length = len(reply.body)

@@ -27,8 +27,15 @@ def refuses_json_schema(error: UpstreamError) -> bool:
     return error.status == 400 and "json_schema" in error.message
 
 
-async def with_format_fallback(plan: ChatPlan, body: bytes, send: Callable[[bytes], Awaitable[T]]) -> T:
-    """``send(body)``; if the upstream refuses json_schema, ``send`` once more with the JSON-mode request."""
+def with_format_fallback(plan: ChatPlan, body: bytes, send: Callable[[bytes], Awaitable[T]]) -> Awaitable[T]:
+    """``send(body)``; if the upstream refuses json_schema, ``send`` once more with the JSON-mode request.
+    (A request without a response format is sent as it is: no wrapping coroutine on the common path.)"""
+    if "response_format" not in plan.body:
+        return send(body)
+    return _with_fallback(plan, body, send)
+
+
+async def _with_fallback(plan: ChatPlan, body: bytes, send: Callable[[bytes], Awaitable[T]]) -> T:
     try:
         return await send(body)
     except UpstreamError as exc:

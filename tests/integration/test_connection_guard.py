@@ -165,6 +165,46 @@ def test_silent_and_trickling_clients_are_closed(upstream: FakeUpstreamThread) -
         assert httpx.get(server.url + "/api/tags").status_code == 200
 
 
+def read_one(sock: socket.socket) -> int:
+    """The status of the next response on a keep-alive ``sock`` (its body read by its Content-Length)."""
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split()[1])
+
+
+def test_a_keep_alive_connection_s_next_head_keeps_its_own_timeout(upstream: FakeUpstreamThread) -> None:
+    """The connection's timer is not re-armed per request: after a request whose body came in two reads
+    (the timer then set for the longer body timeout), the next head on the same connection is still held
+    to the head timeout, and requests between deadlines are untouched."""
+    with gunicorn(
+        upstream, FALCON_OLLAMA_REQUEST_HEAD_TIMEOUT="1", FALCON_OLLAMA_REQUEST_BODY_TIMEOUT="4"
+    ) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            for _ in range(4):  # back-to-back requests across the connection's first deadline: all answered
+                sock.sendall(GET_TAGS + b"\r\n")
+                assert read_one(sock) == 200
+                time.sleep(0.3)
+            body = b'{"model": "llama3.2"}'
+            sock.sendall(
+                b"POST /api/show HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
+            )
+            time.sleep(1.3)  # the timer fires meanwhile, and is set again for the body's deadline (4 s)
+            sock.sendall(body[5:])
+            assert read_one(sock) == 200
+            sock.sendall(b"GET /api/tags HTTP/1.1\r\nHost: 1")  # ...and the rest never comes
+            started = time.monotonic()
+            assert read_response(sock) == (408, b'{"error":"request head not received within 1 s"}')
+            waited = time.monotonic() - started
+        assert waited < 2.0, f"the head timeout (1 s) took {waited:.1f} s"
+
+
 def test_trickling_clients_do_not_hold_sigterm(upstream: FakeUpstreamThread) -> None:
     """Bodies trickled one byte every 0.5 s, with the default body timeout (60 s) and a 30 s graceful
     timeout: at SIGTERM they get SHUTDOWN_RECEIVE_GRACE (5 s) more, not the graceful timeout."""

@@ -101,6 +101,25 @@ def test_a_huge_answer_is_not_read_past_the_limit(hostile: HostileUpstream, star
     assert served.written < 64 * MiB  # the limit plus what the sockets' buffers hold
 
 
+def test_a_small_answer_over_a_small_limit_is_refused_and_the_pool_still_works(
+    hostile: HostileUpstream, start: object
+) -> None:
+    """An answer that arrives whole with its head (read without the chunk loop: upstream.py's
+    ``_read_buffered``) is held to the same limit, and its connection is not reused."""
+    hostile.script(CHAT, Reply(body=b'{"choices": [' + b" " * 8000 + b"]}", at_once=True))
+    proxy = start(max_upstream_body_bytes=4096)  # type: ignore[operator]
+    resp = chat(proxy)
+    assert resp.status_code == 502
+    assert resp.json() == {
+        "error": "the upstream answer is larger than the limit of 4096 bytes "
+        "(FALCON_OLLAMA_MAX_UPSTREAM_BODY_BYTES)"
+    }
+    hostile.script(CHAT, Reply(body=chat_answer("fine"), at_once=True))
+    again = chat(proxy)
+    assert again.status_code == 200, again.text
+    assert again.json()["message"]["content"] == "fine"
+
+
 def test_a_huge_error_body_is_read_only_up_to_the_error_bound_on_each_retry(
     hostile: HostileUpstream, start: object
 ) -> None:
