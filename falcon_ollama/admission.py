@@ -51,11 +51,18 @@ class Admission:
     def queued(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self) -> Slot:
-        """A slot now, or after waiting in the queue; 503 when the queue is full too."""
+    def try_acquire(self) -> Slot | None:
+        """A slot if one is free and nobody waits for one, else None (no coroutine on the usual path)."""
         if self._in_flight < self._max_in_flight and not self._waiters:
             self._in_flight += 1
             return Slot(self)
+        return None
+
+    async def acquire(self) -> Slot:
+        """A slot now, or after waiting in the queue; 503 when the queue is full too."""
+        slot = self.try_acquire()
+        if slot is not None:
+            return slot
         if len(self._waiters) >= self._max_queue:
             if self._metrics is not None:
                 self._metrics.rejected.labels("busy").inc()

@@ -22,6 +22,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from falcon_ollama.client_gone import SCOPE_KEY, GoneSignal
 from falcon_ollama.wire import error_body
 
 log = logging.getLogger("falcon_ollama.connections")
@@ -116,6 +117,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._closed = True
         self._cancel_timer()
         super().connection_lost(exc)
+        self._tell_gone()
 
     def shutdown(self) -> None:
         super().shutdown()
@@ -188,6 +190,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[SCOPE_KEY] = GoneSignal()  # type: ignore[literal-required]
         self._in_head = True
         self._began = True
         if self._head_deadline is None:  # else the connection's first head: its clock runs from the connect
@@ -261,7 +264,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None:  # the app sees a gone client, and writes nothing more
             cycle.disconnected = True
             cycle.message_event.set()
+            self._tell_gone()
         self._close()
+
+    def _tell_gone(self) -> None:
+        """Fire the current request's GoneSignal, as uvicorn tells a task awaiting ``receive``."""
+        cycle = self.cycle
+        if cycle is not None and cycle.disconnected:
+            signal = cycle.scope.get(SCOPE_KEY)
+            if isinstance(signal, GoneSignal):
+                signal.fire()
 
     def _close(self) -> None:
         self._closed = True

@@ -45,8 +45,8 @@ def start_proxy() -> Iterator[Callable[..., ProxyThread]]:
     """Start our app (uvicorn thread) with Settings built from the fake upstream plus overrides."""
     started: list[ProxyThread] = []
 
-    def _start(fake: FakeUpstreamThread, **overrides: object) -> ProxyThread:
-        proxy = ProxyThread(proxy_settings(fake, **overrides)).__enter__()
+    def _start(fake: FakeUpstreamThread, *, guarded: bool = True, **overrides: object) -> ProxyThread:
+        proxy = ProxyThread(proxy_settings(fake, **overrides), guarded=guarded).__enter__()
         started.append(proxy)
         return proxy
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ import httpx
 import uvicorn
 
 from falcon_ollama.app import FalconOllamaApp, create_app
+from falcon_ollama.http_guard import guarded_protocol
+from falcon_ollama.open_files import connection_bounds
 from falcon_ollama.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,11 +32,13 @@ def free_port() -> int:
 
 
 class ProxyThread:
-    """Our app served by a real uvicorn server on 127.0.0.1 in a background thread."""
+    """Our app served by a real uvicorn server on 127.0.0.1 in a background thread, with the guarded
+    protocol both start paths use (``guarded=False``: uvicorn's own, as under another ASGI server)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, guarded: bool = True) -> None:
         self.app: FalconOllamaApp = create_app(settings)
         self.port = free_port()
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)  # this process's, not raised as a worker does
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -41,6 +46,7 @@ class ProxyThread:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            http=guarded_protocol(connection_bounds(settings, soft)) if guarded else "auto",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="proxy", daemon=True)

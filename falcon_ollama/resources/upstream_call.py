@@ -15,10 +15,11 @@ can be reused, then cut), a failure after the first byte is framed by the dialec
 redacted, and the slot, connection, watcher and summary line are released whichever way the stream ends.
 
 Client disconnects: uvicorn's ``send`` silently does nothing once the client is gone, so without help we
-would keep reading (and paying for) tokens nobody reads. A watcher task waits on ASGI ``receive`` for
-``http.disconnect``. Before the response starts it cancels the request (the upstream call in progress,
-or the back-off sleep between retries, is abandoned and its connection closed); once streaming, it closes
-the upstream connection, which ends the relay's pending read at once.
+would keep reading (and paying for) tokens nobody reads. The watcher hears of it from the request's
+``GoneSignal`` (client_gone.py: our protocol fires it, no task per request), or under another server from a
+task awaiting ASGI ``receive`` for ``http.disconnect``. Before the response starts it cancels the request
+(the upstream call in progress, or the back-off sleep between retries, is abandoned and its connection
+closed); once streaming, it closes the upstream connection, which ends the relay's pending read at once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import orjson
 from falcon_ollama import memory_budget
 from falcon_ollama.admission import Admission, Slot
 from falcon_ollama.backends import current_route
+from falcon_ollama.client_gone import SCOPE_KEY as GONE_SCOPE_KEY
+from falcon_ollama.client_gone import GoneSignal
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
@@ -73,15 +76,27 @@ class ClientDisconnected(Exception):
 
 
 class DisconnectWatcher:
-    """Watches ASGI ``receive`` for ``http.disconnect`` while the request body has been read."""
+    """Watches for the client's going while the request body has been read: through the request's
+    :class:`~falcon_ollama.client_gone.GoneSignal` (our protocol's, no task), else a task awaiting ASGI
+    ``receive`` for ``http.disconnect`` (another server)."""
 
-    __slots__ = ("_on_disconnect", "_target", "_watch", "disconnected")
+    __slots__ = ("_closing", "_gone", "_on_disconnect", "_target", "_watch", "disconnected")
 
-    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]] | None) -> None:
+    def __init__(
+        self,
+        receive: Callable[[], Awaitable[dict[str, Any]]] | None,
+        gone: GoneSignal | None = None,
+    ) -> None:
         self.disconnected = False
         self._target = asyncio.current_task()
         self._on_disconnect: Callable[[], Awaitable[None]] | None = None
-        self._watch = asyncio.get_running_loop().create_task(self._run(receive)) if receive else None
+        self._closing: asyncio.Task[None] | None = None  # the on_disconnect callback, run for a signal
+        self._gone = gone
+        self._watch: asyncio.Task[None] | None = None
+        if gone is not None:
+            gone.watch(self._signalled)
+        elif receive is not None:
+            self._watch = asyncio.get_running_loop().create_task(self._run(receive))
 
     async def _run(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:
@@ -94,12 +109,21 @@ class DisconnectWatcher:
         elif self._target is not None:
             self._target.cancel()
 
+    def _signalled(self) -> None:
+        self.disconnected = True
+        if self._on_disconnect is not None:
+            self._closing = asyncio.ensure_future(self._on_disconnect())
+        elif self._target is not None:
+            self._target.cancel()
+
     def on_disconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """From now on, a disconnect runs ``callback`` instead of cancelling the request task."""
         self._on_disconnect = callback
 
     def stop(self) -> None:
-        if self._watch is not None and not self._watch.done():
+        if self._gone is not None:
+            self._gone.unwatch()
+        elif self._watch is not None and not self._watch.done():
             self._watch.cancel()
 
     def absorb_cancel(self) -> bool:
@@ -129,7 +153,8 @@ class Session:
         self._upstreams = upstreams
         self.max_event = max_event  # the SSE event bound, for a stream translated from another dialect
         self.info = info_of(req)
-        self.watcher = DisconnectWatcher(req.scope.get(RECEIVE_SCOPE_KEY))
+        scope = req.scope
+        self.watcher = DisconnectWatcher(scope.get(RECEIVE_SCOPE_KEY), scope.get(GONE_SCOPE_KEY))
         self.slot: Slot | None = None
         self.handed_over = False  # a stream's relay owns the slot and the watcher now
 
@@ -202,8 +227,9 @@ class Admitted:
 
     async def __aenter__(self) -> Session:
         session = self._session
+        admission = self._admission
         try:
-            session.slot = await self._admission.acquire()
+            session.slot = admission.try_acquire() or await admission.acquire()
         except BaseException as exc:
             self._end(type(exc))
             raise

@@ -476,11 +476,14 @@ def _completion_requests(fake: FakeUpstreamThread) -> list[Any]:
     return [r for r in fake.requests if r.path.endswith("/chat/completions")]
 
 
+# Our protocol tells the request its client is gone (client_gone.py); under plain uvicorn a task awaits
+# ``receive`` instead. Both ways are driven.
+@pytest.mark.parametrize("guarded", [True, False], ids=["our-protocol", "plain-uvicorn"])
 def test_client_disconnect_mid_stream_cancels_the_upstream(
-    start_proxy: Callable[..., ProxyThread],
+    start_proxy: Callable[..., ProxyThread], guarded: bool
 ) -> None:
     with FakeUpstreamThread(FakeConfig(tokens=500, token_delay_ms=20)) as fake:
-        proxy = start_proxy(fake)
+        proxy = start_proxy(fake, guarded=guarded)
         with httpx.stream(
             "POST", proxy.url + "/api/chat", json={"model": "gpt-4o", "messages": USER}
         ) as resp:
@@ -497,11 +500,14 @@ def test_client_disconnect_mid_stream_cancels_the_upstream(
         assert not upstream.completed
 
 
+# Our protocol tells the request its client is gone (client_gone.py); under plain uvicorn a task awaits
+# ``receive`` instead. Both ways are driven.
+@pytest.mark.parametrize("guarded", [True, False], ids=["our-protocol", "plain-uvicorn"])
 def test_client_disconnect_before_the_upstream_answers_cancels_it(
-    start_proxy: Callable[..., ProxyThread],
+    start_proxy: Callable[..., ProxyThread], guarded: bool
 ) -> None:
     with FakeUpstreamThread(FakeConfig()) as fake:
-        proxy = start_proxy(fake)
+        proxy = start_proxy(fake, guarded=guarded)
         assert httpx.get(proxy.url + "/api/tags").status_code == 200
         fake.script(Fault(kind="stall", seconds=3.0, path="/v1/chat"))
         with pytest.raises(httpx.ReadTimeout):
