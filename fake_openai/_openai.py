@@ -36,6 +36,7 @@ from ._validate import (
     check_response_format,
     check_sampling,
     check_tools,
+    context_exceeded,
     embedding_inputs,
     error,
     invalid_type,
@@ -346,6 +347,10 @@ class OpenAIResponder:
         conversation = check_messages(data.get("messages"))
         if isinstance(conversation, FullAnswer):
             return conversation
+        if cfg.context_window > 0:
+            prompt = prompt_tokens_for(data["messages"])
+            if prompt >= cfg.context_window:
+                return context_exceeded(cfg.context_window, prompt, data.get("max_tokens"), chat=True)
         stream = data.get("stream")
         if stream is not None and not isinstance(stream, bool):
             return invalid_type("stream", "a boolean", stream)
@@ -603,6 +608,10 @@ class OpenAIResponder:
         prompts = legacy_prompts(data.get("prompt"))
         if isinstance(prompts, FullAnswer):
             return prompts
+        if cfg.context_window > 0:
+            longest = max((len(p.split()) if isinstance(p, str) else len(p) for p in prompts), default=0)
+            if longest >= cfg.context_window:
+                return context_exceeded(cfg.context_window, longest, data.get("max_tokens", 16), chat=False)
         stream = data.get("stream")
         if stream is not None and not isinstance(stream, bool):
             return invalid_type("stream", "a boolean", stream)

@@ -420,6 +420,7 @@ def _config_key(cfg: FakeConfig) -> tuple[Any, ...]:
         cfg.reasoning_tokens,
         cfg.require_json_word,
         cfg.reject_unknown_params,
+        cfg.context_window,
         tuple(cfg.models),
     )
 

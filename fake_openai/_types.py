@@ -81,6 +81,10 @@ class FakeConfig:
     # Scripting agent CLIs (Claude Code, Codex): which offered tool a user turn is answered with ("" the
     # first one, "none" never a tool call), the call's arguments as JSON object text ("" an instance of the
     # tool's schema), and whether the answer after a tool result quotes it ("tool said: <output>").
+    # Above 0 mimics llama-cpp-python's server with that n_ctx: a prompt of at least that many tokens (the
+    # fake's count: whitespace words, + 3 per chat message) is refused with its 400 and text, on chat and
+    # completions alike (tests/fixtures/real/llamacpp: error_context_exceeded, completions_context_exceeded).
+    context_window: int = 0
     call_tool: str = ""
     call_arguments: str = ""
     echo_tool_result: bool = False

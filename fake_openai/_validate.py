@@ -755,3 +755,23 @@ def embedding_inputs(raw: Any) -> list[str | list[int]] | None:
             return None
         out.append(item)
     return out
+
+
+def context_exceeded(window: int, prompt: int, max_tokens: Any, *, chat: bool) -> FullAnswer:
+    """llama-cpp-python's refusal of a prompt that does not fit its n_ctx (its server's errors.py): the
+    completion figure is the request's max_tokens as Python prints it (``None`` when absent), and the param
+    says "messages" on both routes."""
+    asked = prompt + (max_tokens if isinstance(max_tokens, int) else 0)
+    if chat:
+        message = (
+            f"This model's maximum context length is {window} tokens. However, you requested {asked} tokens "
+            f"({prompt} in the messages, {max_tokens} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+    else:
+        message = (
+            f"This model's maximum context length is {window} tokens, however you requested {asked} tokens "
+            f"({prompt} in your prompt; {max_tokens} for the completion). "
+            "Please reduce your prompt; or completion length."
+        )
+    return error(400, message, param="messages", code="context_length_exceeded")

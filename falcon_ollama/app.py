@@ -130,6 +130,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         ttl=settings.models_ttl,
         allow_unlisted=settings.allow_unlisted_models,
         max_models=settings.max_models,
+        probe_tokens=settings.context_probe_tokens,
+        probe_models=settings.context_probe_models,
     )
     ledger = (
         LedgerWriter(

@@ -14,6 +14,8 @@ found as ``X``, ``X:latest`` or through an alias, case-insensitively; an alias w
 answers every tag of its name (``llama3.2:3b``) unless a tagged alias names that one. The upstream always
 receives its own id. Facts come from the catalog file, the upstream's own list entry (context length,
 capabilities), the built-in families and the defaults, in that order (``catalog_config.merge_upstream``).
+A llama-cpp-python server, which says its context nowhere but in the refusal of a prompt that long, is sent
+one such prompt per model and worker after its list loads (translate/context_probe.py).
 
 Several backends (falcon_ollama/backends.py): each has its own cached list (a failed refresh keeps that
 backend's stale list), and the lists are merged in the configuration's order, each model shown as
@@ -37,6 +39,7 @@ from falcon_ollama.catalog_config import UPSTREAM_ERROR, CatalogConfig, Upstream
 from falcon_ollama.catalog_config import ModelEntry as ModelEntry  # re-exported: its old home
 from falcon_ollama.errors import OllamaError, UpstreamProtocolError, model_not_found
 from falcon_ollama.tenants import current_tenant
+from falcon_ollama.translate.context_probe import context_probe_body, wants_context_probe
 from falcon_ollama.translate.model_list import (
     context_from_error,
     parse_model_list,
@@ -55,6 +58,9 @@ _MISS_REFRESH_INTERVAL = 30.0
 _INSTALL_SLICE = 100
 # How long a request waits for a backend's first model list while other backends already serve.
 _FIRST_LOAD_WAIT = 5.0
+# How long a refresh waits for the context probes it started (they go on in the background after): the
+# first /api/tags then already shows what they learnt from a server that answers them at once.
+_PROBE_WAIT = 2.0
 
 
 def ollama_name(model_id: str) -> str:
@@ -73,8 +79,8 @@ def lookup_key(name: str) -> str:
 class _Listing:
     """One backend's cached model list and the state of its refreshes."""
 
-    __slots__ = ("failure", "fresh_until", "last_error", "last_success", "raw", "refresh", "served",
-                 "upstream")  # fmt: skip
+    __slots__ = ("failure", "fresh_until", "last_error", "last_success", "probe", "raw", "refresh",
+                 "served", "upstream")  # fmt: skip
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
@@ -82,6 +88,7 @@ class _Listing:
         self.served: int | None = None
         self.fresh_until = 0.0
         self.refresh: asyncio.Task[None] | None = None
+        self.probe: asyncio.Task[None] | None = None  # context probes of its models (context_probe.py)
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.failure: OllamaError | None = None
@@ -98,6 +105,8 @@ class Catalog:
         ttl: float,
         max_models: int,
         allow_unlisted: bool = False,
+        probe_tokens: int = 0,
+        probe_models: int = 16,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -118,6 +127,10 @@ class Catalog:
         # upstream id) (llama-cpp-python says it nowhere else); kept across refreshes, per worker.
         self._learnt_context: dict[tuple[str, str], int] = {}
         self._said: dict[tuple[str, str], UpstreamFacts] = {}  # the last lists' facts, same keys
+        # The context probe's prompt length in tokens (0: never probe), and the models probed, same keys.
+        self._probe_tokens = probe_tokens
+        self._probe_models = probe_models  # at most per list: the server loads each model asked about
+        self._probed: set[tuple[str, str]] = set()
         for listing in self._listings:
             listing.upstream.on_refusal = functools.partial(self.learn_context, listing.upstream.name)
         # Lookup keys of the aliases written without a tag: these answer every tag of their name.
@@ -239,10 +252,11 @@ class Catalog:
 
     async def close(self) -> None:
         for listing in self._listings:
-            if listing.refresh is not None and not listing.refresh.done():
-                listing.refresh.cancel()
-                with contextlib.suppress(BaseException):  # shutting down: the outcome no longer matters
-                    await listing.refresh
+            for task in (listing.refresh, listing.probe):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):  # shutting down: the outcome no longer matters
+                        await task
 
     async def _ensure_loaded(self, *, wait: bool = False) -> None:
         now = self._clock()
@@ -304,7 +318,53 @@ class Catalog:
         listing.last_error = None
         listing.last_success = self._clock()
         listing.fresh_until = listing.last_success + self._ttl
+        probe = self._start_probe(listing)
+        if probe is not None:  # before the merge, so that the list it publishes already says what they learn
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(probe), _PROBE_WAIT)
         await self._install()
+
+    def _start_probe(self, listing: _Listing) -> asyncio.Task[None] | None:
+        """Ask a llama-cpp-python server the context of each model it lists that nothing else describes
+        (translate/context_probe.py), once per model and worker, one model at a time; the running probe
+        if there is one, None when nothing is left to ask."""
+        if listing.probe is not None and not listing.probe.done():
+            return listing.probe
+        raw = listing.raw or []
+        if not self._probe_tokens or not wants_context_probe(raw):
+            return None
+        backend = listing.upstream.name
+        asked = [
+            item["id"]
+            for item in raw
+            if (backend, item["id"].lower()) not in self._probed
+            and (backend, item["id"].lower()) not in self._learnt_context
+            and self._config.facts_for(item["id"]).source_of("context_length") != "catalog"
+        ][: self._probe_models]
+        if not asked:
+            return None
+        self._probed.update((backend, model_id.lower()) for model_id in asked)
+        listing.probe = asyncio.get_running_loop().create_task(self._probe(listing.upstream, asked))
+        return listing.probe
+
+    async def _probe(self, upstream: Upstream, model_ids: list[str]) -> None:
+        for model_id in model_ids:
+            started = time.perf_counter()
+            try:
+                answer = await upstream.probe_context(context_probe_body(model_id, self._probe_tokens))
+            except Exception:  # never let a bug here kill the task silently
+                log.exception("context probe of %r on backend %s crashed", model_id, upstream.name)
+                return
+            if answer is not None:
+                self.learn_context(upstream.name, model_id, answer[1])
+            if (upstream.name, model_id.lower()) not in self._learnt_context:
+                log.info(
+                    "backend %s did not name the context of %r when asked (%s, %.2f s); its default stands",
+                    upstream.name,
+                    model_id,
+                    "no answer" if answer is None else f"HTTP {answer[0]}",
+                    time.perf_counter() - started,
+                )
 
     async def _served_context(self, upstream: Upstream, raw: list[dict[str, Any]]) -> int | None:
         """A llama.cpp server (its list entry has ``meta``) serving one model says in ``/props`` the
@@ -416,6 +476,8 @@ class Catalog:
             self._said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
         )
         self._said[key] = said
+        if self._entries is None:
+            return  # the first merge is still to come, and reads what was learnt (a context probe)
         self._publish(
             {
                 name: replace(e, facts=self._config.facts_for(e.upstream_id, said))

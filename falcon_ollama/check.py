@@ -83,7 +83,13 @@ async def _fetch_models(settings: Settings) -> tuple[list[ModelEntry], list[str]
     await backends.start()
     try:
         catalog = Catalog(
-            settings.catalog, list(backends), ttl=0.0, max_models=settings.max_models, allow_unlisted=False
+            settings.catalog,
+            list(backends),
+            ttl=0.0,
+            max_models=settings.max_models,
+            allow_unlisted=False,
+            probe_tokens=settings.context_probe_tokens,  # shows the context a worker will report
+            probe_models=settings.context_probe_models,
         )
         try:
             models = await catalog.list_models()
@@ -137,8 +143,8 @@ def _report(
             "alias": m.alias_of is not None,
             "capabilities": list(m.facts.capabilities),
             "context_length": m.facts.context_length,
-            # where each fact came from: catalog, upstream (its own model list), builtin or default (a running
-            # worker may also learn a context length from an upstream's refusal: "upstream error")
+            # where each fact came from: catalog, upstream (its own model list), upstream error (the context
+            # an upstream named refusing a prompt that long: the context probe's), builtin or default
             "sources": {key: m.facts.source_of(key) for key in FACT_SOURCES_KEYS},
         }
         for m in models or []
@@ -162,7 +168,10 @@ def _report(
         else:
             out.write(f"upstream: {settings.backends[0].base_url}\n")
         out.write(f"catalog:  {settings.catalog_path or '(none: built-in defaults)'}\n")
-        out.write("facts:    each from the first of catalog, upstream (its model list), builtin, default\n")
+        out.write(
+            "facts:    each from the first of catalog, upstream error (the context it names refusing a "
+            "prompt that long), upstream (its model list), builtin, default\n"
+        )
     for note in notes or []:
         out.write(f"note: {note}\n")
     if rows:

@@ -326,6 +326,14 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_MODELS_TTL", NON_NEGATIVE, 300.0, "seconds the model list is kept"),
         _V("FALCON_OLLAMA_MAX_MODELS", POSITIVE_INT, 10_000, "models kept from the upstream list"),
         _V("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", boolean, False, "forward names the list lacks"),
+        _V(
+            "FALCON_OLLAMA_CONTEXT_PROBE_TOKENS",
+            NON_NEGATIVE_INT,
+            262_144,
+            "prompt tokens of llama-cpp-python's context probe (0: none)",
+        ),
+        _V("FALCON_OLLAMA_CONTEXT_PROBE_TIMEOUT", SECONDS, 30.0, "seconds one context probe may take"),
+        _V("FALCON_OLLAMA_CONTEXT_PROBE_MODELS", POSITIVE_INT, 16, "models of one list probed at most"),
         _V("FALCON_OLLAMA_REPORTED_VERSION", version, DEFAULT_REPORTED_VERSION, "what /api/version says"),
         _V(
             "OLLAMA_KEEP_ALIVE",
@@ -539,6 +547,9 @@ class Settings:
     embed_concurrency: int = _default("embed_concurrency")
     models_ttl: float = _default("models_ttl")
     max_models: int = _default("max_models")
+    context_probe_tokens: int = _default("context_probe_tokens")
+    context_probe_timeout: float = _default("context_probe_timeout")
+    context_probe_models: int = _default("context_probe_models")
     allow_unlisted_models: bool = _default("allow_unlisted_models")
     reported_version: str = _default("reported_version")
     keep_alive_default: float = _default("keep_alive_default")

@@ -537,6 +537,18 @@ class Upstream:
             return None
         return body if complete else None
 
+    async def probe_context(self, body: bytes) -> tuple[int, bytes] | None:
+        """Send the context probe (translate/context_probe.py) to ``/completions``: one try within
+        ``FALCON_OLLAMA_CONTEXT_PROBE_TIMEOUT``, the answer's status and at most an error body's bytes of
+        it; None when the upstream did not answer."""
+        try:
+            async with asyncio.timeout(self._settings.context_probe_timeout):
+                response = await self._request("POST", "completions", body, None)
+                answer, _ = await self._read_bounded(response, self._settings.max_upstream_error_bytes)
+        except (TimeoutError, OllamaError, aiohttp.ClientError):
+            return None
+        return response.status, answer
+
 
 def _read_buffered(
     response: aiohttp.ClientResponse, limit: int, reserve: Callable[[int], None] | None

@@ -124,6 +124,14 @@ CASES: list[tuple[str, str, str, Any]] = [
         "/v1/chat/completions",
         {"model": CHAT, "messages": [{"role": "user", "content": "hello " * 2100}], **GEN},
     ),
+    # The context probe's shape (falcon_ollama/translate/context_probe.py), shorter: the raw completion route
+    # refuses an over-long prompt before evaluating it, with its own wording of the same figures.
+    (
+        "completions_context_exceeded",
+        "POST",
+        "/v1/completions",
+        {"model": CHAT, "prompt": "hello " * 2100, "max_tokens": 1, "temperature": 0},
+    ),
 ]
 
 

@@ -108,3 +108,24 @@ def test_redis_is_pinged_and_shown_without_its_password(
     assert "PROBLEM: Redis at redis://:[redacted]@" in down.stdout
     for output in (result, down):
         assert "redis-test-password" not in output.stdout + output.stderr
+
+
+def test_context_named_by_the_probe_and_its_source() -> None:
+    """A llama-cpp-python-shaped upstream (the fake in that mode, n_ctx 4096): check sends the context probe
+    as a worker would and shows the context it named, source "upstream error"; with the probe off, the
+    default."""
+    llama = FakeConfig(
+        models=["tiny-llama"], models_have_created_owned_by=False, answer_any_model=True, context_window=4096
+    )
+    with FakeUpstreamThread(llama) as fake:
+        env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-x", "FALCON_OLLAMA_CATALOG": "none"}
+        data = orjson.loads(check(env, "--json").stdout)
+        (model,) = data["models"]
+        assert (model["context_length"], model["sources"]["context_length"]) == (4096, "upstream error")
+        probes = [r for r in fake.requests if r.path == "/v1/completions"]
+        assert len(probes) == 1 and len(orjson.loads(probes[0].body)["prompt"].split()) == 262144
+        data = orjson.loads(check({**env, "FALCON_OLLAMA_CONTEXT_PROBE_TOKENS": "0"}, "--json").stdout)
+        assert [(m["context_length"], m["sources"]["context_length"]) for m in data["models"]] == [
+            (8192, "default")
+        ]
+        assert len([r for r in fake.requests if r.path == "/v1/completions"]) == 1

@@ -12,6 +12,7 @@ Both are real HTTP servers on loopback, driven with raw HTTP.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -258,6 +259,27 @@ def test_llama_mode_refuses_json_schema_as_llamacpp_does(
     ours, theirs = r.json()["error"]["message"], real.json()["error"]["message"]
     assert ours.split("  File ")[0] == theirs.split("  File ")[0]
     assert r.json()["error"]["type"] == real.json()["error"]["type"] == "internal_server_error"
+
+
+@pytest.mark.parametrize("name", ["error_context_exceeded", "completions_context_exceeded"])
+def test_llama_mode_refuses_an_over_long_prompt_as_llamacpp_does(
+    client: httpx.Client, fake: FakeUpstreamThread, name: str
+) -> None:
+    """With llama-cpp-python's n_ctx (2,048 in the recording), the same status, error object and words; only
+    the token counts differ (the fake counts words, the real server its vocabulary's tokens). The proxy's
+    context probe relies on the completion route's wording."""
+    fake.config = FakeConfig(models=["tiny-llama"], context_window=2048, **LLAMA_MODE)
+    real = REAL[name]
+    r = replay(client, real)
+    assert r.status_code == real.status == 400
+    ours, theirs = r.json()["error"], real.json()["error"]
+    assert {k: v for k, v in ours.items() if k != "message"} == {
+        k: v for k, v in theirs.items() if k != "message"
+    }
+    assert re.sub(r"\d+", "N", ours["message"]) == re.sub(r"\d+", "N", theirs["message"])
+    assert "maximum context length is 2048 tokens" in ours["message"] and "2048" in theirs["message"]
+    fake.config.context_window = 0
+    assert replay(client, real).status_code == 200
 
 
 def streamed_fragment_keys(events: list[dict[str, Any]]) -> set[str]:

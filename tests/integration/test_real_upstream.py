@@ -42,19 +42,36 @@ class RealUpstream:
     base_url: str
 
 
-@pytest.fixture
-def sdk(start_proxy: Callable[..., ProxyThread]) -> ollama.Client:
-    proxy = start_proxy(cast(FakeUpstreamThread, RealUpstream(BASE_URL)))
+def _proxy(start_proxy: Callable[..., ProxyThread], **settings: object) -> ollama.Client:
+    proxy = start_proxy(cast(FakeUpstreamThread, RealUpstream(BASE_URL)), **settings)
     return ollama.Client(host=proxy.url, timeout=60)
 
 
-def test_served_context_reaches_show_and_tags(sdk: ollama.Client) -> None:
-    """The server runs with n_ctx 2,048 and publishes it only in its refusal of an over-long prompt: one such
-    refusal, and /api/show and /api/tags report 2,048 with no catalog entry for the model."""
+def _contexts(sdk: ollama.Client) -> dict[str, int]:
+    tags = sdk._client.get("/api/tags").json()  # raw: the SDK's ModelDetails drops context_length
+    return {m["name"]: m["details"]["context_length"] for m in tags["models"]}
+
+
+def test_served_context_reaches_show_and_tags(start_proxy: Callable[..., ProxyThread]) -> None:
+    """The server runs with n_ctx 2,048 and says so only when it refuses a prompt that long: the context
+    probe (on by default) asks each model once, so the first /api/tags and /api/show already report 2,048,
+    with no catalog entry and no request of ours refused."""
+    sdk = _proxy(start_proxy)
+    assert _contexts(sdk) == {"tiny-llama:latest": 2048, "tiny-embed:latest": 2048}
+    assert sdk.show("tiny-llama").modelinfo["tiny.context_length"] == 2048  # type: ignore[index]
+    assert sdk.chat(
+        model="tiny-llama", messages=[{"role": "user", "content": "hi"}], options={"num_predict": 2}
+    ).done
+
+
+def test_served_context_learnt_from_a_refusal_without_the_probe(
+    start_proxy: Callable[..., ProxyThread],
+) -> None:
+    """With the probe off, the first refusal of an over-long prompt teaches the same figure."""
+    sdk = _proxy(start_proxy, context_probe_tokens=0)
+    assert _contexts(sdk)["tiny-llama:latest"] == 8192
     with pytest.raises(ollama.ResponseError) as caught:
         sdk.chat(model="tiny-llama", messages=[{"role": "user", "content": "hello " * 2100}])
     assert caught.value.status_code == 400
     assert sdk.show("tiny-llama").modelinfo["tiny.context_length"] == 2048  # type: ignore[index]
-    tags = sdk._client.get("/api/tags").json()
-    contexts = {m["name"]: m["details"]["context_length"] for m in tags["models"]}
-    assert contexts["tiny-llama:latest"] == 2048
+    assert _contexts(sdk)["tiny-llama:latest"] == 2048

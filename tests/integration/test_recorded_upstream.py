@@ -8,14 +8,18 @@ is exercised on real-world answers, and ollama-python's own models must accept w
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import ollama
 import pytest
 
+from falcon_ollama.catalog_config import load_catalog_file
 from falcon_ollama.translate.chat_request import SCHEMA_INSTRUCTION
 from tests.real_fixtures import Recorded, last_finish_reason, llamacpp_cases, sse_events, streamed_content
 from tests.servers import ProxyThread
@@ -37,6 +41,7 @@ class ReplayUpstream:
     def __init__(self) -> None:
         self.cases = llamacpp_cases()
         self.override: dict[str, str] = {}  # path -> case name, for the refusal tests
+        self.delay: dict[str, float] = {}  # path -> seconds before answering
         self.requests: list[tuple[str, str, Any]] = []
         replay = self
 
@@ -57,6 +62,9 @@ class ReplayUpstream:
                 body = json.loads(raw) if raw else None
                 replay.requests.append((self.command, self.path, body))
                 case = replay.pick(self.command, self.path, body)
+                pause = replay.delay.get(self.path.split("?")[0])
+                if pause:
+                    time.sleep(pause)
                 self.send_response(case.status)
                 self.send_header("Content-Type", case.content_type)
                 self.send_header("Content-Length", str(len(case.body)))
@@ -82,6 +90,8 @@ class ReplayUpstream:
                 return self.cases["error_response_format_json_schema"]  # llama.cpp refuses every one
             name = "chat_tool_call" if body.get("tools") else "chat"
             return self.cases[name + ("_stream" if body.get("stream") else "")]
+        if path == "/v1/completions":  # only the context probe uses it: a prompt above the 2,048 served
+            return self.cases["completions_context_exceeded"]
         if path == "/v1/embeddings":
             if body["model"] == "tiny-llama":
                 return self.cases["embeddings_per_token"]
@@ -105,8 +115,10 @@ def replay() -> Iterator[ReplayUpstream]:
 
 @pytest.fixture
 def sdk(replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread]) -> ollama.Client:
+    """Without the context probe, whose requests would count in the tests that count (its own are below)."""
     replay.override.clear()
-    proxy = start_proxy(replay)
+    replay.delay.clear()
+    proxy = start_proxy(replay, context_probe_tokens=0)
     return ollama.Client(host=proxy.url, timeout=30)
 
 
@@ -259,3 +271,78 @@ def test_served_context_learnt_from_the_over_long_prompt_refusal(
     tags = sdk._client.get("/api/tags").json()  # raw: the SDK's ModelDetails drops context_length
     contexts = {m["name"]: m["details"]["context_length"] for m in tags["models"]}
     assert contexts == {"tiny-llama:latest": 2048, "tiny-embed:latest": 8192}
+
+
+def _probes(replay: ReplayUpstream) -> list[Any]:
+    return [body for method, path, body in replay.requests if path == "/v1/completions"]
+
+
+def _contexts(client: ollama.Client) -> dict[str, int]:
+    tags = client._client.get("/api/tags").json()  # raw: the SDK's ModelDetails drops context_length
+    return {m["name"]: m["details"]["context_length"] for m in tags["models"]}
+
+
+def test_context_probe_names_the_served_context_before_the_first_list(
+    replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """A llama-cpp-python list (owned_by "me") is followed by one probe per model: a 1-token completion of a
+    prompt of FALCON_OLLAMA_CONTEXT_PROBE_TOKENS words, refused before evaluation with the served context
+    (the recorded refusal names 2,048). The very first /api/tags and /api/show report it; nothing is probed
+    again."""
+    replay.override.clear()
+    before = len(_probes(replay))
+    client = ollama.Client(host=start_proxy(replay, context_probe_tokens=3000).url, timeout=30)
+    assert _contexts(client) == {"tiny-llama:latest": 2048, "tiny-embed:latest": 2048}
+    assert client.show("tiny-llama").modelinfo["tiny.context_length"] == 2048  # type: ignore[index]
+    probes = _probes(replay)[before:]
+    assert sorted(p["model"] for p in probes) == ["tiny-embed", "tiny-llama"]
+    for probe in probes:
+        assert len(probe["prompt"].split()) == 3000 and probe["max_tokens"] == 1
+    client.chat(model="tiny-llama", messages=USER)
+    assert _contexts(client)["tiny-llama:latest"] == 2048
+    assert len(_probes(replay)) - before == 2
+
+
+def test_context_probe_skips_what_the_catalog_says_is_bounded_and_can_be_turned_off(
+    replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread], tmp_path: Path
+) -> None:
+    replay.override.clear()
+    toml = tmp_path / "catalog.toml"
+    toml.write_text('[models."tiny-llama"]\ncontext_length = 4096\n')
+    before = len(_probes(replay))
+    client = ollama.Client(host=start_proxy(replay, catalog=load_catalog_file(toml)).url, timeout=30)
+    assert _contexts(client) == {"tiny-llama:latest": 4096, "tiny-embed:latest": 2048}
+    assert [p["model"] for p in _probes(replay)[before:]] == ["tiny-embed"]
+
+    before = len(_probes(replay))
+    client = ollama.Client(host=start_proxy(replay, context_probe_tokens=0).url, timeout=30)
+    assert _contexts(client) == {"tiny-llama:latest": 8192, "tiny-embed:latest": 8192}
+    assert _probes(replay)[before:] == []
+
+    # FALCON_OLLAMA_CONTEXT_PROBE_MODELS: the first N models of a list (in its order) per refresh
+    client = ollama.Client(host=start_proxy(replay, context_probe_models=1).url, timeout=30)
+    assert _contexts(client) == {"tiny-llama:latest": 2048, "tiny-embed:latest": 8192}
+    assert [p["model"] for p in _probes(replay)[before:]] == ["tiny-llama"]
+
+
+def test_a_probe_that_gets_no_answer_holds_nothing_up(
+    replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upstream that sits on the probe: the first list waits for it at most a moment (2 s), each probe
+    ends at FALCON_OLLAMA_CONTEXT_PROBE_TIMEOUT, the defaults stand, and a log line says so."""
+    replay.override.clear()
+    replay.delay["/v1/completions"] = 3.0
+    caplog.set_level(logging.INFO, logger="falcon_ollama.catalog")
+    try:
+        client = ollama.Client(host=start_proxy(replay, context_probe_timeout=0.5).url, timeout=30)
+        started = time.monotonic()
+        assert _contexts(client) == {"tiny-llama:latest": 8192, "tiny-embed:latest": 8192}
+        assert time.monotonic() - started < 2.9  # the probes' 2 x 0.5 s, not the upstream's 2 x 3 s
+        assert client.chat(model="tiny-llama", messages=USER).done
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "did not name the context of 'tiny-embed'" not in caplog.text:
+            time.sleep(0.05)
+        assert "did not name the context of 'tiny-llama' when asked (no answer" in caplog.text
+        assert "did not name the context of 'tiny-embed' when asked (no answer" in caplog.text
+    finally:
+        replay.delay.clear()
