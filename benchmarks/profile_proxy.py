@@ -1,7 +1,8 @@
 """Profile the proxy under load, for humans: ``python benchmarks/profile_proxy.py --mode stream-paced``.
 
-Runs the app in this process under uvicorn (uvloop + httptools, as a gunicorn worker runs it), the bundled
-fake upstream in its own process, and wrk as the load; profiles the serving process for ``--seconds`` with
+Runs the app in this process under uvicorn (uvloop + our guarded httptools protocol, as a gunicorn worker
+runs it), the bundled fake upstream in its own process, and wrk as the load; profiles the serving process
+for ``--seconds`` with
 
 * ``pyinstrument`` (statistical, default): a call tree, written as text and HTML;
 * ``cprofile``: deterministic, with call counts (slower per call, so shares are distorted, counts are not).
@@ -18,6 +19,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,15 +37,19 @@ async def serve_and_profile(args: argparse.Namespace, fake_port: int, out: Path)
     import uvicorn
 
     from falcon_ollama.app import create_app
+    from falcon_ollama.http_guard import guarded_protocol
+    from falcon_ollama.open_files import connection_bounds
 
     port = h.free_port()
-    app = create_app(h.settings(f"http://127.0.0.1:{fake_port}/v1"))
+    settings = h.settings(f"http://127.0.0.1:{fake_port}/v1")
+    app = create_app(settings)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
         loop="none",
-        http="httptools",
+        http=guarded_protocol(connection_bounds(settings, soft)),  # what a gunicorn worker runs
         lifespan="on",
         log_level="warning",
         access_log=False,

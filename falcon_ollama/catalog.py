@@ -130,7 +130,8 @@ class Catalog:
         # The context probe's prompt length in tokens (0: never probe), and the models probed, same keys.
         self._probe_tokens = probe_tokens
         self._probe_models = probe_models  # at most per list: the server loads each model asked about
-        self._probed: set[tuple[str, str]] = set()
+        self._probed: set[tuple[str, str]] = set()  # at most max_models (as _learnt_context)
+        self._learnt_count = 0  # contexts learnt so far: an install that saw this change applies them again
         for listing in self._listings:
             listing.upstream.on_refusal = functools.partial(self.learn_context, listing.upstream.name)
         # Lookup keys of the aliases written without a tag: these answer every tag of their name.
@@ -320,43 +321,53 @@ class Catalog:
         listing.fresh_until = listing.last_success + self._ttl
         probe = self._start_probe(listing)
         if probe is not None:  # before the merge, so that the list it publishes already says what they learn
+            # shield: a waiter cancelled must not cancel the probes; _probe itself never raises
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(probe), _PROBE_WAIT)
         await self._install()
 
     def _start_probe(self, listing: _Listing) -> asyncio.Task[None] | None:
-        """Ask a llama-cpp-python server the context of each model it lists that nothing else describes
-        (translate/context_probe.py), once per model and worker, one model at a time; the running probe
-        if there is one, None when nothing is left to ask."""
+        """Ask a llama-cpp-python server the context of each model it shows that nothing else describes
+        (translate/context_probe.py), once per model and worker, one model at a time. None when nothing is
+        left to ask or probes of this backend still run (the next refresh asks what they do not cover)."""
         if listing.probe is not None and not listing.probe.done():
-            return listing.probe
+            return None
         raw = listing.raw or []
         if not self._probe_tokens or not wants_context_probe(raw):
             return None
-        backend = listing.upstream.name
+        backend = listing.upstream.backend
+        config = self._config
         asked = [
             item["id"]
             for item in raw
-            if (backend, item["id"].lower()) not in self._probed
-            and (backend, item["id"].lower()) not in self._learnt_context
-            and self._config.facts_for(item["id"]).source_of("context_length") != "catalog"
-        ][: self._probe_models]
+            if (backend.name, item["id"].lower()) not in self._probed
+            and (backend.name, item["id"].lower()) not in self._learnt_context
+            and backend.offers(item["id"])
+            and config.is_listed(item["id"])
+            and config.facts_for(item["id"]).source_of("context_length") != "catalog"
+        ][: min(self._probe_models, self._max_models - len(self._probed))]
         if not asked:
             return None
-        self._probed.update((backend, model_id.lower()) for model_id in asked)
+        self._probed.update((backend.name, model_id.lower()) for model_id in asked)
         listing.probe = asyncio.get_running_loop().create_task(self._probe(listing.upstream, asked))
         return listing.probe
+
+    async def wait_for_probes(self) -> None:
+        """Until every context probe started has ended (``falcon-ollama check``: show what they learn)."""
+        probes = [x.probe for x in self._listings if x.probe is not None]
+        if probes:
+            await asyncio.gather(*probes)
 
     async def _probe(self, upstream: Upstream, model_ids: list[str]) -> None:
         for model_id in model_ids:
             started = time.perf_counter()
             try:
                 answer = await upstream.probe_context(context_probe_body(model_id, self._probe_tokens))
-            except Exception:  # never let a bug here kill the task silently
+                if answer is not None:
+                    self.learn_context(upstream.name, model_id, answer[1])
+            except Exception:  # never let a bug here end the task (or the refresh waiting on it) in an error
                 log.exception("context probe of %r on backend %s crashed", model_id, upstream.name)
-                return
-            if answer is not None:
-                self.learn_context(upstream.name, model_id, answer[1])
+                continue
             if (upstream.name, model_id.lower()) not in self._learnt_context:
                 log.info(
                     "backend %s did not name the context of %r when asked (%s, %.2f s); its default stands",
@@ -377,6 +388,7 @@ class Catalog:
         """Merge every backend's current list with the aliases into the index (the newest merge wins)."""
         self._generation += 1
         generation = self._generation
+        learnt_count = self._learnt_count
         config = self._config
         entries: dict[str, ModelEntry] = {}
         # Per backend: its ids by lower-case id, and what its list says about each.
@@ -451,8 +463,29 @@ class Catalog:
                 self._warned.add(conflict)
                 log.error("%s", conflict)
         self.conflicts = conflicts
+        # a context learnt while this merge gave the loop back: apply it again
+        if learnt_count != self._learnt_count:
+            relearnt = {
+                key: replace(
+                    said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
+                )
+                for key, context in self._learnt_context.items()
+            }
+            said.update(relearnt)
+            entries = self._with_said(entries, relearnt)
         self._said = said
         self._publish(entries)
+
+    def _with_said(
+        self, entries: dict[str, ModelEntry], said: dict[tuple[str, str], UpstreamFacts]
+    ) -> dict[str, ModelEntry]:
+        """``entries`` with the facts of each whose first link ``said`` describes computed again."""
+        out: dict[str, ModelEntry] = {}
+        for name, e in entries.items():
+            key = (e.route[0].backend, e.route[0].model.lower()) if e.route else None
+            facts = said.get(key) if key is not None else None
+            out[name] = e if facts is None else replace(e, facts=self._config.facts_for(e.upstream_id, facts))
+        return out
 
     def _publish(self, entries: dict[str, ModelEntry]) -> None:
         self._index = entries
@@ -465,9 +498,12 @@ class Catalog:
         context = context_from_error(refusal)
         if context is None:
             return
-        key = (backend, model.strip().lower())
+        key = (backend, model.lower())
         if self._learnt_context.get(key) == context:
             return
+        if key not in self._learnt_context and len(self._learnt_context) >= self._max_models:
+            return  # an upstream naming ever new ids cannot grow this without bound
+        self._learnt_count += 1
         self._learnt_context[key] = context
         log.info(
             "backend %s's refusal names a context of %d tokens for %r; using it", backend, context, key[1]
@@ -478,14 +514,7 @@ class Catalog:
         self._said[key] = said
         if self._entries is None:
             return  # the first merge is still to come, and reads what was learnt (a context probe)
-        self._publish(
-            {
-                name: replace(e, facts=self._config.facts_for(e.upstream_id, said))
-                if e.route and (e.route[0].backend, e.route[0].model.lower()) == key
-                else e
-                for name, e in self._index.items()
-            }
-        )
+        self._publish(self._with_said(self._index, {key: said}))
 
     def _target(
         self,

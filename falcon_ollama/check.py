@@ -92,11 +92,15 @@ async def _fetch_models(settings: Settings) -> tuple[list[ModelEntry], list[str]
             probe_models=settings.context_probe_models,
         )
         try:
+            await catalog.list_models()
+            await catalog.wait_for_probes()  # a worker reports what they learn: so does check
             models = await catalog.list_models()
         except OllamaError:
             if len(backends) == 1:
                 raise
             models = []
+        finally:
+            await catalog.close()
         failures = [
             f"backend {name}: {_explain(failure, settings, name)}"
             for name, failure in catalog.failures()

@@ -328,7 +328,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_ALLOW_UNLISTED_MODELS", boolean, False, "forward names the list lacks"),
         _V(
             "FALCON_OLLAMA_CONTEXT_PROBE_TOKENS",
-            NON_NEGATIVE_INT,
+            Integer(
+                minimum=0,
+                expected="an integer >= 0",
+                maximum=4_194_304,
+                maximum_reason="a 25 MB probe request",
+            ),
             262_144,
             "prompt tokens of llama-cpp-python's context probe (0: none)",
         ),

@@ -191,7 +191,7 @@ def context_from_error(body: bytes) -> int | None:
     its context nowhere else (no ``/props``, no ``meta``)."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: 64 KiB of "[" nests deeper than the stack
         return None
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
@@ -214,7 +214,7 @@ def served_context(body: bytes | None) -> int | None:
         return None
     try:
         props = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     settings = props.get("default_generation_settings") if isinstance(props, dict) else None
     return _count(settings.get("n_ctx"), _MAX_CONTEXT) if isinstance(settings, dict) else None

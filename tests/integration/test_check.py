@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from fake_openai import FakeConfig, FakeUpstreamThread
+from fake_openai import FakeConfig, FakeUpstreamThread, Fault
 from tests.servers import REPO, RedisServer, free_port
 
 BASE = {
@@ -129,3 +129,19 @@ def test_context_named_by_the_probe_and_its_source() -> None:
             (8192, "default")
         ]
         assert len([r for r in fake.requests if r.path == "/v1/completions"]) == 1
+
+
+def test_check_waits_for_a_slow_probe_and_leaves_nothing_running() -> None:
+    """A probe answered after the first list's 2 s wait: check still shows what it learnt, exits 0, and no
+    task outlives the closed sessions (no traceback on stderr)."""
+    llama = FakeConfig(
+        models=["tiny-llama"], models_have_created_owned_by=False, answer_any_model=True, context_window=4096
+    )
+    with FakeUpstreamThread(llama) as fake:
+        fake.script(Fault(kind="stall", seconds=2.5, path="/v1/completions"))
+        env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-x", "FALCON_OLLAMA_CATALOG": "none"}
+        result = check(env, "--json")
+    assert result.returncode == 0, result.stderr
+    (model,) = orjson.loads(result.stdout)["models"]
+    assert model["context_length"] == 4096
+    assert "Traceback" not in result.stderr and "crashed" not in result.stderr

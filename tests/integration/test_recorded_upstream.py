@@ -42,6 +42,7 @@ class ReplayUpstream:
         self.cases = llamacpp_cases()
         self.override: dict[str, str] = {}  # path -> case name, for the refusal tests
         self.delay: dict[str, float] = {}  # path -> seconds before answering
+        self.raw: dict[str, tuple[int, bytes]] = {}  # path -> (status, body) not recorded (hostile answers)
         self.requests: list[tuple[str, str, Any]] = []
         replay = self
 
@@ -65,6 +66,11 @@ class ReplayUpstream:
                 pause = replay.delay.get(self.path.split("?")[0])
                 if pause:
                     time.sleep(pause)
+                raw = replay.raw.get(self.path.split("?")[0])
+                if raw is not None:
+                    case = Recorded(
+                        "raw", self.command, self.path, None, False, raw[0], "application/json", raw[1]
+                    )
                 self.send_response(case.status)
                 self.send_header("Content-Type", case.content_type)
                 self.send_header("Content-Length", str(len(case.body)))
@@ -314,6 +320,14 @@ def test_context_probe_skips_what_the_catalog_says_is_bounded_and_can_be_turned_
     assert _contexts(client) == {"tiny-llama:latest": 4096, "tiny-embed:latest": 2048}
     assert [p["model"] for p in _probes(replay)[before:]] == ["tiny-embed"]
 
+    # a model the catalog hides is not asked (on a multi-model server each probe loads its model)
+    hidden = tmp_path / "hidden.toml"
+    hidden.write_text('[listing]\nexclude = ["tiny-embed"]\n')
+    before = len(_probes(replay))
+    client = ollama.Client(host=start_proxy(replay, catalog=load_catalog_file(hidden)).url, timeout=30)
+    assert _contexts(client) == {"tiny-llama:latest": 2048}
+    assert [p["model"] for p in _probes(replay)[before:]] == ["tiny-llama"]
+
     before = len(_probes(replay))
     client = ollama.Client(host=start_proxy(replay, context_probe_tokens=0).url, timeout=30)
     assert _contexts(client) == {"tiny-llama:latest": 8192, "tiny-embed:latest": 8192}
@@ -346,3 +360,30 @@ def test_a_probe_that_gets_no_answer_holds_nothing_up(
         assert "did not name the context of 'tiny-embed' when asked (no answer" in caplog.text
     finally:
         replay.delay.clear()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (400, b"[" * 60_000),  # nested deeper than Python's stack: the stdlib decoder's RecursionError
+        (400, b'{"error": {"message": "maximum context length is 99999999999 tokens"}}'),
+        (200, b'{"choices": [{"text": "hello"}]}'),  # a server that evaluated the prompt
+        (500, b"\xff\xfe not json"),
+    ],
+)
+def test_a_hostile_probe_answer_teaches_nothing_and_breaks_nothing(
+    replay: ReplayUpstream, start_proxy: Callable[..., ProxyThread], answer: tuple[int, bytes]
+) -> None:
+    """Whatever the probe gets back, the list is served with its defaults, each model is asked once, and
+    the worker serves chat as before."""
+    replay.override.clear()
+    replay.raw["/v1/completions"] = answer
+    try:
+        before = len(_probes(replay))
+        client = ollama.Client(host=start_proxy(replay).url, timeout=30)
+        assert _contexts(client) == {"tiny-llama:latest": 8192, "tiny-embed:latest": 8192}
+        assert client.chat(model="tiny-llama", messages=USER).done
+        assert _contexts(client) == {"tiny-llama:latest": 8192, "tiny-embed:latest": 8192}
+        assert sorted(p["model"] for p in _probes(replay)[before:]) == ["tiny-embed", "tiny-llama"]
+    finally:
+        replay.raw.clear()

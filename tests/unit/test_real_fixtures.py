@@ -256,6 +256,7 @@ def test_served_context_from_the_recorded_over_long_prompt_refusal(name: str) ->
         (b'{"error":{"message":"maximum context length is 0 tokens"}}', None),
         (b'{"error":{"message":"maximum context length is 99999999999 tokens"}}', None),
         (b"not json", None),
+        (b"[" * 60_000, None),  # deeper than the stack: RecursionError in the stdlib decoder, not raised
         (b'{"error":{"n_ctx":true}}', None),
     ],
 )
