@@ -212,6 +212,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_seen = 0
         self._body_deadline = None
         super().on_message_complete()
+        if not self.pipeline:
+            # uvicorn pauses reading while over 64 KiB of body wait for the app, and only the app's next
+            # receive() resumes it; the app has the whole body now and calls receive() no more (the
+            # GoneSignal replaced the watcher's receive), so read on, or the client's close is never seen.
+            # A pipelined next request pauses reading again on its own.
+            self.flow.resume_reading()
 
     def _too_many_headers(self) -> tuple[int, str]:
         limit = self.bounds.max_headers
