@@ -15,6 +15,7 @@ import signal
 
 from falcon_ollama.cli import announce_offline_demo, exit_if_cannot_listen
 from falcon_ollama.gunicorn_support import (
+    MIGRATE_REQ,
     master_settings,
     metrics_dir,
     remove_private_metrics_dir,
@@ -22,6 +23,7 @@ from falcon_ollama.gunicorn_support import (
     start_fake_upstream,
     stop_fake_upstream,
     use_upstream,
+    worker_listeners,
 )
 from falcon_ollama.logs import gunicorn_log_config
 
@@ -35,6 +37,13 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir(_server.metrics_dir)
 
 # Bind where Ollama would: OLLAMA_HOST ("host:port", ":port", bare host; default 127.0.0.1:11434).
 bind = [_server.bind.gunicorn_bind]
+
+# FALCON_OLLAMA_REUSEPORT (auto): each worker listens on a SO_REUSEPORT socket of its own (gunicorn opens it
+# after the fork), so the kernel spreads new connections over the workers instead of one worker taking a
+# whole burst; auto where the kernel migrates a closing socket's queue (net.ipv4.tcp_migrate_req = 1), so a
+# recycled or reloaded worker drops no queued connection.
+_own_listeners = worker_listeners(_server.reuseport)
+reuse_port = _own_listeners
 
 # The ASGI app, built in each worker by a factory (no app object is shared across a fork) from the settings
 # the master validated.
@@ -98,6 +107,13 @@ def when_ready(server):
     """FALCON_OLLAMA_CONFIG_WATCH_SECONDS > 0: a changed catalog, tenants or keys file reloads as SIGHUP
     does (a bad file is refused there and the running configuration kept). Started once, in the master."""
     log = logging.getLogger("gunicorn.error")
+    if _own_listeners:
+        log.info("FALCON_OLLAMA_REUSEPORT: a listening socket per worker (SO_REUSEPORT)")
+        if not worker_listeners("auto", MIGRATE_REQ):
+            log.warning(
+                "FALCON_OLLAMA_REUSEPORT=on without net.ipv4.tcp_migrate_req=1: connections queued on a "
+                "worker's socket are reset when it exits (recycling, reload)"
+            )
 
     def reload(paths):
         log.info("configuration file changed (%s): reloading", ", ".join(str(p) for p in paths))

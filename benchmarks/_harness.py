@@ -540,14 +540,20 @@ def proxy_env(port: int, upstream_port: int, workers: int, **extra: str) -> dict
 
 
 def start_gunicorn(
-    port: int, upstream_port: int, workers: int, log_path: Path, **extra: str
+    port: int,
+    upstream_port: int,
+    workers: int,
+    log_path: Path,
+    *,
+    config: str = "gunicorn.conf.py",
+    **extra: str,
 ) -> subprocess.Popen[bytes]:
     """The proxy exactly as production starts it: ``gunicorn -c gunicorn.conf.py`` in the repo.
 
     Its logs (one JSON line per request) go to ``log_path``, as a container runtime would collect them."""
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", "-c", config],
             cwd=REPO,
             env=proxy_env(port, upstream_port, workers, **extra),
             stdout=log,

@@ -67,6 +67,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
+    parser.add_argument(
+        "--gunicorn-config", default=None, help="another gunicorn configuration file than gunicorn.conf.py"
+    )
     args = parser.parse_args()
     if shutil.which("node") is None:
         sys.exit("node is not installed")
@@ -85,7 +88,12 @@ def main() -> None:
             nginx = start_nginx(directory, nginx_port, fake_port, args.workers)
             procs.append(nginx)
             proxy = h.start_gunicorn(
-                proxy_port, fake_port, args.workers, directory / "proxy.log", FALCON_OLLAMA_MAX_REQUESTS="0"
+                proxy_port,
+                fake_port,
+                args.workers,
+                directory / "proxy.log",
+                config=args.gunicorn_config or "gunicorn.conf.py",
+                FALCON_OLLAMA_MAX_REQUESTS="0",
             )
             procs.append(proxy)
             openai = openai_body(args.tokens)

@@ -214,3 +214,27 @@ def start_config_watcher(period: float, on_change: Callable[[list[Path]], None])
 
     _watcher = threading.Thread(target=run, name="falcon-ollama-config-watch", daemon=True)
     _watcher.start()
+
+
+# Linux >= 5.14: when a listening socket of a SO_REUSEPORT group closes, the connections queued on it move
+# to another socket of the group instead of being reset (sysctl net.ipv4.tcp_migrate_req).
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def worker_listeners(mode: str, migrate_req: Path = MIGRATE_REQ) -> bool:
+    """Whether each worker listens on a SO_REUSEPORT socket of its own (FALCON_OLLAMA_REUSEPORT; gunicorn's
+    ``reuse_port``, with which each worker opens its own socket after the fork).
+
+    Why: with the one listening socket gunicorn shares, a burst of new connections goes to whichever worker
+    wakes first, and uvloop accepts the whole backlog at once (93 / 7 of 100 connections was measured): one
+    worker saturates while the other idles. Per-worker sockets let the kernel spread them. The cost: a
+    worker that exits (recycling, reload) drops what is queued on its socket, unless the kernel migrates it;
+    so ``auto`` turns them on only where it does."""
+    if mode == "on":
+        return True
+    if mode == "off":
+        return False
+    try:
+        return migrate_req.read_text().strip() == "1"
+    except OSError:
+        return False

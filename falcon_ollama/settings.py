@@ -390,6 +390,12 @@ VARIABLES: tuple[Variable, ...] = (
         _V("FALCON_OLLAMA_MAX_REQUESTS", NON_NEGATIVE_INT, 50000, "requests before a worker is recycled"),
         _V("FALCON_OLLAMA_MAX_REQUESTS_JITTER", NON_NEGATIVE_INT, 5000, "random spread of that"),
         _V(
+            "FALCON_OLLAMA_REUSEPORT",
+            Choice(("auto", "on", "off"), "auto, on or off"),
+            "auto",
+            "a listening socket per worker (auto: if the kernel migrates)",
+        ),
+        _V(
             "PROMETHEUS_MULTIPROC_DIR",
             writable_directory,
             None,
@@ -474,6 +480,7 @@ class ServerSettings:
     worker_timeout: int
     max_requests: int
     max_requests_jitter: int
+    reuseport: str  # auto | on | off (gunicorn_support.worker_listeners)
     config_watch_seconds: float
     metrics_dir: str | None
 
@@ -574,6 +581,7 @@ class Settings:
     worker_timeout: int = _default("worker_timeout")
     max_requests: int = _default("max_requests")
     max_requests_jitter: int = _default("max_requests_jitter")
+    reuseport: str = _default("reuseport")
     config_watch_seconds: float = _default("config_watch_seconds")
     metrics_dir: str | None = _default("metrics_dir")
     log_level: str = _default("log_level")

@@ -46,7 +46,9 @@ STANDARD_VARIABLES = frozenset(
 DECLARED = {v.name: v for v in VARIABLES}
 # The variables the docs call "the gunicorn variables": gunicorn's integer settings, each with a default.
 GUNICORN_INT_SETTINGS = {
-    v.name: (v.default, v.minimum) for v in VARIABLES if v.group == "gunicorn" and v.default is not None
+    v.name: (v.default, v.minimum)
+    for v in VARIABLES
+    if v.group == "gunicorn" and isinstance(v.default, int) and not isinstance(v.default, bool)
 }
 # Every variable the docs must describe: the declared ones, and the one naming the .env file itself.
 DOCUMENTED = {*DECLARED, ENV_FILE_VARIABLE}
