@@ -42,7 +42,8 @@ bind = [_server.bind.gunicorn_bind]
 # after the fork), so the kernel spreads new connections over the workers instead of one worker taking a
 # whole burst; auto where the kernel migrates a closing socket's queue (net.ipv4.tcp_migrate_req = 1), so a
 # recycled or reloaded worker drops no queued connection.
-_own_listeners = worker_listeners(_server.reuseport)
+# Not with sockets handed in (systemd socket activation, gunicorn's re-exec): those are served as they are.
+_own_listeners = worker_listeners(_server.reuseport) and not {"GUNICORN_FD", "LISTEN_FDS"} & set(os.environ)
 reuse_port = _own_listeners
 
 # The ASGI app, built in each worker by a factory (no app object is shared across a fork) from the settings
