@@ -76,6 +76,11 @@ def lookup_key(name: str) -> str:
     return key
 
 
+def _with_learnt(facts: UpstreamFacts | None, context: int) -> UpstreamFacts:
+    """What an upstream says of a model, with the context it named refusing a prompt that long."""
+    return replace(facts or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR)
+
+
 class _Listing:
     """One backend's cached model list and the state of its refreshes."""
 
@@ -413,9 +418,7 @@ class Catalog:
                     upstream = replace(upstream or UpstreamFacts(), context_length=listing.served)
                 learnt = self._learnt_context.get((backend.name, model_id.lower()))
                 if learnt is not None:
-                    upstream = replace(
-                        upstream or UpstreamFacts(), context_length=learnt, context_source=UPSTREAM_ERROR
-                    )
+                    upstream = _with_learnt(upstream, learnt)
                 if upstream is not None:
                     said[backend.name, model_id.lower()] = upstream
                 if not backend.offers(model_id) or not config.is_listed(model_id):
@@ -466,10 +469,7 @@ class Catalog:
         # a context learnt while this merge gave the loop back: apply it again
         if learnt_count != self._learnt_count:
             relearnt = {
-                key: replace(
-                    said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
-                )
-                for key, context in self._learnt_context.items()
+                key: _with_learnt(said.get(key), context) for key, context in self._learnt_context.items()
             }
             said.update(relearnt)
             entries = self._with_said(entries, relearnt)
@@ -508,9 +508,7 @@ class Catalog:
         log.info(
             "backend %s's refusal names a context of %d tokens for %r; using it", backend, context, key[1]
         )
-        said = replace(
-            self._said.get(key) or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR
-        )
+        said = _with_learnt(self._said.get(key), context)
         self._said[key] = said
         if self._entries is None:
             return  # the first merge is still to come, and reads what was learnt (a context probe)

@@ -85,7 +85,7 @@ async def _fetch_models(settings: Settings) -> tuple[list[ModelEntry], list[str]
         catalog = Catalog(
             settings.catalog,
             list(backends),
-            ttl=0.0,
+            ttl=3600.0,  # one load: the second list_models below reads it again, fetches nothing
             max_models=settings.max_models,
             allow_unlisted=False,
             probe_tokens=settings.context_probe_tokens,  # shows the context a worker will report
