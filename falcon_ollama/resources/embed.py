@@ -85,14 +85,14 @@ class _Embedder:
         asked again for numbers, and from then on for that model."""
         session, upstream_id, requested = job.session, job.entry.upstream_id, job.requested
         if upstream_id not in self._deps.numbers_only:
-            body = embeddings_request(upstream_id, inputs, job.dimensions, "base64")
+            body = embeddings_request(upstream_id, inputs, "base64")
             try:
                 return await session.post("embeddings", body, model=requested)
             except UpstreamError as exc:
                 if not is_encoding_refusal(exc.status, exc.message):
                     raise
             self._deps.numbers_only.add(upstream_id)
-        body = embeddings_request(upstream_id, inputs, job.dimensions, "float")
+        body = embeddings_request(upstream_id, inputs, "float")
         return await session.post("embeddings", body, model=requested)
 
     async def _embed_batch(
@@ -109,7 +109,9 @@ class _Embedder:
             # Our character-based cut was not enough for this text: cut at one character per token.
             shorter = truncate_inputs(inputs, job.entry.facts.context_length, 1)
             answer = await self._post_embeddings(job, shorter)
-        return parse_embeddings_response(answer.body, len(inputs), normalize=normalize)
+        return parse_embeddings_response(
+            answer.body, len(inputs), normalize=normalize, dimensions=job.dimensions
+        )
 
     async def _embed_all(self, job: _Job, inputs: list[str]) -> tuple[list[bytes], int]:
         """Each batch's normalized vectors as a JSON array (bytes, in input order) and the token count."""

@@ -44,11 +44,12 @@ def parse_embed_input(raw: object) -> list[str]:
 
 
 def parse_dimensions(raw: object) -> int | None:
+    """``dimensions`` as Ollama takes it: an integer, where zero or less means the whole vector."""
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise InvalidRequest("invalid value for 'dimensions': expected a positive integer")
-    return raw
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InvalidRequest("invalid value for 'dimensions': expected an integer")
+    return raw if raw > 0 else None
 
 
 def parse_truncate(raw: object) -> bool:
@@ -84,11 +85,12 @@ def make_batches(inputs: list[str], max_inputs: int, max_tokens: int) -> list[Ba
     return batches
 
 
-def embeddings_request(upstream_id: str, inputs: list[str], dimensions: int | None, encoding: str) -> bytes:
-    """The upstream body; ``encoding`` is ``"base64"`` (float32 bytes: nothing to parse) or ``"float"``."""
+def embeddings_request(upstream_id: str, inputs: list[str], encoding: str) -> bytes:
+    """The upstream body; ``encoding`` is ``"base64"`` (float32 bytes: nothing to parse) or ``"float"``.
+
+    ``dimensions`` is never sent: Ollama shortens any model's vectors itself (``parse_embeddings_response``),
+    where an upstream would refuse it for a model without shortening (OpenAI's ada-002, local servers)."""
     body: dict[str, Any] = {"model": upstream_id, "input": inputs, "encoding_format": encoding}
-    if dimensions is not None:
-        body["dimensions"] = dimensions
     return orjson.dumps(body)
 
 
@@ -99,9 +101,13 @@ def is_encoding_refusal(status: int, message: str) -> bool:
     return status in (400, 422) and ("encoding_format" in lowered or "base64" in lowered)
 
 
-def parse_embeddings_response(payload: bytes, expected: int, *, normalize: bool) -> tuple[bytes, int | None]:
+def parse_embeddings_response(
+    payload: bytes, expected: int, *, normalize: bool, dimensions: int | None = None
+) -> tuple[bytes, int | None]:
     """The vectors as one JSON array of arrays, in input order (L2-normalized when asked), and
-    ``usage.prompt_tokens``; anything malformed is a 502 saying what.
+    ``usage.prompt_tokens``; anything malformed is a 502 saying what. A vector longer than ``dimensions`` is
+    cut to that length and normalized again, as Ollama's EmbedHandler does (OpenAI's own shortening of
+    text-embedding-3 vectors gives the same numbers).
 
     Each ``embedding`` is base64 little-endian float32 (what we ask for) or an array of numbers (servers
     that ignore ``encoding_format``); either becomes one numpy array, checked, normalized and serialized in
@@ -117,15 +123,21 @@ def parse_embeddings_response(payload: bytes, expected: int, *, normalize: bool)
         raise UpstreamProtocolError(f"the upstream returned {len(items)} embeddings for {expected} inputs")
     vectors: list[NDArray[Any] | None] = [None] * expected
     with np.errstate(all="ignore"):  # overflow and NaN are found by the checks, not as warnings
-        _collect(items, vectors, payload, normalize)
+        _collect(items, vectors, payload, normalize, dimensions)
     usage = data.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     prompt_tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY), prompt_tokens
 
 
-def _collect(items: list[Any], vectors: list[NDArray[Any] | None], payload: bytes, normalize: bool) -> None:
-    """Each item's vector, checked (and normalized when asked), at its index in ``vectors``."""
+def _collect(
+    items: list[Any],
+    vectors: list[NDArray[Any] | None],
+    payload: bytes,
+    normalize: bool,
+    dimensions: int | None,
+) -> None:
+    """Each item's vector, checked (normalized, and cut to ``dimensions``, when asked), at its index."""
     # Whether the answer may hold a boolean (numpy takes True for 1): a scan of the whole payload, ~1 ns a
     # byte, made only when a vector comes as an array of numbers (base64 vectors cannot hold one).
     may_have_booleans: bool | None = None
@@ -148,6 +160,8 @@ def _collect(items: list[Any], vectors: list[NDArray[Any] | None], payload: byte
             vector = _normalized(vector)
         elif not np.isfinite(vector).all():  # only base64 can carry these: JSON has no NaN or Infinity
             raise UpstreamProtocolError(_NOT_FINITE)
+        if dimensions is not None and dimensions < len(vector):
+            vector = _normalized(vector[:dimensions])
         vectors[index] = vector
         del item["embedding"]  # the parsed numbers or text can go now: only the array is kept
 

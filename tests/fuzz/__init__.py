@@ -179,14 +179,15 @@ class ErrorLogs(logging.Handler):
 
 # The bundled fake upstream builds an embedding of any ``dimensions`` it is asked for (OpenAI refuses more
 # than the model's length): 2**31 is gigabytes per input and the test process is killed. The app passes
-# ``dimensions`` on unchecked, as it should; the fake is what cannot take it.
+# ``dimensions`` of /v1/embeddings on unchecked, as it should; the fake is what cannot take it (/api/embed
+# shortens vectors itself and never sends ``dimensions``).
 FAKE_HUGE_DIMENSIONS = "fake-upstream-huge-dimensions"
 _FAKE_MAX_DIMENSIONS = 4096
 
 
 def fake_upstream_limit(path: str, body: bytes) -> str | None:
     """Why the bundled fake upstream cannot serve this request (not the app's fault), or None."""
-    if path not in ("/api/embed", "/v1/embeddings"):
+    if path != "/v1/embeddings":
         return None
     try:
         data = orjson.loads(body)

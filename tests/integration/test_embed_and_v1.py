@@ -74,11 +74,21 @@ def test_embed_model_errors(proxy: ProxyThread) -> None:
     assert chat_model.status_code == 400 and chat_model.json()["error"]
 
 
-def test_embed_dimensions(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
-    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": 4}
-    vectors = httpx.post(proxy.url + "/api/embed", json=body).json()["embeddings"]
-    assert len(vectors[0]) == 4
-    assert embedding_requests(fake)[-1].json["dimensions"] == 4
+@pytest.mark.parametrize("model", ["text-embedding-3-small", "text-embedding-ada-002", "nomic-embed-text"])
+def test_embed_dimensions_shorten_locally_for_any_model(
+    proxy: ProxyThread, fake: FakeUpstreamThread, model: str
+) -> None:
+    """Ollama's EmbedHandler cuts each normalized vector to ``dimensions`` and normalizes it again, for any
+    model; the upstream is not asked (OpenAI refuses ``dimensions`` for ada-002, most local servers too)."""
+    full = httpx.post(proxy.url + "/api/embed", json={"model": model, "input": "x"}).json()["embeddings"][0]
+    body = {"model": model, "input": "x", "dimensions": 4}
+    resp = httpx.post(proxy.url + "/api/embed", json=body)
+    assert resp.status_code == 200, resp.text
+    vector = resp.json()["embeddings"][0]
+    assert "dimensions" not in embedding_requests(fake)[-1].json
+    norm = math.sqrt(sum(x * x for x in full[:4]))
+    assert vector == pytest.approx([x / norm for x in full[:4]], rel=1e-6)
+    assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, rel_tol=1e-6)
 
 
 def test_big_batch_is_split_and_reassembled_in_order(start_proxy: Callable[..., ProxyThread]) -> None:
@@ -350,10 +360,24 @@ def test_embed_sends_the_request_id_upstream(proxy: ProxyThread, fake: FakeUpstr
     assert embedding_requests(fake)[-1].headers["x-request-id"] == "embed-42"  # type: ignore[attr-defined]
 
 
-def test_fake_refuses_absurd_dimensions_like_openai(proxy: ProxyThread) -> None:
-    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": 2**31}
+@pytest.mark.parametrize("dimensions", [0, -1, 2**31])
+def test_embed_dimensions_out_of_range_keep_the_whole_vector(proxy: ProxyThread, dimensions: int) -> None:
+    """As in Ollama: zero or less, or at least the vector's length, leaves the vector whole."""
+    full = httpx.post(proxy.url + "/api/embed", json={"model": "text-embedding-3-small", "input": "x"})
+    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": dimensions}
     resp = httpx.post(proxy.url + "/api/embed", json=body)
-    assert resp.status_code == 400 and "dimensions" in resp.json()["error"]
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["embeddings"] == full.json()["embeddings"]
+
+
+@pytest.mark.parametrize("dimensions", ["4", 4.5, True, [4], 10**30])  # 10**30: no Go int either
+def test_embed_dimensions_not_an_integer_is_refused(proxy: ProxyThread, dimensions: object) -> None:
+    body = {"model": "text-embedding-3-small", "input": "x", "dimensions": dimensions}
+    resp = httpx.post(proxy.url + "/api/embed", json=body)
+    assert (resp.status_code, resp.json()) == (
+        400,
+        {"error": "invalid value for 'dimensions': expected an integer"},
+    )
 
 
 def test_upstream_refusing_base64_is_asked_for_numbers(start_proxy: Callable[..., ProxyThread]) -> None:

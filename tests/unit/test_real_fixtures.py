@@ -268,3 +268,23 @@ def test_no_other_recorded_refusal_names_a_context() -> None:
     for name, case in llamacpp_cases().items():
         if case.status >= 400 and not name.endswith("context_exceeded"):
             assert context_from_error(case.body) is None, name
+
+
+@pytest.mark.parametrize(
+    ("vector", "dimensions", "normalize", "expected"),
+    [
+        ([3.0, 4.0, 12.0], 2, True, [0.6, 0.8]),  # normalized whole, cut, normalized again
+        ([3.0, 4.0, 12.0], 2, False, [0.6, 0.8]),  # a cut vector is always of unit length (Ollama's order)
+        ([3.0, 4.0, 12.0], 3, True, [3 / 13, 4 / 13, 12 / 13]),  # not shorter: only normalized
+        ([3.0, 4.0, 12.0], 7, False, [3.0, 4.0, 12.0]),
+        ([3.0, 4.0, 12.0], None, True, [3 / 13, 4 / 13, 12 / 13]),
+        ([0.0, 0.0, 5.0], 2, True, [0.0, 0.0]),  # a zero vector stays zero
+    ],
+)
+def test_vectors_cut_to_dimensions(
+    vector: list[float], dimensions: int | None, normalize: bool, expected: list[float]
+) -> None:
+    for encoded in (vector, base64.b64encode(array("f", vector).tobytes()).decode()):
+        body = json.dumps({"data": [{"index": 0, "embedding": encoded}]}).encode()
+        out = json.loads(parse_embeddings_response(body, 1, normalize=normalize, dimensions=dimensions)[0])
+        assert out == [pytest.approx(expected, rel=1e-6)]
