@@ -76,6 +76,17 @@ def lookup_key(name: str) -> str:
     return key
 
 
+_DEFAULT_HOST = "registry.ollama.ai/"
+_DEFAULT_NAMESPACE = "library/"
+
+
+def _without_default_namespace(key: str) -> str:
+    """``key`` without Ollama's default host and namespace, if it names them (else unchanged)."""
+    short = key.removeprefix(_DEFAULT_HOST)
+    rest = short.removeprefix(_DEFAULT_NAMESPACE)
+    return rest if rest != short and rest and "/" not in rest else key
+
+
 def _with_learnt(facts: UpstreamFacts | None, context: int) -> UpstreamFacts:
     """What an upstream says of a model, with the context it named refusing a prompt that long."""
     return replace(facts or UpstreamFacts(), context_length=context, context_source=UPSTREAM_ERROR)
@@ -234,10 +245,15 @@ class Catalog:
 
     def _find(self, key: str, name: str) -> ModelEntry | None:
         """The entry for a lookup key; a tagged name (``llama3.2:3b``) that nothing lists as such is
-        answered by an alias of the same name without a tag, under the name the client asked for."""
+        answered by an alias of the same name without a tag, under the name the client asked for. A name
+        spelt out in full (``registry.ollama.ai/library/llama3.2``, ``library/llama3.2``) that nothing lists
+        so is the short name, as Ollama's ParseName fills in its default host and namespace."""
         entry = self._index.get(key)
         if entry is not None:
             return entry
+        short = _without_default_namespace(key)
+        if short != key:
+            return self._find(short, name)
         base, colon, tag = key.rpartition(":")
         if not colon or not base or not tag or "/" in tag or base not in self._untagged_aliases:
             return None

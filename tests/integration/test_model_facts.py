@@ -359,3 +359,26 @@ def test_the_shipped_catalogs_defaults_never_refuse_thinking(start: Callable[...
             "deepseek-r1-distill-qwen-7b", messages=[{"role": "user", "content": "hi"}], think=True
         )
         assert reply.message.thinking and reply.message.content
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [
+        ("library/llama3.2", "gpt-4o-mini"),
+        ("registry.ollama.ai/library/llama3.2:latest", "gpt-4o-mini"),
+        ("Registry.Ollama.AI/library/qwen3:8b", "o4-mini"),
+        ("library/gpt-4o-mini", "gpt-4o-mini"),
+    ],
+)
+def test_a_name_spelt_out_in_full_is_the_short_name(shipped: ProxyThread, name: str, target: str) -> None:
+    """Ollama's ParseName fills in the default host and namespace, so these are the same model there."""
+    client = ollama.Client(host=shipped.url)
+    assert f"\nFROM {target}\n" in (client.show(name).modelfile or "")
+    reply = client.chat(name, messages=[{"role": "user", "content": "hi"}])
+    assert reply.model == name and reply.message.content
+
+
+@pytest.mark.parametrize("name", ["library/nope", "someone/llama3.2", "registry.ollama.ai/someone/llama3.2"])
+def test_another_namespace_is_not_the_short_name(shipped: ProxyThread, name: str) -> None:
+    resp = httpx.post(shipped.url + "/api/show", json={"model": name})
+    assert (resp.status_code, resp.json()) == (404, {"error": f"model '{name}:latest' not found"})
