@@ -92,7 +92,9 @@ class _Completion:
     def _warn_dropped(self, plan: ChatPlan) -> None:
         for name in plan.dropped:
             option, _, reason = name.partition(" (")
-            if reason:  # "stop (not supported by reasoning models)": the model refuses it, not the API
+            if reason.startswith("outside"):  # a value OpenAI refuses, brought inside its range
+                text = f"option {option!r} {reason.rstrip(')')} (logged once)"
+            elif reason:  # "stop (not supported by reasoning models)": the model refuses it, not the API
                 text = f"ignoring {option!r} for this model: {reason.rstrip(')')} (logged once)"
             else:
                 text = (

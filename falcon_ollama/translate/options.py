@@ -2,7 +2,8 @@
 
 What maps: ``num_predict`` -> ``max_tokens`` (``max_completion_tokens`` for reasoning models; -1, -2 and
 0 mean no limit), ``temperature``, ``top_p``, ``seed`` (negative = random = omitted), ``stop`` (string or
-list; the OpenAI API takes at most 4), ``frequency_penalty``, ``presence_penalty``. Ollama's runner options
+list; the OpenAI API takes at most 4), ``frequency_penalty``, ``presence_penalty`` (each brought inside
+OpenAI's range: Ollama takes any number, OpenAI refuses one outside with a 400). Ollama's runner options
 (``num_ctx``, ``top_k``, ``mirostat``…) have no OpenAI equivalent: they are never sent and are reported
 back so the resource can warn once per option name. Reasoning models (o-series, gpt-5) reject sampling
 parameters and ``stop``, so for them those are dropped and reported too. Unknown keys are ignored, as
@@ -43,6 +44,13 @@ UNMAPPABLE = (_INT_OPTIONS | _FLOAT_OPTIONS | _BOOL_OPTIONS) - {
 }  # fmt: skip
 # Sampling parameters reasoning models (o-series, gpt-5) reject.
 _SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+# The ranges OpenAI takes (a value outside is a 400); Ollama takes any number, so one is brought inside.
+OPENAI_RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
 
 
 @dataclass(slots=True)
@@ -91,7 +99,12 @@ def map_options(options: object, *, reasoning: bool) -> MappedOptions:
             elif reasoning and key in _SAMPLING:
                 result.dropped.append(f"{key} (not supported by reasoning models)")
             else:
-                params[key] = number_f
+                low, high = OPENAI_RANGES[key]
+                params[key] = inside = min(max(number_f, low), high)
+                if inside != number_f:
+                    result.dropped.append(
+                        f"{key} (outside OpenAI's range {low:g} to {high:g}: the nearest bound is sent)"
+                    )
         elif key in _BOOL_OPTIONS:
             if not isinstance(value, bool):
                 raise InvalidRequest(f'option "{key}" must be of type boolean')

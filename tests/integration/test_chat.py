@@ -315,6 +315,21 @@ def test_options_are_translated(proxy: ProxyThread, fake: FakeUpstreamThread) ->
     assert "top_k" not in sent and "num_ctx" not in sent and "options" not in sent
 
 
+def test_values_openai_refuses_are_brought_inside_its_range(
+    proxy: ProxyThread, fake: FakeUpstreamThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ollama takes any temperature; the fake, like OpenAI, refuses one above 2 with a 400."""
+    caplog.set_level(logging.WARNING, logger="falcon_ollama.options")
+    client = ollama.Client(host=proxy.url)
+    for temperature in (2.5, 3.1, 7):
+        reply = client.chat("gpt-4o", messages=USER, options={"temperature": temperature, "top_p": 1.2})
+        assert reply.message.content
+        sent = last_upstream_body(fake)
+        assert (sent["temperature"], sent["top_p"]) == (2.0, 1.0)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "falcon_ollama.options"]
+    assert sum("'temperature' outside OpenAI's range 0 to 2" in w for w in warnings) == 1  # once, any value
+
+
 def test_reasoning_model_gets_max_completion_tokens(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     # The fake, like OpenAI, rejects max_tokens and temperature for o-series models.
     reply = ollama.Client(host=proxy.url).chat(

@@ -39,6 +39,39 @@ REASONING_NOTE = " (not supported by reasoning models)"
         pytest.param(
             {"presence_penalty": -1.5}, False, {"presence_penalty": -1.5}, [], id="presence_penalty"
         ),
+        # Ollama takes any number; OpenAI refuses one outside its range: brought inside, and reported
+        pytest.param(
+            {"temperature": 2.5},
+            False,
+            {"temperature": 2.0},
+            ["temperature (outside OpenAI's range 0 to 2: the nearest bound is sent)"],
+            id="temperature-above-range",
+        ),
+        pytest.param(
+            {"temperature": -1},
+            False,
+            {"temperature": 0.0},
+            ["temperature (outside OpenAI's range 0 to 2: the nearest bound is sent)"],
+            id="temperature-below-range",
+        ),
+        pytest.param({"temperature": 2}, False, {"temperature": 2.0}, [], id="temperature-at-the-bound"),
+        pytest.param(
+            {"top_p": 1.5},
+            False,
+            {"top_p": 1.0},
+            ["top_p (outside OpenAI's range 0 to 1: the nearest bound is sent)"],
+            id="top_p-above",
+        ),
+        pytest.param(
+            {"presence_penalty": -3, "frequency_penalty": 9},
+            False,
+            {"presence_penalty": -2.0, "frequency_penalty": 2.0},
+            [
+                "presence_penalty (outside OpenAI's range -2 to 2: the nearest bound is sent)",
+                "frequency_penalty (outside OpenAI's range -2 to 2: the nearest bound is sent)",
+            ],
+            id="penalties-outside",
+        ),
         # seed: negative means "random" in Ollama -> omitted
         pytest.param({"seed": 42}, False, {"seed": 42}, [], id="seed"),
         pytest.param({"seed": 0}, False, {"seed": 0}, [], id="seed-zero-kept"),
