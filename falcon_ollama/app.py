@@ -35,6 +35,7 @@ from falcon_ollama.resources.cloud import (
     StatusResource,
     WebToolResource,
 )
+from falcon_ollama.resources.completions import CompletionsResource
 from falcon_ollama.resources.discovery import (
     PsResource,
     RootResource,
@@ -183,7 +184,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
         keep_alive_default=settings.keep_alive_default,
     )
     app.add_route("/api/chat", ChatResource(completion))
-    app.add_route("/api/generate", GenerateResource(completion))
+    generate = GenerateResource(completion)
+    app.add_route("/api/generate", generate)
     embed = EmbedDeps(
         catalog=catalog,
         running=services.running,
@@ -199,8 +201,9 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/api/pull", PullResource(catalog, limits))
     app.add_route("/v1/models", ModelsResource(catalog, started_at))
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
-    for path in ("chat/completions", "completions", "embeddings"):
+    for path in ("chat/completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
+    app.add_route("/v1/completions", CompletionsResource(generate, limits))
     add_cloud_routes(app)
     # auto: forwarded only when every backend is OpenAI's own API (each model's backend must speak it).
     if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):

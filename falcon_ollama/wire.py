@@ -61,3 +61,9 @@ def ndjson_line(obj: Any) -> bytes:
 def error_body(message: str) -> bytes:
     """Ollama's error body ``{"error": "..."}``."""
     return orjson.dumps({"error": message})
+
+
+def openai_error(status: int, message: str) -> bytes:
+    """OpenAI's error body, as Ollama's /v1 routes answer; the type follows the status as Ollama's does."""
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})

@@ -126,7 +126,12 @@ class GenerateResource(_Completion):
     """``POST /api/generate``."""
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body = await read_json_object(req, self._limits)
+        await self.answer(req, resp, await read_json_object(req, self._limits))
+
+    async def answer(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, body: dict[str, Any]
+    ) -> None:
+        """Answer a generate request already read (``/v1/completions`` comes here translated)."""
         name = model_field(body)
         if not name:
             raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here

@@ -29,15 +29,9 @@ from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCa
 from falcon_ollama.translate.models import newest_first
 from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, adapt_openai_body
 from falcon_ollama.upstream import UpstreamError
-from falcon_ollama.wire import JSON_CONTENT_TYPE
+from falcon_ollama.wire import JSON_CONTENT_TYPE, openai_error
 
 log = logging.getLogger("falcon_ollama.openai_compat")
-
-
-def openai_error(status: int, message: str) -> bytes:
-    """OpenAI's error body; the type follows the status as Ollama's own /v1 layer does."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
 
 
 def _send_error(resp: falcon.asgi.Response, error: OllamaError) -> None:
