@@ -21,6 +21,8 @@ from falcon_ollama.resources.relay import Relay
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.chat_request import (
     ChatPlan,
+    check_chat,
+    check_generate,
     check_raw,
     ollama_to_openai,
     parse_common,
@@ -117,7 +119,10 @@ class ChatResource(_Completion):
         if not messages:
             if messages is not None and not isinstance(messages, list):
                 raise OllamaError(400, "invalid value for 'messages': expected an array")
-            self._load_reply(resp, entry, name, parse_common(body).keep_alive, chat=True)
+            common = parse_common(body)
+            if common.keep_alive != 0:  # Ollama unloads first; a load is refused as a chat would be
+                check_chat(entry, name, common)
+            self._load_reply(resp, entry, name, common.keep_alive, chat=True)
             return
         await self._relay_translated(req, resp, body, entry, name, "chat")
 
@@ -142,7 +147,9 @@ class GenerateResource(_Completion):
             raise OllamaError(400, "invalid value for 'prompt': expected a string")
         if not prompt and not body.get("suffix"):
             common = parse_common(body)
-            check_raw(body)
+            if common.keep_alive != 0:  # Ollama unloads first; a load is refused as a generate would be
+                check_raw(body)
+                check_generate(entry, name, common)
             self._load_reply(resp, entry, name, common.keep_alive, chat=False)
             return
         await self._relay_translated(req, resp, body, entry, name, "generate")

@@ -116,7 +116,7 @@ def ollama_to_openai(
 def _chat(
     body: dict[str, Any], entry: ModelEntry, requested: str, common: Common, rules: RequestRules
 ) -> ChatPlan:
-    _check_chat_capabilities(entry, requested, common, body)
+    check_chat(entry, requested, common)
     messages = _messages(body.get("messages"), rules.limits)
     plan = _base_plan(body, entry, requested, common, messages, rules)
     tools = _tools(body.get("tools"))
@@ -149,9 +149,7 @@ def _generate(
     check_raw(body)
     context = body.get("context")
     caps = entry.facts.capabilities
-    if "completion" not in caps:
-        raise Unsupported(f'"{requested}" does not support generate')
-    _check_think(entry, requested, common)
+    check_generate(entry, requested, common)
     dropped: list[str] = []
     if template:
         dropped.append("template")
@@ -257,9 +255,18 @@ def _completions_plan(
     )
 
 
-def _check_chat_capabilities(entry: ModelEntry, requested: str, common: Common, body: dict[str, Any]) -> None:
+def check_chat(entry: ModelEntry, requested: str, common: Common) -> None:
+    """What Ollama's ChatHandler refuses before anything else about the model (its load reply included)."""
     if "completion" not in entry.facts.capabilities:
         raise Unsupported(f'"{requested}" does not support chat')
+    _check_think(entry, requested, common)
+
+
+def check_generate(entry: ModelEntry, requested: str, common: Common) -> None:
+    """What Ollama's GenerateHandler refuses before anything else about the model (its load reply
+    included)."""
+    if "completion" not in entry.facts.capabilities:
+        raise Unsupported(f'"{requested}" does not support generate')
     _check_think(entry, requested, common)
 
 

@@ -375,6 +375,32 @@ def test_empty_conversation_loads_and_keep_alive_zero_unloads(
     assert gen.done_reason == "load"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "status", "answer"),
+    [
+        # Ollama's handlers check the model's capabilities (and think) before their load reply...
+        ("generate", {"model": "nomic-embed-text"}, 400, '"nomic-embed-text" does not support generate'),
+        (
+            "chat",
+            {"model": "nomic-embed-text", "messages": []},
+            400,
+            '"nomic-embed-text" does not support chat',
+        ),
+        ("chat", {"model": "gpt-4o", "think": True}, 400, '"gpt-4o" does not support thinking'),
+        ("generate", {"model": "gpt-4o", "think": True}, 400, '"gpt-4o" does not support thinking'),
+        # ...but unload first of all, whatever else the request says
+        ("generate", {"model": "gpt-4o", "raw": True, "system": "s", "keep_alive": 0}, 200, "unload"),
+        ("chat", {"model": "nomic-embed-text", "think": True, "keep_alive": 0}, 200, "unload"),
+    ],
+)
+def test_load_reply_in_ollamas_order(
+    proxy: ProxyThread, path: str, body: dict[str, Any], status: int, answer: str
+) -> None:
+    resp = httpx.post(proxy.url + f"/api/{path}", json=body)
+    assert resp.status_code == status
+    assert (resp.json()["error"] if status != 200 else resp.json()["done_reason"]) == answer
+
+
 def test_ps_lists_used_models_with_their_keep_alive(proxy: ProxyThread) -> None:
     client = ollama.Client(host=proxy.url)
     client.chat("llama3.2", messages=USER, keep_alive="10m")
