@@ -32,6 +32,7 @@ from falcon_ollama.openai_types import (
 )
 from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.options import sampling_values
+from falcon_ollama.translate.tool_history import pair_tool_results
 
 # count_tokens and message_start's input_tokens: an estimate, stated as such in docs/api.md.
 CHARS_PER_TOKEN = 4
@@ -88,7 +89,8 @@ def messages_to_openai(
         else:
             messages.extend(_message(message, f"messages.{index}", counter))
 
-    out: ChatCompletionRequest = {"model": upstream_id, "messages": messages}
+    # Claude Code interrupts tool calls (unanswered calls, results for no call): repaired as on /api/chat.
+    out: ChatCompletionRequest = {"model": upstream_id, "messages": pair_tool_results(messages)}
     if stream:
         out["stream"] = True
         if include_usage:

@@ -188,6 +188,42 @@ def test_tool_choice_and_error_result(proxy: ProxyThread, fake: FakeUpstreamThre
     ]
 
 
+TOOLU_1 = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+TOOLU_2 = {**TOOLU_1, "id": "toolu_2"}
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        # the user interrupted the call and typed instead (no tool_result)
+        [{"role": "assistant", "content": [TOOLU_1]}, {"role": "user", "content": "never mind"}],
+        # one result for two calls
+        [
+            {"role": "assistant", "content": [TOOLU_1, TOOLU_2]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "rain"}],
+            },
+        ],
+        # a result whose id matches no call
+        [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "rain"}]}],
+    ],
+    ids=["unanswered", "one-result-two-calls", "orphan-result"],
+)
+def test_interrupted_tool_histories_are_answered(
+    proxy: ProxyThread, fake: FakeUpstreamThread, history: list[Any]
+) -> None:
+    """The fake, like OpenAI, refuses unpaired tool calls and results with a 400; they are repaired first."""
+    answer = client(proxy).messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "weather in Paris?"}, *history],
+    )
+    assert answer.stop_reason in ("end_turn", "tool_use")
+    assert chat_requests(fake)[-1]["messages"][0] == {"role": "user", "content": "weather in Paris?"}
+
+
 def test_system_and_image(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(
         model="gpt-4o",

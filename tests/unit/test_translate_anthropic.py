@@ -337,16 +337,90 @@ def test_request_errors(body: dict[str, Any], kind: type[ProxyError], message: s
                     }
                 ],
             },
-            [{"role": "tool", "tool_call_id": "a", "content": '{"type":"tool_reference","tool_name":"x"}'}],
+            # no call in this history: the result is user text (translate/tool_history.py)
+            [{"role": "user", "content": 'Tool result (a):\n{"type":"tool_reference","tool_name":"x"}'}],
         ),
         (
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a"}]},
-            [{"role": "tool", "tool_call_id": "a", "content": ""}],
+            [{"role": "user", "content": "Tool result (a):\n"}],
         ),
     ],
 )
 def test_edge_turns(message: dict[str, Any], expected: list[dict[str, Any]]) -> None:
     assert messages_to_openai(request(messages=[message]), CHAT, "up").body["messages"] == expected
+
+
+def call(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id."""
+    return {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": i, "name": "f", "input": {}} for i in ids],
+    }
+
+
+def results(*ids: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": i} for i in ids]}
+
+
+def sent_call(*ids: str) -> dict[str, Any]:
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def tool(call_id: str, content: str = "") -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+NEVER_MIND = {"role": "user", "content": "never mind"}
+# Histories chat completions refuses and Claude Code sends when a tool call is interrupted: repaired as
+# /api/chat and /v1/responses repair them (translate/tool_history.py).
+TOOL_HISTORY_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
+    (
+        "interrupted call: closed by an empty result before the user's text",
+        [*HI, call("toolu_1"), NEVER_MIND],
+        [*HI, sent_call("toolu_1"), tool("toolu_1"), NEVER_MIND],
+    ),
+    ("call last in the history", [*HI, call("toolu_1")], [*HI, sent_call("toolu_1"), tool("toolu_1")]),
+    (
+        "one result for two calls",
+        [*HI, call("a", "b"), results("b")],
+        [*HI, sent_call("a", "b"), tool("b", "b"), tool("a")],
+    ),
+    (
+        "a result for no call becomes user text",
+        [*HI, results("ghost")],
+        [*HI, {"role": "user", "content": "Tool result (ghost):\nghost"}],
+    ),
+    (
+        "an orphan among answers waits until the answers are all in",
+        [*HI, call("a", "b"), results("a", "ghost", "b"), NEVER_MIND],
+        [
+            *HI,
+            sent_call("a", "b"),
+            tool("a", "a"),
+            tool("b", "b"),
+            {"role": "user", "content": "Tool result (ghost):\nghost"},
+            NEVER_MIND,
+        ],
+    ),
+    (
+        "a call answered twice: the second answer is user text",
+        [*HI, call("a"), results("a", "a")],
+        [*HI, sent_call("a"), tool("a", "a"), {"role": "user", "content": "Tool result (a):\na"}],
+    ),
+    (
+        "a paired history is unchanged",
+        [*HI, call("a"), results("a"), call("b"), results("b")],
+        [*HI, sent_call("a"), tool("a", "a"), sent_call("b"), tool("b", "b")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "history", "expected"), TOOL_HISTORY_CASES, ids=[c[0] for c in TOOL_HISTORY_CASES]
+)
+def test_tool_histories_repaired(name: str, history: list[dict[str, Any]], expected: list[Any]) -> None:
+    assert messages_to_openai(request(messages=history), CHAT, "up").body["messages"] == expected
 
 
 def test_limits() -> None:
