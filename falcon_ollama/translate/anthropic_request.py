@@ -3,7 +3,8 @@
 Claude Code and the ``anthropic`` SDK send these; the upstream speaks chat completions. Everything with an
 equivalent is translated (system, text/image/document blocks, tools and tool results, thinking, sampling);
 what has none is dropped and named in :attr:`MessagesPlan.dropped` so the resource can warn once
-(``top_k``; sampling knobs a reasoning model refuses; ``thinking`` for a model without reasoning), and the
+(``top_k``; sampling knobs a reasoning model refuses; ``thinking`` for a model without reasoning; PDF
+documents and block types with no text form, skipped as Ollama skips them), and the
 caching and bookkeeping fields (``metadata``, ``cache_control``, ``context_management``, ``service_tier``)
 are ignored without a word, as Ollama does. Field errors raise :class:`InvalidRequest` naming the path,
 in the style of Anthropic's own messages (``messages.0.content.1: ...``).
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from falcon_ollama.catalog_config import ModelFacts
-from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
+from falcon_ollama.errors import InvalidRequest, TooLarge
 from falcon_ollama.openai_types import (
     ChatCompletionRequest,
     ChatMessage,
@@ -45,6 +46,9 @@ _BUDGET_MEDIUM = 16384
 # output_config.effort -> reasoning_effort (OpenAI knows low/medium/high; "max"/"xhigh" are its "high").
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "max", "xhigh": "max"}
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# What MessagesPlan.dropped names for skipped blocks: fixed words, so a client cannot grow the warn-once set.
+_UNKNOWN_BLOCK = "content blocks of other types (search_result...)"
+_OTHER_DOCUMENT = "document blocks that are not text (PDF, URL)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ def messages_to_openai(
     if not isinstance(stream, bool):
         raise InvalidRequest("stream: must be a boolean")
 
-    counter = _ImageCounter(max_images)
+    walk = _Walk(max_images, dropped)
     messages: list[ChatMessage] = []
     system = system_text(body.get("system"), "system")
     if system:
@@ -87,7 +91,7 @@ def messages_to_openai(
         if simple is not None:
             messages.append(simple)
         else:
-            messages.extend(_message(message, f"messages.{index}", counter))
+            messages.extend(_message(message, f"messages.{index}", walk))
 
     # Claude Code interrupts tool calls (unanswered calls, results for no call): repaired as on /api/chat.
     out: ChatCompletionRequest = {"model": upstream_id, "messages": pair_tool_results(messages)}
@@ -152,17 +156,26 @@ def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
     return messages
 
 
-class _ImageCounter:
-    __slots__ = ("count", "limit")
+class _Walk:
+    """What translating the messages accumulates: the images (bounded) and what had to be skipped."""
 
-    def __init__(self, limit: int) -> None:
-        self.count = 0
-        self.limit = limit
+    __slots__ = ("dropped", "images", "max_images")
 
-    def add(self) -> None:
-        self.count += 1
-        if self.count > self.limit:
-            raise TooLarge(f"too many images (limit {self.limit} per request)")
+    def __init__(self, max_images: int, dropped: list[str]) -> None:
+        self.images = 0
+        self.max_images = max_images
+        self.dropped = dropped
+
+    def add_image(self) -> None:
+        self.images += 1
+        if self.images > self.max_images:
+            raise TooLarge(f"too many images (limit {self.max_images} per request)")
+
+    def skip(self, what: str) -> None:
+        """A block with no equivalent upstream, left out as Ollama leaves it out (named once, for a warning).
+        Failing instead would fail every later turn too: Claude Code resends the whole history."""
+        if what not in self.dropped:
+            self.dropped.append(what)
 
 
 def _simple(message: Any) -> ChatMessage | None:
@@ -185,7 +198,7 @@ def _simple(message: Any) -> ChatMessage | None:
     return None
 
 
-def _message(message: Any, where: str, images: _ImageCounter) -> list[ChatMessage]:
+def _message(message: Any, where: str, walk: _Walk) -> list[ChatMessage]:
     """One Anthropic message -> one or more chat messages (tool results become ``role: tool`` messages)."""
     if not isinstance(message, dict):
         raise InvalidRequest(f"{where}: must be an object")
@@ -200,11 +213,11 @@ def _message(message: Any, where: str, images: _ImageCounter) -> list[ChatMessag
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content: must be a string or an array of content blocks")
     if role == "assistant":
-        return [_assistant(content, f"{where}.content")]
-    return _user(content, f"{where}.content", images)
+        return [_assistant(content, f"{where}.content", walk)]
+    return _user(content, f"{where}.content", walk)
 
 
-def _assistant(blocks: list[Any], where: str) -> ChatMessage:
+def _assistant(blocks: list[Any], where: str, walk: _Walk) -> ChatMessage:
     """Text and tool_use blocks; earlier thinking is not sent back (chat completions has no place for it)."""
     texts: list[str] = []
     calls: list[ToolCall] = []
@@ -228,9 +241,7 @@ def _assistant(blocks: list[Any], where: str) -> ChatMessage:
         elif kind in ("thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result"):
             continue
         else:
-            raise InvalidRequest(
-                f"{where}.{index}: block type {kind!r} is not allowed in an assistant message"
-            )
+            walk.skip(_UNKNOWN_BLOCK)
     # No text and no calls (a turn of thinking only): an empty string, since chat completions refuses null.
     out: ChatMessage = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
@@ -238,7 +249,7 @@ def _assistant(blocks: list[Any], where: str) -> ChatMessage:
     return out
 
 
-def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMessage]:
+def _user(blocks: list[Any], where: str, walk: _Walk) -> list[ChatMessage]:
     """Tool results first (chat completions wants them right after the calls), then the rest as one."""
     results: list[ChatMessage] = []
     parts: list[ContentPart] = []
@@ -248,20 +259,22 @@ def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMess
         if kind == "text":
             parts.append({"type": "text", "text": _str_field(block, "text", at)})
         elif kind == "image":
-            images.add()
+            walk.add_image()
             parts.append(_image(block.get("source"), f"{at}.source"))
         elif kind == "document":
-            parts.append({"type": "text", "text": _document(block, at)})
+            document = _document(block, at, walk)
+            if document is not None:
+                parts.append({"type": "text", "text": document})
         elif kind == "tool_result":
-            text, extra = _tool_result(block, at, images)
+            text, extra = _tool_result(block, at, walk)
             results.append(
                 {"role": "tool", "tool_call_id": _str_field(block, "tool_use_id", at), "content": text}
             )
             parts.extend(extra)
         elif kind in ("thinking", "redacted_thinking"):
             continue
-        else:
-            raise InvalidRequest(f"{at}: block type {kind!r} is not supported in a user message")
+        else:  # search_result, container_upload and types newer than this code
+            walk.skip(_UNKNOWN_BLOCK)
     if not parts and not results:
         results.append({"role": "user", "content": ""})  # an empty turn stays a turn
     elif parts:
@@ -272,7 +285,7 @@ def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMess
     return results
 
 
-def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tuple[str, list[ContentPart]]:
+def _tool_result(block: dict[str, Any], where: str, walk: _Walk) -> tuple[str, list[ContentPart]]:
     """The result's text (``is_error`` marked), and its images, which go to the user message after it."""
     content = block.get("content", "")
     texts: list[str] = []
@@ -286,10 +299,12 @@ def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tu
             if kind == "text":
                 texts.append(_str_field(item, "text", at))
             elif kind == "image":
-                images.add()
+                walk.add_image()
                 extra.append(_image(item.get("source"), f"{at}.source"))
             elif kind == "document":
-                texts.append(_document(item, at))
+                document = _document(item, at, walk)
+                if document is not None:
+                    texts.append(document)
             else:  # newer result blocks (tool_reference, search_result...): their JSON is the closest text
                 texts.append(orjson.dumps(item).decode())
     elif content is not None:
@@ -315,8 +330,9 @@ def _image(source: Any, where: str) -> ImagePart:
     raise InvalidRequest(f"{where}.type: image sources are 'base64' or 'url', got {kind!r}")
 
 
-def _document(block: dict[str, Any], where: str) -> str:
-    """A document as text: plain-text and content sources pass; a PDF or URL cannot go upstream."""
+def _document(block: dict[str, Any], where: str, walk: _Walk) -> str | None:
+    """A document as text: plain-text and content sources pass; a PDF or URL cannot go upstream (None:
+    skipped, as Ollama skips it)."""
     source = block.get("source")
     if not isinstance(source, dict):
         raise InvalidRequest(f"{where}.source: must be an object")
@@ -341,10 +357,8 @@ def _document(block: dict[str, Any], where: str) -> str:
             return prefix + base64.b64decode(_str_field(source, "data", f"{where}.source")).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest(f"{where}.source.data: not base64-encoded UTF-8 text") from None
-    raise Unsupported(
-        f"{where}.source: only text documents can be sent to this backend (type {kind!r}, "
-        f"media_type {source.get('media_type')!r}); send the document's text instead"
-    )
+    walk.skip(_OTHER_DOCUMENT)
+    return None
 
 
 def _tools(value: Any, dropped: list[str]) -> list[Tool]:

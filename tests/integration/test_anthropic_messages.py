@@ -224,6 +224,36 @@ def test_interrupted_tool_histories_are_answered(
     assert chat_requests(fake)[-1]["messages"][0] == {"role": "user", "content": "weather in Paris?"}
 
 
+def test_pdf_and_unknown_blocks_are_skipped(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """A PDF (top level or in a tool result) or a search_result no longer fails the turn: it is left out."""
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+    }
+    search = {
+        "type": "search_result",
+        "source": "https://x",
+        "title": "t",
+        "content": [{"type": "text", "text": "s"}],
+    }
+    answer = client(proxy).messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        messages=[
+            {"role": "user", "content": [pdf, search, {"type": "text", "text": "read it"}]},  # type: ignore[list-item]
+            {"role": "assistant", "content": [TOOLU_1]},  # type: ignore[list-item]
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [pdf]}],  # type: ignore[list-item]
+            },
+        ],
+    )
+    assert answer.stop_reason == "end_turn"
+    sent = chat_requests(fake)[-1]["messages"]
+    assert sent[0] == {"role": "user", "content": "read it"}
+    assert sent[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
+
+
 def test_system_and_image(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(
         model="gpt-4o",

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from falcon_ollama.catalog_config import ModelFacts
-from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, Unsupported, UpstreamProtocolError
+from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, UpstreamProtocolError
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai
 from falcon_ollama.translate.anthropic_response import MessageStream, completion_to_message, error_type
 
@@ -272,23 +272,6 @@ ERROR_CASES: list[tuple[dict[str, Any], type[ProxyError], str]] = [
     (
         request(
             messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "document",
-                            "source": {"type": "base64", "media_type": "application/pdf", "data": "x"},
-                        }
-                    ],
-                }
-            ]
-        ),
-        Unsupported,
-        "messages.0.content.0.source: only text documents",
-    ),
-    (
-        request(
-            messages=[
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": []}]}
             ]
         ),
@@ -421,6 +404,90 @@ TOOL_HISTORY_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]
 )
 def test_tool_histories_repaired(name: str, history: list[dict[str, Any]], expected: list[Any]) -> None:
     assert messages_to_openai(request(messages=history), CHAT, "up").body["messages"] == expected
+
+
+PDF = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
+OTHER_DOCUMENT = "document blocks that are not text (PDF, URL)"
+OTHER_BLOCK = "content blocks of other types (search_result...)"
+SEARCH_RESULT = {
+    "type": "search_result",
+    "source": "https://x",
+    "title": "t",
+    "content": [{"type": "text", "text": "found"}],
+}
+# Blocks with no form upstream are skipped (as Ollama skips them), never a 400: once a PDF is in a Claude Code
+# history, every later turn resends it.
+SKIPPED_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], tuple[str, ...]]] = [
+    (
+        "a PDF beside text",
+        [{"role": "user", "content": [PDF, {"type": "text", "text": "summarise"}]}],
+        [{"role": "user", "content": "summarise"}],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a URL document",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}],
+            }
+        ],
+        [{"role": "user", "content": ""}],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a PDF inside a tool result",
+        [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "a",
+                        "content": [{"type": "text", "text": "r"}, PDF],
+                    }
+                ],
+            },
+        ],
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "a", "content": "r"},
+        ],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a search_result and an unknown block in a user turn",
+        [
+            {
+                "role": "user",
+                "content": [SEARCH_RESULT, {"type": "text", "text": "q"}, {"type": "newer_thing"}],
+            }
+        ],
+        [{"role": "user", "content": "q"}],
+        (OTHER_BLOCK,),
+    ),
+    (
+        "an unknown block in an assistant turn",
+        [{"role": "assistant", "content": [{"type": "newer_thing"}, {"type": "text", "text": "ok"}]}],
+        [{"role": "assistant", "content": "ok"}],
+        (OTHER_BLOCK,),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "history", "expected", "dropped"), SKIPPED_CASES, ids=[c[0] for c in SKIPPED_CASES]
+)
+def test_blocks_without_equivalent_are_skipped(
+    name: str, history: list[dict[str, Any]], expected: list[Any], dropped: tuple[str, ...]
+) -> None:
+    plan = messages_to_openai(request(messages=history), CHAT, "up")
+    assert plan.body["messages"] == expected and plan.dropped == dropped
 
 
 def test_limits() -> None:
