@@ -53,11 +53,12 @@ _OTHER_DOCUMENT = "document blocks that are not text (PDF, URL)"
 
 @dataclass(frozen=True, slots=True)
 class MessagesPlan:
-    """The upstream request, whether it streams, and what was dropped."""
+    """The upstream request, whether it streams, what was dropped, and whether the answer shows thinking."""
 
     body: ChatCompletionRequest
     stream: bool
     dropped: tuple[str, ...]
+    emit_thinking: bool = True  # False for thinking: disabled, as /api/chat hides it for think: false
 
 
 def messages_to_openai(
@@ -116,11 +117,12 @@ def messages_to_openai(
     if tools:
         out["tools"] = tools
         _tool_choice(body.get("tool_choice"), out)
-    wanted = _effort(body, facts, dropped)
-    effort = effort_for(upstream_id, wanted) if wanted is not None else None  # what the family accepts
+    think = _think(body, facts, dropped)
+    # What the family accepts, for reasoning models only: as /api/chat sends it for the same think.
+    effort = effort_for(upstream_id, think) if facts.reasoning else None
     if effort is not None:
         out["reasoning_effort"] = effort
-    return MessagesPlan(out, stream, tuple(dropped))
+    return MessagesPlan(out, stream, tuple(dropped), emit_thinking=think is not False)
 
 
 def system_text(value: Any, where: str) -> str:
@@ -429,8 +431,11 @@ def _sampling(
         dropped.append("top_k")
 
 
-def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str | None:
-    """``output_config.effort``, else ``thinking.budget_tokens`` -> reasoning_effort (reasoning models)."""
+def _think(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> bool | str | None:
+    """The request's thinking as Ollama's ``think`` (for :func:`effort_for`): False for ``disabled``, which
+    wins over everything as in Ollama; else ``output_config.effort``, else a level for ``budget_tokens``;
+    None for the backend's default. False whatever the model (the answer's thinking is then hidden); a level
+    only for reasoning models."""
     thinking = body.get("thinking")
     kind = None
     budget: int | None = None
@@ -452,6 +457,8 @@ def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str 
         effort = _EFFORTS.get(raw.strip().lower()) if isinstance(raw, str) else None
         if effort is None:
             raise InvalidRequest(f"output_config.effort: must be one of low, medium, high, max, got {raw!r}")
+    if kind == "disabled":
+        return False
     if not facts.reasoning:
         if kind in ("enabled", "adaptive") or effort is not None:
             dropped.append("thinking")
@@ -460,7 +467,7 @@ def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str 
         return effort
     if budget is not None:
         return "low" if budget < _BUDGET_LOW else "medium" if budget < _BUDGET_MEDIUM else "high"
-    return None  # adaptive, disabled or absent: the backend's default effort
+    return None  # adaptive or absent: the backend's default effort
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:

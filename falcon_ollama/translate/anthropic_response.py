@@ -61,8 +61,9 @@ def usage_of(usage: Any) -> Usage:
     }
 
 
-def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
-    """A whole chat completion -> an Anthropic ``message`` (``model`` is the name the client asked for)."""
+def completion_to_message(body: bytes, model: str, message_id: str, *, emit_thinking: bool = True) -> Message:
+    """A whole chat completion -> an Anthropic ``message`` (``model`` is the name the client asked for;
+    ``emit_thinking`` False for ``thinking: disabled``, whose reasoning is not shown, as on /api/chat)."""
     data = json_object(body)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -73,7 +74,7 @@ def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
         raise UpstreamProtocolError("the upstream answer has no message")
     content: list[ContentBlock] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    if emit_thinking and isinstance(reasoning, str) and reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if isinstance(text, str) and text:
@@ -164,6 +165,7 @@ class MessageStream:
         "_block",
         "_cached",
         "_completion",
+        "_emit_thinking",
         "_finish",
         "_id",
         "_index",
@@ -176,8 +178,11 @@ class MessageStream:
         "_used_tools",
     )
 
-    def __init__(self, model: str, message_id: str, input_estimate: int = 0) -> None:
+    def __init__(
+        self, model: str, message_id: str, input_estimate: int = 0, *, emit_thinking: bool = True
+    ) -> None:
         self._model = model
+        self._emit_thinking = emit_thinking  # False: the reasoning is not relayed (thinking: disabled)
         self._id = message_id
         self._input_estimate = input_estimate
         self._started = False
@@ -253,7 +258,7 @@ class MessageStream:
 
     def _delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        if self._emit_thinking and isinstance(reasoning, str) and reasoning:
             self._open("thinking", out, {"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
         content = delta.get("content")

@@ -322,6 +322,35 @@ def test_thinking(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     assert chat_requests(fake)[-1]["reasoning_effort"] == "high"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_disabled_hides_reasoning_and_wins_over_effort(
+    proxy: ProxyThread, fake: FakeUpstreamThread, stream: bool
+) -> None:
+    """As /api/chat with think=false: o4-mini has no off switch, so no effort goes (not the 'high' asked in
+    output_config), and the reasoning the fake sends anyway is not shown."""
+    answer = httpx.post(
+        f"{proxy.url}/v1/messages",
+        json={
+            "model": "o4-mini",
+            "max_tokens": 1000,
+            "stream": stream,
+            "thinking": {"type": "disabled"},
+            "output_config": {"effort": "high"},
+            "messages": USER,
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    if stream:
+        kinds = [
+            d["content_block"]["type"] for n, d in sse_events(answer.content) if n == "content_block_start"
+        ]
+    else:
+        kinds = [b["type"] for b in answer.json()["content"]]
+    assert kinds == ["text"]
+    assert "reasoning_effort" not in chat_requests(fake)[-1]
+
+
 def test_count_tokens(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     text = "x" * 400
     counted = client(proxy).messages.count_tokens(

@@ -166,6 +166,52 @@ def test_request(
         assert "reasoning_effort" not in out
 
 
+DISABLED = {"type": "disabled"}
+# thinking: disabled is Ollama's think=false: the family's off switch (translate/effort.py, as /api/chat sends
+# it), winning over output_config.effort, and the answer's thinking hidden.
+THINK_CASES: list[tuple[str, dict[str, Any], ModelFacts, str, str | None, bool]] = [
+    (
+        "disabled, o-series: no off switch, nothing sent",
+        request(thinking=DISABLED),
+        REASONING,
+        "o4-mini",
+        None,
+        False,
+    ),
+    ("disabled, gpt-5: minimal", request(thinking=DISABLED), REASONING, "gpt-5", "minimal", False),
+    ("disabled, gpt-5.1: none", request(thinking=DISABLED), REASONING, "gpt-5.1", "none", False),
+    (
+        "disabled wins over effort",
+        request(thinking=DISABLED, output_config={"effort": "high"}),
+        REASONING,
+        "gpt-5",
+        "minimal",
+        False,
+    ),
+    ("disabled on a chat model: nothing sent", request(thinking=DISABLED), CHAT, "gpt-4o", None, False),
+    (
+        "effort alone, clamped for the family",
+        request(output_config={"effort": "max"}),
+        REASONING,
+        "gpt-5.2",
+        "xhigh",
+        True,
+    ),
+    ("absent: the default", request(), REASONING, "gpt-5", None, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "facts", "upstream", "effort", "emit"), THINK_CASES, ids=[c[0] for c in THINK_CASES]
+)
+def test_thinking_disabled(
+    name: str, body: dict[str, Any], facts: ModelFacts, upstream: str, effort: str | None, emit: bool
+) -> None:
+    plan = messages_to_openai(body, facts, upstream)
+    assert plan.body.get("reasoning_effort") == effort and plan.emit_thinking is emit
+    assert plan.dropped == ()
+
+
 def test_conversation_with_tools_images_and_documents() -> None:
     png = base64.b64encode(b"png").decode()
     text = base64.b64encode(b"plain text").decode()
@@ -570,6 +616,19 @@ def test_completion_to_message(message: dict[str, Any], finish: str, content: li
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 4,
     }
+
+
+def test_hidden_thinking() -> None:
+    """thinking: disabled: a reasoning the upstream sends anyway is not shown, whole or streamed."""
+    body = completion({"content": "ok", "reasoning_content": "think"}, "stop")
+    out = completion_to_message(body, "m", "msg_1", emit_thinking=False)
+    assert out["content"] == [{"type": "text", "text": "ok"}]
+    stream = MessageStream("m", "msg_1", emit_thinking=False)
+    data = b"".join(
+        stream.feed(c) for c in [chunk({"reasoning_content": "r"}), chunk({"content": "a"}, "stop")]
+    )
+    got = events(data + stream.finish())
+    assert [d["content_block"]["type"] for n, d in got if n == "content_block_start"] == ["text"]
 
 
 @pytest.mark.parametrize(
