@@ -25,7 +25,7 @@ from falcon_ollama.anthropic_types import (
     Usage,
 )
 from falcon_ollama.errors import UpstreamProtocolError
-from falcon_ollama.translate.chat_response import json_object
+from falcon_ollama.translate.chat_response import json_object, parse_tool_arguments
 from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -38,7 +38,12 @@ _STOP_REASONS: dict[str, StopReason] = {
 
 
 def stop_reason(finish_reason: Any, has_tool_calls: bool) -> StopReason:
-    """finish_reason -> stop_reason; OpenAI never says a stop sequence matched, so "stop" is end_turn."""
+    """finish_reason -> stop_reason; OpenAI never says a stop sequence matched, so "stop" is end_turn.
+
+    "length" is max_tokens even with tool calls, as Anthropic answers: the last call's arguments may be cut,
+    and a client must not run it as if it were whole."""
+    if finish_reason == "length":
+        return "max_tokens"
     if has_tool_calls:
         return "tool_use"
     return _STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
@@ -110,18 +115,17 @@ def completion_to_message(body: bytes, model: str, message_id: str, *, emit_thin
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:
-    """A call's JSON-text arguments as the object Anthropic's ``input`` must be (empty text is ``{}``)."""
-    if arguments is None or arguments == "":
-        return {}
+    """A call's JSON-text arguments as the object Anthropic's ``input`` must be, as /api/chat reads them
+    (:func:`parse_tool_arguments`): empty is ``{}``, and text that is not a JSON object (arguments cut at
+    max_tokens) is kept under ``raw`` rather than losing the whole answer to a 502. The stream relays the same
+    text as it came (``input_json_delta``)."""
     if isinstance(arguments, dict):
         return arguments
-    try:
-        value = orjson.loads(arguments) if isinstance(arguments, str) else None
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise UpstreamProtocolError("the upstream's tool call arguments are not a JSON object")
-    return value
+    if isinstance(arguments, str):
+        return parse_tool_arguments(arguments)
+    if arguments is None:
+        return {}
+    raise UpstreamProtocolError("the upstream's tool call arguments are neither JSON text nor an object")
 
 
 def error_type(status: int) -> ErrorType:

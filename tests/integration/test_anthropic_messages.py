@@ -254,6 +254,40 @@ def test_pdf_and_unknown_blocks_are_skipped(proxy: ProxyThread, fake: FakeUpstre
     assert sent[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
 
 
+def test_cut_tool_arguments_keep_the_answer(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """An answer cut at max_tokens inside a call's arguments is answered (was a 502 losing it all): the raw
+    arguments kept as on /api/chat, stop_reason max_tokens so the client does not run the call."""
+    cut = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me look.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"a": "Par'},
+                        }
+                    ],
+                },
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+    fake.script(Fault(kind="status", status=200, body=cut, path="/v1/chat"))
+    answer = client(proxy).messages.create(model="gpt-4o", max_tokens=7, messages=USER, tools=[WEATHER])  # type: ignore[list-item]
+    assert answer.stop_reason == "max_tokens"
+    text, call = answer.content
+    assert text.type == "text" and text.text == "Let me look."
+    assert call.type == "tool_use" and call.id == "call_1" and call.input == {"raw": '{"a": "Par'}
+
+
 def test_system_and_image(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(
         model="gpt-4o",

@@ -604,6 +604,21 @@ def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | Non
             [{"type": "tool_use", "id": "toolu_msg_1_0", "name": "f", "input": {}}],
             "tool_use",
         ),
+        (  # cut at max_tokens: the raw arguments kept (as /api/chat keeps them), max_tokens says why
+            {
+                "content": None,
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"a": "Par'}}],
+            },
+            "length",
+            [{"type": "tool_use", "id": "c", "name": "f", "input": {"raw": '{"a": "Par'}}],
+            "max_tokens",
+        ),
+        (  # JSON that is not an object: wrapped, as on /api/chat
+            {"content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]},
+            "tool_calls",
+            [{"type": "tool_use", "id": "c", "name": "f", "input": {"value": [1]}}],
+            "tool_use",
+        ),
     ],
 )
 def test_completion_to_message(message: dict[str, Any], finish: str, content: list[Any], stop: str) -> None:
@@ -638,7 +653,7 @@ def test_hidden_thinking() -> None:
         b"[]",
         b'{"choices": []}',
         completion(
-            {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}, "tool_calls"
+            {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": 5}}]}, "tool_calls"
         ),
     ],
 )
@@ -733,6 +748,25 @@ def test_stream_thinking_text_tools() -> None:
     assert got[-2][1]["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
     assert got[-2][1]["usage"]["input_tokens"] == 12 and got[-2][1]["usage"]["output_tokens"] == 9
     assert stream.counts() == (12, 9)
+
+
+def test_stream_cut_tool_call_is_max_tokens() -> None:
+    """The stream relays cut arguments as they came and, like the whole answer, says max_tokens."""
+    got, _ = run(
+        [
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "c", "function": {"name": "f", "arguments": '{"a": "Par'}}
+                    ]
+                }
+            ),
+            chunk({}, finish="length"),
+        ]
+    )
+    deltas = [d["delta"] for n, d in got if n == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"a": "Par'}]
+    assert got[-2][1]["delta"]["stop_reason"] == "max_tokens"
 
 
 @pytest.mark.parametrize(
