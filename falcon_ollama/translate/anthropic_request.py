@@ -32,7 +32,7 @@ from falcon_ollama.openai_types import (
     ToolCall,
 )
 from falcon_ollama.translate.effort import effort_for
-from falcon_ollama.translate.options import sampling_values
+from falcon_ollama.translate.options import OPENAI_MAX_STOP_SEQUENCES, sampling_values
 from falcon_ollama.translate.tool_history import pair_tool_results
 
 # count_tokens and message_start's input_tokens: an estimate, stated as such in docs/api.md.
@@ -112,6 +112,9 @@ def messages_to_openai(
         if stop and facts.reasoning:
             dropped.append("stop_sequences")  # reasoning models refuse 'stop'
         elif stop:
+            if len(stop) > OPENAI_MAX_STOP_SEQUENCES:  # OpenAI refuses more; /api/chat cuts them alike
+                dropped.append(f"stop_sequences (beyond the first {OPENAI_MAX_STOP_SEQUENCES})")
+                stop = stop[:OPENAI_MAX_STOP_SEQUENCES]
             out["stop"] = stop
     tools = _tools(body.get("tools"), dropped)
     if tools:

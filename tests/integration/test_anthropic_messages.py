@@ -87,6 +87,13 @@ def test_create(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     assert sent["top_p"] == 0.9 and sent["stop"] == ["END"] and "top_k" not in sent and "stream" not in sent
 
 
+def test_stop_sequences_cut_to_what_openai_takes(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """OpenAI refuses more than 4 stop sequences; the first 4 go, as /api/chat sends them."""
+    stops = ["S1", "S2", "S3", "S4", "S5", "S6"]
+    client(proxy).messages.create(model="gpt-4o", max_tokens=10, messages=USER, stop_sequences=stops)
+    assert chat_requests(fake)[-1]["stop"] == stops[:4]
+
+
 def test_alias_and_max_tokens_stop_reason(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(model="llama3.2", max_tokens=3, messages=USER)
     assert message.stop_reason == "max_tokens" and message.content[0].text == expected_text(3)  # type: ignore[union-attr]

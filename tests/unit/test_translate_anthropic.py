@@ -36,6 +36,13 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any], tuple
     ("sampling kept", request(temperature=0.2, top_p=0.5), CHAT, {"temperature": 0.2, "top_p": 0.5}, ()),
     ("top_k dropped", request(top_k=3), CHAT, {}, ("top_k",)),
     ("stop sequences", request(stop_sequences=["a", "b"]), CHAT, {"stop": ["a", "b"]}, ()),
+    (
+        "more stop sequences than OpenAI takes: the first 4, as /api/chat",
+        request(stop_sequences=["a", "b", "c", "d", "e", "f"]),
+        CHAT,
+        {"stop": ["a", "b", "c", "d"]},
+        ("stop_sequences (beyond the first 4)",),
+    ),
     # reasoning models refuse 'stop': dropped with a warning, not a 400 from the upstream
     ("stop on a reasoning model", request(stop_sequences=["a"]), REASONING, {}, ("stop_sequences",)),
     (
