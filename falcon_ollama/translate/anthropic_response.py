@@ -25,7 +25,12 @@ from falcon_ollama.anthropic_types import (
     Usage,
 )
 from falcon_ollama.errors import UpstreamProtocolError
-from falcon_ollama.translate.chat_response import json_object, parse_tool_arguments
+from falcon_ollama.translate.chat_response import (
+    json_object,
+    parse_tool_arguments,
+    token_counts,
+    token_event_chars,
+)
 from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -166,6 +171,7 @@ class MessageStream:
     content_type = SSE_CONTENT_TYPE
 
     __slots__ = (
+        "_answer_chars",
         "_block",
         "_cached",
         "_completion",
@@ -177,6 +183,7 @@ class MessageStream:
         "_model",
         "_prompt",
         "_started",
+        "_token_events",
         "_tool_index",
         "_tools_seen",
         "_used_tools",
@@ -199,6 +206,8 @@ class MessageStream:
         self._prompt: int | None = None
         self._completion: int | None = None
         self._cached = 0
+        self._answer_chars = 0  # for the output estimate when the upstream sends no usage (llama.cpp)
+        self._token_events = 0
 
     def feed(self, payload: bytes) -> bytes:
         data = json_object(payload)
@@ -231,7 +240,7 @@ class MessageStream:
         self._close(out)
         usage = {
             "input_tokens": self._prompt if self._prompt is not None else self._input_estimate,
-            "output_tokens": self._completion or 0,
+            "output_tokens": self._output_tokens(),
             "cache_read_input_tokens": self._cached,
         }
         delta = {"stop_reason": stop_reason(self._finish, self._used_tools), "stop_sequence": None}
@@ -243,8 +252,18 @@ class MessageStream:
         return b"event: error\ndata: " + error_body("api_error", message) + b"\n\n"
 
     def counts(self) -> tuple[int | None, int | None]:
-        prompt = None if self._prompt is None else self._prompt + self._cached
-        return prompt, self._completion
+        """The upstream's counts, else the estimates the client was given (as /api/chat and /v1/responses)."""
+        if self._prompt is not None:
+            prompt: int | None = self._prompt + self._cached
+        else:
+            prompt = self._input_estimate or None
+        return prompt, self._output_tokens()
+
+    def _output_tokens(self) -> int:
+        """The upstream's completion tokens, else /api/chat's estimate from what the stream carried."""
+        if self._completion is not None:
+            return self._completion
+        return token_counts(None, 0, self._answer_chars, self._token_events)[1]
 
     def _start(self) -> bytes:
         self._started = True
@@ -262,6 +281,10 @@ class MessageStream:
 
     def _delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        chars = token_event_chars(delta, delta.get("content"), reasoning, delta.get("tool_calls"))
+        if chars is not None:
+            self._answer_chars += chars
+            self._token_events += 1
         if self._emit_thinking and isinstance(reasoning, str) and reasoning:
             self._open("thinking", out, {"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))

@@ -114,6 +114,19 @@ def test_stream_one_call_suffices(proxy: ProxyThread, fake: FakeUpstreamThread) 
     )
 
 
+def test_stream_without_usage_estimates_output(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """An upstream that sends no usage (llama.cpp; the fake with send_usage false): output_tokens is the
+    estimate /api/chat gives for the same streamed answer, not 0."""
+    fake.config.send_usage = False
+    with client(proxy).messages.stream(model="gpt-4o", max_tokens=100, messages=USER) as stream:
+        final = stream.get_final_message()
+    ollama = httpx.post(
+        f"{proxy.url}/api/chat", json={"model": "gpt-4o", "messages": USER, "stream": True}, timeout=30
+    )
+    eval_count = orjson.loads(ollama.content.splitlines()[-1])["eval_count"]
+    assert final.usage.output_tokens == eval_count > 0
+
+
 def test_tool_round_trip_with_streamed_arguments(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     sdk = client(proxy)
     question: list[Any] = [{"role": "user", "content": "weather in Paris?"}]

@@ -783,7 +783,44 @@ def test_stream_stop_reasons_and_no_usage(finish: str, stop: str) -> None:
     got, stream = run([chunk({"content": "a"}), chunk({}, finish=finish)])
     assert got[-2][1]["delta"]["stop_reason"] == stop
     assert got[-2][1]["usage"]["input_tokens"] == 7  # no usage chunk: the estimate stands
-    assert stream.counts() == (None, None)
+    assert got[-2][1]["usage"]["output_tokens"] == 1  # and the output is estimated, as on /api/chat
+    assert stream.counts() == (7, 1)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "tokens"),
+    [
+        # whole text / 4, rounded up: thinking, text and tool arguments all count (not the role event)
+        (
+            [
+                chunk({"role": "assistant", "content": ""}),
+                chunk({"reasoning_content": "x" * 9}),
+                chunk({"content": "y" * 10}),
+                chunk(
+                    {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]}
+                ),
+            ],
+            6,
+        ),
+        # one event a token (llama.cpp), some empty: the events outnumber characters / 4
+        (
+            [
+                chunk({"content": "ab"}),
+                chunk({"content": ""}),
+                chunk({"content": ""}),
+                chunk({"content": "c"}),
+            ],
+            4,
+        ),
+        (
+            [chunk({"content": "abcd"}, usage={"prompt_tokens": 3, "completion_tokens": 42})],
+            42,
+        ),  # the upstream's
+    ],
+)
+def test_stream_output_estimate_without_usage(chunks: list[bytes], tokens: int) -> None:
+    got, stream = run([*chunks, chunk({}, finish="stop")])
+    assert got[-2][1]["usage"]["output_tokens"] == tokens and stream.counts()[1] == tokens
 
 
 def test_stream_empty_answer_still_frames() -> None:
