@@ -72,6 +72,8 @@ class MessagesResource:
                 include_usage=deps.stream_usage,
                 max_messages=deps.limits.max_messages,
                 max_images=deps.limits.max_images,
+                max_image_bytes=deps.limits.max_image_bytes,
+                max_text_chars=deps.limits.max_text_chars,
             )
             for dropped in plan.dropped:
                 deps.warn_once(

@@ -69,6 +69,8 @@ def messages_to_openai(
     include_usage: bool = True,
     max_messages: int = 10_000,
     max_images: int = 100,
+    max_image_bytes: int = 20 * 1024 * 1024,
+    max_text_chars: int = 8_000_000,
 ) -> MessagesPlan:
     """Translate a ``POST /v1/messages`` body for the model ``upstream_id`` described by ``facts``."""
     dropped: list[str] = []
@@ -82,7 +84,7 @@ def messages_to_openai(
     if not isinstance(stream, bool):
         raise InvalidRequest("stream: must be a boolean")
 
-    walk = _Walk(max_images, dropped)
+    walk = _Walk(max_images, max_image_bytes, dropped)
     messages: list[ChatMessage] = []
     system = system_text(body.get("system"), "system")
     if system:
@@ -94,6 +96,7 @@ def messages_to_openai(
         else:
             messages.extend(_message(message, f"messages.{index}", walk))
 
+    _check_text(messages, max_text_chars)
     # Claude Code interrupts tool calls (unanswered calls, results for no call): repaired as on /api/chat.
     out: ChatCompletionRequest = {"model": upstream_id, "messages": pair_tool_results(messages)}
     if stream:
@@ -148,6 +151,22 @@ def system_text(value: Any, where: str) -> str:
     return "\n\n".join(texts)
 
 
+def _check_text(messages: list[ChatMessage], limit: int) -> None:
+    """The text bound /api/chat and /v1/responses apply (``max_text_chars``, all messages together): texts,
+    documents, tool results and tool-call arguments, counted as they go upstream."""
+    chars = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part["text"]) for part in content if part["type"] == "text")
+        for call in message.get("tool_calls", ()):
+            chars += len(call["function"]["arguments"])
+    if chars > limit:
+        raise TooLarge(f"messages are too long (limit {limit} characters in all)")
+
+
 def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
     messages = body.get("messages")
     if messages is None:
@@ -164,17 +183,21 @@ def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
 class _Walk:
     """What translating the messages accumulates: the images (bounded) and what had to be skipped."""
 
-    __slots__ = ("dropped", "images", "max_images")
+    __slots__ = ("dropped", "images", "max_image_bytes", "max_images")
 
-    def __init__(self, max_images: int, dropped: list[str]) -> None:
+    def __init__(self, max_images: int, max_image_bytes: int, dropped: list[str]) -> None:
         self.images = 0
         self.max_images = max_images
+        self.max_image_bytes = max_image_bytes
         self.dropped = dropped
 
-    def add_image(self) -> None:
+    def add_image(self, data: str | None, where: str) -> None:
+        """Count an image (``data``: its base64 text, None for a URL) against the limits /api/chat applies."""
         self.images += 1
         if self.images > self.max_images:
             raise TooLarge(f"too many images (limit {self.max_images} per request)")
+        if data is not None and len(data) * 3 // 4 > self.max_image_bytes:
+            raise TooLarge(f"{where} is too large (limit {self.max_image_bytes} bytes)")
 
     def skip(self, what: str) -> None:
         """A block with no equivalent upstream, left out as Ollama leaves it out (named once, for a warning).
@@ -264,8 +287,7 @@ def _user(blocks: list[Any], where: str, walk: _Walk) -> list[ChatMessage]:
         if kind == "text":
             parts.append({"type": "text", "text": _str_field(block, "text", at)})
         elif kind == "image":
-            walk.add_image()
-            parts.append(_image(block.get("source"), f"{at}.source"))
+            parts.append(_image(block.get("source"), f"{at}.source", walk))
         elif kind == "document":
             document = _document(block, at, walk)
             if document is not None:
@@ -304,8 +326,7 @@ def _tool_result(block: dict[str, Any], where: str, walk: _Walk) -> tuple[str, l
             if kind == "text":
                 texts.append(_str_field(item, "text", at))
             elif kind == "image":
-                walk.add_image()
-                extra.append(_image(item.get("source"), f"{at}.source"))
+                extra.append(_image(item.get("source"), f"{at}.source", walk))
             elif kind == "document":
                 document = _document(item, at, walk)
                 if document is not None:
@@ -320,7 +341,7 @@ def _tool_result(block: dict[str, Any], where: str, walk: _Walk) -> tuple[str, l
     return text, extra
 
 
-def _image(source: Any, where: str) -> ImagePart:
+def _image(source: Any, where: str, walk: _Walk) -> ImagePart:
     if not isinstance(source, dict):
         raise InvalidRequest(f"{where}: must be an object")
     kind = source.get("type")
@@ -329,8 +350,10 @@ def _image(source: Any, where: str) -> ImagePart:
         if media_type not in _IMAGE_TYPES:
             raise InvalidRequest(f"{where}.media_type: must be one of {', '.join(sorted(_IMAGE_TYPES))}")
         data = _str_field(source, "data", where)
+        walk.add_image(data, f"{where}.data")
         return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
     if kind == "url":
+        walk.add_image(None, where)
         return {"type": "image_url", "image_url": {"url": _str_field(source, "url", where)}}
     raise InvalidRequest(f"{where}.type: image sources are 'base64' or 'url', got {kind!r}")
 

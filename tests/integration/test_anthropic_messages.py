@@ -539,6 +539,29 @@ def test_bad_requests_in_anthropic_shape(proxy: ProxyThread, body: dict[str, Any
     assert error["error"]["message"].startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("x" * 51, "messages are too long (limit 50 characters in all)"),
+        (
+            [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 1400}}],
+            "messages.0.content.0.source.data is too large (limit 1000 bytes)",
+        ),
+    ],
+    ids=["text", "image"],
+)
+def test_size_limits_in_anthropic_shape(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], content: Any, message: str
+) -> None:
+    """max_text_chars and max_image_bytes, enforced as on /api/chat: a 413 request_too_large, nothing sent."""
+    proxy = start_proxy(fake, max_image_bytes=1000, max_text_chars=50)
+    body = {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": content}]}
+    answer = httpx.post(f"{proxy.url}/v1/messages", json=body, timeout=30)
+    assert answer.status_code == 413
+    assert answer.json() == {"type": "error", "error": {"type": "request_too_large", "message": message}}
+    assert chat_requests(fake) == []
+
+
 def test_busy_is_529_overloaded(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:
     proxy = start_proxy(fake, max_in_flight=1, max_queue=0)
     fake.script(Fault(kind="stall", seconds=2.0, path="/v1/chat"))

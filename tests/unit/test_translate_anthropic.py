@@ -553,6 +553,48 @@ def test_limits() -> None:
         )
 
 
+def b64_image(size: int) -> dict[str, Any]:
+    data = base64.b64encode(b"x" * size).decode()
+    return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+
+
+def long_result(text: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": text}]},
+    ]
+
+
+# The bounds /api/chat and /v1/responses apply: 10 characters of text in all, images of 30 bytes.
+SIZE_CASES: list[tuple[str, list[dict[str, Any]], str | None]] = [
+    ("text within the bound", [{"role": "user", "content": "x" * 10}], None),
+    ("a string turn", [{"role": "user", "content": "x" * 11}], "messages are too long (limit 10"),
+    ("spread over turns", [{"role": "user", "content": "x" * 6}] * 2, "messages are too long"),
+    ("a tool result", long_result("x" * 11), "messages are too long"),
+    ("an image within the bound", [{"role": "user", "content": [b64_image(30)]}], None),
+    (
+        "an image too large",
+        [{"role": "user", "content": [b64_image(31)]}],
+        "messages.0.content.0.source.data is too large (limit 30 bytes)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "history", "error"), SIZE_CASES, ids=[c[0] for c in SIZE_CASES])
+def test_size_limits(name: str, history: list[dict[str, Any]], error: str | None) -> None:
+    def translate() -> object:
+        return messages_to_openai(
+            request(messages=history), CHAT, "up", max_text_chars=10, max_image_bytes=30
+        )
+
+    if error is None:
+        translate()
+        return
+    with pytest.raises(TooLarge) as info:
+        translate()
+    assert info.value.message.startswith(error)
+
+
 @pytest.mark.parametrize(
     ("body", "tokens"),
     [
