@@ -72,6 +72,8 @@ class MessagesResource:
                 include_usage=deps.stream_usage,
                 max_messages=deps.limits.max_messages,
                 max_images=deps.limits.max_images,
+                max_image_bytes=deps.limits.max_image_bytes,
+                max_text_chars=deps.limits.max_text_chars,
             )
             for dropped in plan.dropped:
                 deps.warn_once(
@@ -83,12 +85,14 @@ class MessagesResource:
             upstream_body = json_bytes(plan.body)
             if plan.stream:
                 # message_start carries input_tokens before the upstream has counted: the estimate.
-                translator = MessageStream(name, message_id, estimate_input_tokens(body))
+                translator = MessageStream(
+                    name, message_id, estimate_input_tokens(body), emit_thinking=plan.emit_thinking
+                )
                 await deps.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
                 resp.set_header("Cache-Control", "no-cache")
                 return
             answer = await deps.call.complete(req, _CHAT, upstream_body, model=name)
-            message = completion_to_message(answer.body, name, message_id)
+            message = completion_to_message(answer.body, name, message_id, emit_thinking=plan.emit_thinking)
         except ClientDisconnected:
             resp.status = 499
             return

@@ -3,7 +3,8 @@
 Claude Code and the ``anthropic`` SDK send these; the upstream speaks chat completions. Everything with an
 equivalent is translated (system, text/image/document blocks, tools and tool results, thinking, sampling);
 what has none is dropped and named in :attr:`MessagesPlan.dropped` so the resource can warn once
-(``top_k``; sampling knobs a reasoning model refuses; ``thinking`` for a model without reasoning), and the
+(``top_k``; sampling knobs a reasoning model refuses; ``thinking`` for a model without reasoning; PDF
+documents and block types with no text form, skipped as Ollama skips them), and the
 caching and bookkeeping fields (``metadata``, ``cache_control``, ``context_management``, ``service_tier``)
 are ignored without a word, as Ollama does. Field errors raise :class:`InvalidRequest` naming the path,
 in the style of Anthropic's own messages (``messages.0.content.1: ...``).
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from falcon_ollama.catalog_config import ModelFacts
-from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
+from falcon_ollama.errors import InvalidRequest, TooLarge
 from falcon_ollama.openai_types import (
     ChatCompletionRequest,
     ChatMessage,
@@ -31,7 +32,8 @@ from falcon_ollama.openai_types import (
     ToolCall,
 )
 from falcon_ollama.translate.effort import effort_for
-from falcon_ollama.translate.options import sampling_values
+from falcon_ollama.translate.options import OPENAI_MAX_STOP_SEQUENCES, sampling_values
+from falcon_ollama.translate.tool_history import pair_tool_results
 
 # count_tokens and message_start's input_tokens: an estimate, stated as such in docs/api.md.
 CHARS_PER_TOKEN = 4
@@ -44,15 +46,19 @@ _BUDGET_MEDIUM = 16384
 # output_config.effort -> reasoning_effort (OpenAI knows low/medium/high; "max"/"xhigh" are its "high").
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "max", "xhigh": "max"}
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# What MessagesPlan.dropped names for skipped blocks: fixed words, so a client cannot grow the warn-once set.
+_UNKNOWN_BLOCK = "content blocks of other types (search_result...)"
+_OTHER_DOCUMENT = "document blocks that are not text (PDF, URL)"
 
 
 @dataclass(frozen=True, slots=True)
 class MessagesPlan:
-    """The upstream request, whether it streams, and what was dropped."""
+    """The upstream request, whether it streams, what was dropped, and whether the answer shows thinking."""
 
     body: ChatCompletionRequest
     stream: bool
     dropped: tuple[str, ...]
+    emit_thinking: bool = True  # False for thinking: disabled, as /api/chat hides it for think: false
 
 
 def messages_to_openai(
@@ -63,6 +69,8 @@ def messages_to_openai(
     include_usage: bool = True,
     max_messages: int = 10_000,
     max_images: int = 100,
+    max_image_bytes: int = 20 * 1024 * 1024,
+    max_text_chars: int = 8_000_000,
 ) -> MessagesPlan:
     """Translate a ``POST /v1/messages`` body for the model ``upstream_id`` described by ``facts``."""
     dropped: list[str] = []
@@ -76,7 +84,7 @@ def messages_to_openai(
     if not isinstance(stream, bool):
         raise InvalidRequest("stream: must be a boolean")
 
-    counter = _ImageCounter(max_images)
+    walk = _Walk(max_images, max_image_bytes, dropped)
     messages: list[ChatMessage] = []
     system = system_text(body.get("system"), "system")
     if system:
@@ -86,9 +94,11 @@ def messages_to_openai(
         if simple is not None:
             messages.append(simple)
         else:
-            messages.extend(_message(message, f"messages.{index}", counter))
+            messages.extend(_message(message, f"messages.{index}", walk))
 
-    out: ChatCompletionRequest = {"model": upstream_id, "messages": messages}
+    _check_text(messages, max_text_chars)
+    # Claude Code interrupts tool calls (unanswered calls, results for no call): repaired as on /api/chat.
+    out: ChatCompletionRequest = {"model": upstream_id, "messages": pair_tool_results(messages)}
     if stream:
         out["stream"] = True
         if include_usage:
@@ -105,16 +115,20 @@ def messages_to_openai(
         if stop and facts.reasoning:
             dropped.append("stop_sequences")  # reasoning models refuse 'stop'
         elif stop:
+            if len(stop) > OPENAI_MAX_STOP_SEQUENCES:  # OpenAI refuses more; /api/chat cuts them alike
+                dropped.append(f"stop_sequences (beyond the first {OPENAI_MAX_STOP_SEQUENCES})")
+                stop = stop[:OPENAI_MAX_STOP_SEQUENCES]
             out["stop"] = stop
     tools = _tools(body.get("tools"), dropped)
     if tools:
         out["tools"] = tools
         _tool_choice(body.get("tool_choice"), out)
-    wanted = _effort(body, facts, dropped)
-    effort = effort_for(upstream_id, wanted) if wanted is not None else None  # what the family accepts
+    think = _think(body, facts, dropped)
+    # What the family accepts, for reasoning models only: as /api/chat sends it for the same think.
+    effort = effort_for(upstream_id, think) if facts.reasoning else None
     if effort is not None:
         out["reasoning_effort"] = effort
-    return MessagesPlan(out, stream, tuple(dropped))
+    return MessagesPlan(out, stream, tuple(dropped), emit_thinking=think is not False)
 
 
 def system_text(value: Any, where: str) -> str:
@@ -137,6 +151,22 @@ def system_text(value: Any, where: str) -> str:
     return "\n\n".join(texts)
 
 
+def _check_text(messages: list[ChatMessage], limit: int) -> None:
+    """The text bound /api/chat and /v1/responses apply (``max_text_chars``, all messages together): texts,
+    documents, tool results and tool-call arguments, counted as they go upstream."""
+    chars = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part["text"]) for part in content if part["type"] == "text")
+        for call in message.get("tool_calls", ()):
+            chars += len(call["function"]["arguments"])
+    if chars > limit:
+        raise TooLarge(f"messages are too long (limit {limit} characters in all)")
+
+
 def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
     messages = body.get("messages")
     if messages is None:
@@ -150,17 +180,30 @@ def _messages_field(body: dict[str, Any], max_messages: int) -> list[Any]:
     return messages
 
 
-class _ImageCounter:
-    __slots__ = ("count", "limit")
+class _Walk:
+    """What translating the messages accumulates: the images (bounded) and what had to be skipped."""
 
-    def __init__(self, limit: int) -> None:
-        self.count = 0
-        self.limit = limit
+    __slots__ = ("dropped", "images", "max_image_bytes", "max_images")
 
-    def add(self) -> None:
-        self.count += 1
-        if self.count > self.limit:
-            raise TooLarge(f"too many images (limit {self.limit} per request)")
+    def __init__(self, max_images: int, max_image_bytes: int, dropped: list[str]) -> None:
+        self.images = 0
+        self.max_images = max_images
+        self.max_image_bytes = max_image_bytes
+        self.dropped = dropped
+
+    def add_image(self, data: str | None, where: str) -> None:
+        """Count an image (``data``: its base64 text, None for a URL) against the limits /api/chat applies."""
+        self.images += 1
+        if self.images > self.max_images:
+            raise TooLarge(f"too many images (limit {self.max_images} per request)")
+        if data is not None and len(data) * 3 // 4 > self.max_image_bytes:
+            raise TooLarge(f"{where} is too large (limit {self.max_image_bytes} bytes)")
+
+    def skip(self, what: str) -> None:
+        """A block with no equivalent upstream, left out as Ollama leaves it out (named once, for a warning).
+        Failing instead would fail every later turn too: Claude Code resends the whole history."""
+        if what not in self.dropped:
+            self.dropped.append(what)
 
 
 def _simple(message: Any) -> ChatMessage | None:
@@ -183,7 +226,7 @@ def _simple(message: Any) -> ChatMessage | None:
     return None
 
 
-def _message(message: Any, where: str, images: _ImageCounter) -> list[ChatMessage]:
+def _message(message: Any, where: str, walk: _Walk) -> list[ChatMessage]:
     """One Anthropic message -> one or more chat messages (tool results become ``role: tool`` messages)."""
     if not isinstance(message, dict):
         raise InvalidRequest(f"{where}: must be an object")
@@ -198,11 +241,11 @@ def _message(message: Any, where: str, images: _ImageCounter) -> list[ChatMessag
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content: must be a string or an array of content blocks")
     if role == "assistant":
-        return [_assistant(content, f"{where}.content")]
-    return _user(content, f"{where}.content", images)
+        return [_assistant(content, f"{where}.content", walk)]
+    return _user(content, f"{where}.content", walk)
 
 
-def _assistant(blocks: list[Any], where: str) -> ChatMessage:
+def _assistant(blocks: list[Any], where: str, walk: _Walk) -> ChatMessage:
     """Text and tool_use blocks; earlier thinking is not sent back (chat completions has no place for it)."""
     texts: list[str] = []
     calls: list[ToolCall] = []
@@ -226,9 +269,7 @@ def _assistant(blocks: list[Any], where: str) -> ChatMessage:
         elif kind in ("thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result"):
             continue
         else:
-            raise InvalidRequest(
-                f"{where}.{index}: block type {kind!r} is not allowed in an assistant message"
-            )
+            walk.skip(_UNKNOWN_BLOCK)
     # No text and no calls (a turn of thinking only): an empty string, since chat completions refuses null.
     out: ChatMessage = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
@@ -236,7 +277,7 @@ def _assistant(blocks: list[Any], where: str) -> ChatMessage:
     return out
 
 
-def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMessage]:
+def _user(blocks: list[Any], where: str, walk: _Walk) -> list[ChatMessage]:
     """Tool results first (chat completions wants them right after the calls), then the rest as one."""
     results: list[ChatMessage] = []
     parts: list[ContentPart] = []
@@ -246,20 +287,21 @@ def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMess
         if kind == "text":
             parts.append({"type": "text", "text": _str_field(block, "text", at)})
         elif kind == "image":
-            images.add()
-            parts.append(_image(block.get("source"), f"{at}.source"))
+            parts.append(_image(block.get("source"), f"{at}.source", walk))
         elif kind == "document":
-            parts.append({"type": "text", "text": _document(block, at)})
+            document = _document(block, at, walk)
+            if document is not None:
+                parts.append({"type": "text", "text": document})
         elif kind == "tool_result":
-            text, extra = _tool_result(block, at, images)
+            text, extra = _tool_result(block, at, walk)
             results.append(
                 {"role": "tool", "tool_call_id": _str_field(block, "tool_use_id", at), "content": text}
             )
             parts.extend(extra)
         elif kind in ("thinking", "redacted_thinking"):
             continue
-        else:
-            raise InvalidRequest(f"{at}: block type {kind!r} is not supported in a user message")
+        else:  # search_result, container_upload and types newer than this code
+            walk.skip(_UNKNOWN_BLOCK)
     if not parts and not results:
         results.append({"role": "user", "content": ""})  # an empty turn stays a turn
     elif parts:
@@ -270,7 +312,7 @@ def _user(blocks: list[Any], where: str, images: _ImageCounter) -> list[ChatMess
     return results
 
 
-def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tuple[str, list[ContentPart]]:
+def _tool_result(block: dict[str, Any], where: str, walk: _Walk) -> tuple[str, list[ContentPart]]:
     """The result's text (``is_error`` marked), and its images, which go to the user message after it."""
     content = block.get("content", "")
     texts: list[str] = []
@@ -284,10 +326,11 @@ def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tu
             if kind == "text":
                 texts.append(_str_field(item, "text", at))
             elif kind == "image":
-                images.add()
-                extra.append(_image(item.get("source"), f"{at}.source"))
+                extra.append(_image(item.get("source"), f"{at}.source", walk))
             elif kind == "document":
-                texts.append(_document(item, at))
+                document = _document(item, at, walk)
+                if document is not None:
+                    texts.append(document)
             else:  # newer result blocks (tool_reference, search_result...): their JSON is the closest text
                 texts.append(orjson.dumps(item).decode())
     elif content is not None:
@@ -298,7 +341,7 @@ def _tool_result(block: dict[str, Any], where: str, images: _ImageCounter) -> tu
     return text, extra
 
 
-def _image(source: Any, where: str) -> ImagePart:
+def _image(source: Any, where: str, walk: _Walk) -> ImagePart:
     if not isinstance(source, dict):
         raise InvalidRequest(f"{where}: must be an object")
     kind = source.get("type")
@@ -307,14 +350,17 @@ def _image(source: Any, where: str) -> ImagePart:
         if media_type not in _IMAGE_TYPES:
             raise InvalidRequest(f"{where}.media_type: must be one of {', '.join(sorted(_IMAGE_TYPES))}")
         data = _str_field(source, "data", where)
+        walk.add_image(data, f"{where}.data")
         return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
     if kind == "url":
+        walk.add_image(None, where)
         return {"type": "image_url", "image_url": {"url": _str_field(source, "url", where)}}
     raise InvalidRequest(f"{where}.type: image sources are 'base64' or 'url', got {kind!r}")
 
 
-def _document(block: dict[str, Any], where: str) -> str:
-    """A document as text: plain-text and content sources pass; a PDF or URL cannot go upstream."""
+def _document(block: dict[str, Any], where: str, walk: _Walk) -> str | None:
+    """A document as text: plain-text and content sources pass; a PDF or URL cannot go upstream (None:
+    skipped, as Ollama skips it)."""
     source = block.get("source")
     if not isinstance(source, dict):
         raise InvalidRequest(f"{where}.source: must be an object")
@@ -339,10 +385,8 @@ def _document(block: dict[str, Any], where: str) -> str:
             return prefix + base64.b64decode(_str_field(source, "data", f"{where}.source")).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest(f"{where}.source.data: not base64-encoded UTF-8 text") from None
-    raise Unsupported(
-        f"{where}.source: only text documents can be sent to this backend (type {kind!r}, "
-        f"media_type {source.get('media_type')!r}); send the document's text instead"
-    )
+    walk.skip(_OTHER_DOCUMENT)
+    return None
 
 
 def _tools(value: Any, dropped: list[str]) -> list[Tool]:
@@ -413,8 +457,11 @@ def _sampling(
         dropped.append("top_k")
 
 
-def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str | None:
-    """``output_config.effort``, else ``thinking.budget_tokens`` -> reasoning_effort (reasoning models)."""
+def _think(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> bool | str | None:
+    """The request's thinking as Ollama's ``think`` (for :func:`effort_for`): False for ``disabled``, which
+    wins over everything as in Ollama; else ``output_config.effort``, else a level for ``budget_tokens``;
+    None for the backend's default. False whatever the model (the answer's thinking is then hidden); a level
+    only for reasoning models."""
     thinking = body.get("thinking")
     kind = None
     budget: int | None = None
@@ -436,6 +483,8 @@ def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str 
         effort = _EFFORTS.get(raw.strip().lower()) if isinstance(raw, str) else None
         if effort is None:
             raise InvalidRequest(f"output_config.effort: must be one of low, medium, high, max, got {raw!r}")
+    if kind == "disabled":
+        return False
     if not facts.reasoning:
         if kind in ("enabled", "adaptive") or effort is not None:
             dropped.append("thinking")
@@ -444,7 +493,7 @@ def _effort(body: dict[str, Any], facts: ModelFacts, dropped: list[str]) -> str 
         return effort
     if budget is not None:
         return "low" if budget < _BUDGET_LOW else "medium" if budget < _BUDGET_MEDIUM else "high"
-    return None  # adaptive, disabled or absent: the backend's default effort
+    return None  # adaptive or absent: the backend's default effort
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:

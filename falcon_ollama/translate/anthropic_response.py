@@ -25,7 +25,12 @@ from falcon_ollama.anthropic_types import (
     Usage,
 )
 from falcon_ollama.errors import UpstreamProtocolError
-from falcon_ollama.translate.chat_response import json_object
+from falcon_ollama.translate.chat_response import (
+    json_object,
+    parse_tool_arguments,
+    token_counts,
+    token_event_chars,
+)
 from falcon_ollama.wire import SSE_CONTENT_TYPE
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -38,7 +43,12 @@ _STOP_REASONS: dict[str, StopReason] = {
 
 
 def stop_reason(finish_reason: Any, has_tool_calls: bool) -> StopReason:
-    """finish_reason -> stop_reason; OpenAI never says a stop sequence matched, so "stop" is end_turn."""
+    """finish_reason -> stop_reason; OpenAI never says a stop sequence matched, so "stop" is end_turn.
+
+    "length" is max_tokens even with tool calls, as Anthropic answers: the last call's arguments may be cut,
+    and a client must not run it as if it were whole."""
+    if finish_reason == "length":
+        return "max_tokens"
     if has_tool_calls:
         return "tool_use"
     return _STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
@@ -61,8 +71,9 @@ def usage_of(usage: Any) -> Usage:
     }
 
 
-def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
-    """A whole chat completion -> an Anthropic ``message`` (``model`` is the name the client asked for)."""
+def completion_to_message(body: bytes, model: str, message_id: str, *, emit_thinking: bool = True) -> Message:
+    """A whole chat completion -> an Anthropic ``message`` (``model`` is the name the client asked for;
+    ``emit_thinking`` False for ``thinking: disabled``, whose reasoning is not shown, as on /api/chat)."""
     data = json_object(body)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -73,7 +84,7 @@ def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
         raise UpstreamProtocolError("the upstream answer has no message")
     content: list[ContentBlock] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    if emit_thinking and isinstance(reasoning, str) and reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if isinstance(text, str) and text:
@@ -109,18 +120,17 @@ def completion_to_message(body: bytes, model: str, message_id: str) -> Message:
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:
-    """A call's JSON-text arguments as the object Anthropic's ``input`` must be (empty text is ``{}``)."""
-    if arguments is None or arguments == "":
-        return {}
+    """A call's JSON-text arguments as the object Anthropic's ``input`` must be, as /api/chat reads them
+    (:func:`parse_tool_arguments`): empty is ``{}``, and text that is not a JSON object (arguments cut at
+    max_tokens) is kept under ``raw`` rather than losing the whole answer to a 502. The stream relays the same
+    text as it came (``input_json_delta``)."""
     if isinstance(arguments, dict):
         return arguments
-    try:
-        value = orjson.loads(arguments) if isinstance(arguments, str) else None
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise UpstreamProtocolError("the upstream's tool call arguments are not a JSON object")
-    return value
+    if isinstance(arguments, str):
+        return parse_tool_arguments(arguments)
+    if arguments is None:
+        return {}
+    raise UpstreamProtocolError("the upstream's tool call arguments are neither JSON text nor an object")
 
 
 def error_type(status: int) -> ErrorType:
@@ -161,9 +171,11 @@ class MessageStream:
     content_type = SSE_CONTENT_TYPE
 
     __slots__ = (
+        "_answer_chars",
         "_block",
         "_cached",
         "_completion",
+        "_emit_thinking",
         "_finish",
         "_id",
         "_index",
@@ -171,13 +183,17 @@ class MessageStream:
         "_model",
         "_prompt",
         "_started",
+        "_token_events",
         "_tool_index",
         "_tools_seen",
         "_used_tools",
     )
 
-    def __init__(self, model: str, message_id: str, input_estimate: int = 0) -> None:
+    def __init__(
+        self, model: str, message_id: str, input_estimate: int = 0, *, emit_thinking: bool = True
+    ) -> None:
         self._model = model
+        self._emit_thinking = emit_thinking  # False: the reasoning is not relayed (thinking: disabled)
         self._id = message_id
         self._input_estimate = input_estimate
         self._started = False
@@ -190,6 +206,8 @@ class MessageStream:
         self._prompt: int | None = None
         self._completion: int | None = None
         self._cached = 0
+        self._answer_chars = 0  # for the output estimate when the upstream sends no usage (llama.cpp)
+        self._token_events = 0
 
     def feed(self, payload: bytes) -> bytes:
         data = json_object(payload)
@@ -222,7 +240,7 @@ class MessageStream:
         self._close(out)
         usage = {
             "input_tokens": self._prompt if self._prompt is not None else self._input_estimate,
-            "output_tokens": self._completion or 0,
+            "output_tokens": self._output_tokens(),
             "cache_read_input_tokens": self._cached,
         }
         delta = {"stop_reason": stop_reason(self._finish, self._used_tools), "stop_sequence": None}
@@ -234,8 +252,18 @@ class MessageStream:
         return b"event: error\ndata: " + error_body("api_error", message) + b"\n\n"
 
     def counts(self) -> tuple[int | None, int | None]:
-        prompt = None if self._prompt is None else self._prompt + self._cached
-        return prompt, self._completion
+        """The upstream's counts, else the estimates the client was given (as /api/chat and /v1/responses)."""
+        if self._prompt is not None:
+            prompt: int | None = self._prompt + self._cached
+        else:
+            prompt = self._input_estimate or None
+        return prompt, self._output_tokens()
+
+    def _output_tokens(self) -> int:
+        """The upstream's completion tokens, else /api/chat's estimate from what the stream carried."""
+        if self._completion is not None:
+            return self._completion
+        return token_counts(None, 0, self._answer_chars, self._token_events)[1]
 
     def _start(self) -> bytes:
         self._started = True
@@ -253,7 +281,11 @@ class MessageStream:
 
     def _delta(self, delta: dict[str, Any], out: list[bytes]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        chars = token_event_chars(delta, delta.get("content"), reasoning, delta.get("tool_calls"))
+        if chars is not None:
+            self._answer_chars += chars
+            self._token_events += 1
+        if self._emit_thinking and isinstance(reasoning, str) and reasoning:
             self._open("thinking", out, {"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
         content = delta.get("content")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 
@@ -23,6 +23,7 @@ from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.images import image_data_uri
 from falcon_ollama.translate.options import map_options
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
+from falcon_ollama.translate.tool_history import unanswered_results
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 JSON_INSTRUCTION = "Respond with a JSON object."
@@ -390,7 +391,7 @@ def _messages(raw: object, limits: Limits) -> list[dict[str, Any]]:
 def _close_unanswered(pending: list[tuple[str, str]], out: list[dict[str, Any]]) -> None:
     """Ollama accepts a history where a tool call got no result (an interrupted tool use); the OpenAI API
     refuses it. Each unanswered call is closed with an empty result where its result would have been."""
-    out.extend({"role": "tool", "tool_call_id": call_id, "content": ""} for call_id, _ in pending)
+    out.extend(cast("list[dict[str, Any]]", unanswered_results(call_id for call_id, _ in pending)))
     pending.clear()
 
 

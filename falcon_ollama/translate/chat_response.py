@@ -4,8 +4,8 @@ Streaming: :class:`StreamTranslator` turns each upstream SSE ``data`` payload in
 once (content and thinking are never held back), assembles tool-call fragments per index and emits the
 complete calls (arguments as an object, ids kept) before the final chunk, and :meth:`finish` writes the
 final ``done: true`` chunk with counts and durations. Upstreams that send no usage chunk (llama.cpp) still get
-counts, estimated as :func:`_counts` says. A stream that ends with neither ``finish_reason`` nor ``[DONE]``
-was cut: :meth:`finish` raises instead of pretending it was complete.
+counts, estimated as :func:`token_counts` says. A stream that ends with neither ``finish_reason`` nor
+``[DONE]`` was cut: :meth:`finish` raises instead of pretending it was complete.
 ``[DONE]`` is the end: the caller stops feeding at it and says so to :meth:`StreamTranslator.finish`.
 
 What a stream keeps until its end (tool-call fragments; for ``/api/generate``, the answer's text, for
@@ -328,18 +328,11 @@ class StreamTranslator:
         )
 
     def _count(self, delta: dict[str, Any], content: object, thinking: object, calls: object) -> None:
-        """Count a delta for the estimate (:func:`_counts`): a token event when it carries text, even empty
-        (llama.cpp sends one event a token, empty when the token ends no character), or tool-call fragments;
-        the opening event that only announces the role (OpenAI's has ``content: ""``) is not one."""
-        chars = (len(content) if isinstance(content, str) else 0) + (
-            len(thinking) if isinstance(thinking, str) else 0
-        )
-        if isinstance(calls, list) and calls:
-            chars += sum(_call_chars(call) for call in calls)
-        elif chars == 0 and (delta.get("role") or not isinstance(content, str)):
-            return
-        self._token_events += 1
-        self._answer_chars += chars
+        """Count a delta for the estimate (:func:`token_counts`)."""
+        chars = token_event_chars(delta, content, thinking, calls)
+        if chars is not None:
+            self._token_events += 1
+            self._answer_chars += chars
 
     def _learn(self, payload: bytes, content: str) -> None:
         """Remember the bytes around the content string of a plain content delta (``feed``'s fast path).
@@ -433,7 +426,7 @@ class StreamTranslator:
 
     def counts(self) -> tuple[int, int]:
         """(prompt tokens, completion tokens): the upstream's usage, else derived counts."""
-        return _counts(self._usage, self._prompt_chars, self._answer_chars, self._token_events)
+        return token_counts(self._usage, self._prompt_chars, self._answer_chars, self._token_events)
 
     def metrics(self) -> dict[str, int]:
         now = self._clock_ns()
@@ -448,7 +441,22 @@ class StreamTranslator:
         }
 
 
-def _counts(
+def token_event_chars(delta: dict[str, Any], content: object, thinking: object, calls: object) -> int | None:
+    """The characters a streamed delta adds to the answer, for :func:`token_counts`; None when it is not a
+    token event. A token event carries text, even empty (llama.cpp sends one event a token, empty when the
+    token ends no character), or tool-call fragments; the opening event that only announces the role
+    (OpenAI's has ``content: ""``) is not one. Shared by every dialect's stream (Ollama's, Anthropic's)."""
+    chars = (len(content) if isinstance(content, str) else 0) + (
+        len(thinking) if isinstance(thinking, str) else 0
+    )
+    if isinstance(calls, list) and calls:
+        chars += sum(_call_chars(call) for call in calls)
+    elif chars == 0 and (delta.get("role") or not isinstance(content, str)):
+        return None
+    return chars
+
+
+def token_counts(
     usage: dict[str, Any] | None, prompt_chars: int, answer_chars: int, token_events: int = 0
 ) -> tuple[int, int]:
     """Token counts from the upstream's usage, or estimated ones when it sent none.
@@ -478,8 +486,8 @@ def _call_chars(call: object) -> int:
 
 
 def prompt_chars_of(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
-    """A chat prompt's size as the model reads it, in characters, for the estimate in :func:`_counts`: every
-    message's text (the text parts of multi-part content, the arguments of the tool calls it made), each
+    """A chat prompt's size as the model reads it, in characters, for the estimate in :func:`token_counts`:
+    every message's text (the text parts of multi-part content, the arguments of the tool calls it made), each
     tool's definition as JSON, and the template's cost per message and for priming the reply."""
     chars = REPLY_PRIMING_CHARS + MESSAGE_TEMPLATE_CHARS * len(messages)
     for message in messages:
@@ -582,7 +590,7 @@ def completion_to_ollama(
     if history is not None:
         out["context"] = context_json([*history, {"role": "assistant", "content": content}])
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
-    prompt_count, eval_count = _counts(usage, shape.prompt_chars, answer_chars)
+    prompt_count, eval_count = token_counts(usage, shape.prompt_chars, answer_chars)
     out["total_duration"] = now - started_ns
     out["prompt_eval_count"] = prompt_count
     out["eval_count"] = eval_count

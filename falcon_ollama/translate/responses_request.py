@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -20,6 +20,7 @@ from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
 from falcon_ollama.translate.options import sampling_values
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
+from falcon_ollama.translate.tool_history import orphan_result, unanswered_results
 
 STATELESS = (
     "this server is stateless (like Ollama): it keeps no responses, so '{field}' cannot be used; "
@@ -366,11 +367,11 @@ class _Messages:
             return
         # A result for a call this history does not contain: chat completions refuses an orphan tool message.
         self._close_unanswered()
-        self.out.append({"role": "user", "content": f"Tool result ({call_id}):\n{text}"})
+        self.out.append(cast("dict[str, Any]", orphan_result(call_id, text)))
 
     def _close_unanswered(self) -> None:
         """Chat completions refuses a tool call left without a result; an empty result closes it."""
-        self.out.extend({"role": "tool", "tool_call_id": c, "content": ""} for c in self._pending)
+        self.out.extend(cast("list[dict[str, Any]]", unanswered_results(self._pending)))
         self._pending.clear()
 
     def _add_text(self, text: str) -> None:

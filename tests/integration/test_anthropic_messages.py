@@ -87,6 +87,13 @@ def test_create(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     assert sent["top_p"] == 0.9 and sent["stop"] == ["END"] and "top_k" not in sent and "stream" not in sent
 
 
+def test_stop_sequences_cut_to_what_openai_takes(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """OpenAI refuses more than 4 stop sequences; the first 4 go, as /api/chat sends them."""
+    stops = ["S1", "S2", "S3", "S4", "S5", "S6"]
+    client(proxy).messages.create(model="gpt-4o", max_tokens=10, messages=USER, stop_sequences=stops)
+    assert chat_requests(fake)[-1]["stop"] == stops[:4]
+
+
 def test_alias_and_max_tokens_stop_reason(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(model="llama3.2", max_tokens=3, messages=USER)
     assert message.stop_reason == "max_tokens" and message.content[0].text == expected_text(3)  # type: ignore[union-attr]
@@ -105,6 +112,19 @@ def test_stream_one_call_suffices(proxy: ProxyThread, fake: FakeUpstreamThread) 
     assert (
         len(sent) == 1 and sent[0]["stream"] is True and sent[0]["stream_options"] == {"include_usage": True}
     )
+
+
+def test_stream_without_usage_estimates_output(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """An upstream that sends no usage (llama.cpp; the fake with send_usage false): output_tokens is the
+    estimate /api/chat gives for the same streamed answer, not 0."""
+    fake.config.send_usage = False
+    with client(proxy).messages.stream(model="gpt-4o", max_tokens=100, messages=USER) as stream:
+        final = stream.get_final_message()
+    ollama = httpx.post(
+        f"{proxy.url}/api/chat", json={"model": "gpt-4o", "messages": USER, "stream": True}, timeout=30
+    )
+    eval_count = orjson.loads(ollama.content.splitlines()[-1])["eval_count"]
+    assert final.usage.output_tokens == eval_count > 0
 
 
 def test_tool_round_trip_with_streamed_arguments(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
@@ -188,6 +208,106 @@ def test_tool_choice_and_error_result(proxy: ProxyThread, fake: FakeUpstreamThre
     ]
 
 
+TOOLU_1 = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+TOOLU_2 = {**TOOLU_1, "id": "toolu_2"}
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        # the user interrupted the call and typed instead (no tool_result)
+        [{"role": "assistant", "content": [TOOLU_1]}, {"role": "user", "content": "never mind"}],
+        # one result for two calls
+        [
+            {"role": "assistant", "content": [TOOLU_1, TOOLU_2]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "rain"}],
+            },
+        ],
+        # a result whose id matches no call
+        [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "rain"}]}],
+    ],
+    ids=["unanswered", "one-result-two-calls", "orphan-result"],
+)
+def test_interrupted_tool_histories_are_answered(
+    proxy: ProxyThread, fake: FakeUpstreamThread, history: list[Any]
+) -> None:
+    """The fake, like OpenAI, refuses unpaired tool calls and results with a 400; they are repaired first."""
+    answer = client(proxy).messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "weather in Paris?"}, *history],
+    )
+    assert answer.stop_reason in ("end_turn", "tool_use")
+    assert chat_requests(fake)[-1]["messages"][0] == {"role": "user", "content": "weather in Paris?"}
+
+
+def test_pdf_and_unknown_blocks_are_skipped(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """A PDF (top level or in a tool result) or a search_result no longer fails the turn: it is left out."""
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+    }
+    search = {
+        "type": "search_result",
+        "source": "https://x",
+        "title": "t",
+        "content": [{"type": "text", "text": "s"}],
+    }
+    answer = client(proxy).messages.create(
+        model="gpt-4o",
+        max_tokens=100,
+        messages=[
+            {"role": "user", "content": [pdf, search, {"type": "text", "text": "read it"}]},  # type: ignore[list-item]
+            {"role": "assistant", "content": [TOOLU_1]},  # type: ignore[list-item]
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [pdf]}],  # type: ignore[list-item]
+            },
+        ],
+    )
+    assert answer.stop_reason == "end_turn"
+    sent = chat_requests(fake)[-1]["messages"]
+    assert sent[0] == {"role": "user", "content": "read it"}
+    assert sent[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
+
+
+def test_cut_tool_arguments_keep_the_answer(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """An answer cut at max_tokens inside a call's arguments is answered (was a 502 losing it all): the raw
+    arguments kept as on /api/chat, stop_reason max_tokens so the client does not run the call."""
+    cut = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me look.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"a": "Par'},
+                        }
+                    ],
+                },
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+    fake.script(Fault(kind="status", status=200, body=cut, path="/v1/chat"))
+    answer = client(proxy).messages.create(model="gpt-4o", max_tokens=7, messages=USER, tools=[WEATHER])  # type: ignore[list-item]
+    assert answer.stop_reason == "max_tokens"
+    text, call = answer.content
+    assert text.type == "text" and text.text == "Let me look."
+    assert call.type == "tool_use" and call.id == "call_1" and call.input == {"raw": '{"a": "Par'}
+
+
 def test_system_and_image(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     message = client(proxy).messages.create(
         model="gpt-4o",
@@ -254,6 +374,35 @@ def test_thinking(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     assert "".join(thoughts) == expected_reasoning()
     assert [b.type for b in final.content] == ["thinking", "text"]
     assert chat_requests(fake)[-1]["reasoning_effort"] == "high"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_disabled_hides_reasoning_and_wins_over_effort(
+    proxy: ProxyThread, fake: FakeUpstreamThread, stream: bool
+) -> None:
+    """As /api/chat with think=false: o4-mini has no off switch, so no effort goes (not the 'high' asked in
+    output_config), and the reasoning the fake sends anyway is not shown."""
+    answer = httpx.post(
+        f"{proxy.url}/v1/messages",
+        json={
+            "model": "o4-mini",
+            "max_tokens": 1000,
+            "stream": stream,
+            "thinking": {"type": "disabled"},
+            "output_config": {"effort": "high"},
+            "messages": USER,
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    if stream:
+        kinds = [
+            d["content_block"]["type"] for n, d in sse_events(answer.content) if n == "content_block_start"
+        ]
+    else:
+        kinds = [b["type"] for b in answer.json()["content"]]
+    assert kinds == ["text"]
+    assert "reasoning_effort" not in chat_requests(fake)[-1]
 
 
 def test_count_tokens(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
@@ -388,6 +537,29 @@ def test_bad_requests_in_anthropic_shape(proxy: ProxyThread, body: dict[str, Any
     error = answer.json()
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
     assert error["error"]["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("x" * 51, "messages are too long (limit 50 characters in all)"),
+        (
+            [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 1400}}],
+            "messages.0.content.0.source.data is too large (limit 1000 bytes)",
+        ),
+    ],
+    ids=["text", "image"],
+)
+def test_size_limits_in_anthropic_shape(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], content: Any, message: str
+) -> None:
+    """max_text_chars and max_image_bytes, enforced as on /api/chat: a 413 request_too_large, nothing sent."""
+    proxy = start_proxy(fake, max_image_bytes=1000, max_text_chars=50)
+    body = {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": content}]}
+    answer = httpx.post(f"{proxy.url}/v1/messages", json=body, timeout=30)
+    assert answer.status_code == 413
+    assert answer.json() == {"type": "error", "error": {"type": "request_too_large", "message": message}}
+    assert chat_requests(fake) == []
 
 
 def test_busy_is_529_overloaded(fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]) -> None:

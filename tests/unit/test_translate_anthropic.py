@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from falcon_ollama.catalog_config import ModelFacts
-from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, Unsupported, UpstreamProtocolError
+from falcon_ollama.errors import InvalidRequest, ProxyError, TooLarge, UpstreamProtocolError
 from falcon_ollama.translate.anthropic_request import estimate_input_tokens, messages_to_openai
 from falcon_ollama.translate.anthropic_response import MessageStream, completion_to_message, error_type
 
@@ -36,6 +36,13 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any], tuple
     ("sampling kept", request(temperature=0.2, top_p=0.5), CHAT, {"temperature": 0.2, "top_p": 0.5}, ()),
     ("top_k dropped", request(top_k=3), CHAT, {}, ("top_k",)),
     ("stop sequences", request(stop_sequences=["a", "b"]), CHAT, {"stop": ["a", "b"]}, ()),
+    (
+        "more stop sequences than OpenAI takes: the first 4, as /api/chat",
+        request(stop_sequences=["a", "b", "c", "d", "e", "f"]),
+        CHAT,
+        {"stop": ["a", "b", "c", "d"]},
+        ("stop_sequences (beyond the first 4)",),
+    ),
     # reasoning models refuse 'stop': dropped with a warning, not a 400 from the upstream
     ("stop on a reasoning model", request(stop_sequences=["a"]), REASONING, {}, ("stop_sequences",)),
     (
@@ -166,6 +173,52 @@ def test_request(
         assert "reasoning_effort" not in out
 
 
+DISABLED = {"type": "disabled"}
+# thinking: disabled is Ollama's think=false: the family's off switch (translate/effort.py, as /api/chat sends
+# it), winning over output_config.effort, and the answer's thinking hidden.
+THINK_CASES: list[tuple[str, dict[str, Any], ModelFacts, str, str | None, bool]] = [
+    (
+        "disabled, o-series: no off switch, nothing sent",
+        request(thinking=DISABLED),
+        REASONING,
+        "o4-mini",
+        None,
+        False,
+    ),
+    ("disabled, gpt-5: minimal", request(thinking=DISABLED), REASONING, "gpt-5", "minimal", False),
+    ("disabled, gpt-5.1: none", request(thinking=DISABLED), REASONING, "gpt-5.1", "none", False),
+    (
+        "disabled wins over effort",
+        request(thinking=DISABLED, output_config={"effort": "high"}),
+        REASONING,
+        "gpt-5",
+        "minimal",
+        False,
+    ),
+    ("disabled on a chat model: nothing sent", request(thinking=DISABLED), CHAT, "gpt-4o", None, False),
+    (
+        "effort alone, clamped for the family",
+        request(output_config={"effort": "max"}),
+        REASONING,
+        "gpt-5.2",
+        "xhigh",
+        True,
+    ),
+    ("absent: the default", request(), REASONING, "gpt-5", None, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "facts", "upstream", "effort", "emit"), THINK_CASES, ids=[c[0] for c in THINK_CASES]
+)
+def test_thinking_disabled(
+    name: str, body: dict[str, Any], facts: ModelFacts, upstream: str, effort: str | None, emit: bool
+) -> None:
+    plan = messages_to_openai(body, facts, upstream)
+    assert plan.body.get("reasoning_effort") == effort and plan.emit_thinking is emit
+    assert plan.dropped == ()
+
+
 def test_conversation_with_tools_images_and_documents() -> None:
     png = base64.b64encode(b"png").decode()
     text = base64.b64encode(b"plain text").decode()
@@ -272,23 +325,6 @@ ERROR_CASES: list[tuple[dict[str, Any], type[ProxyError], str]] = [
     (
         request(
             messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "document",
-                            "source": {"type": "base64", "media_type": "application/pdf", "data": "x"},
-                        }
-                    ],
-                }
-            ]
-        ),
-        Unsupported,
-        "messages.0.content.0.source: only text documents",
-    ),
-    (
-        request(
-            messages=[
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": []}]}
             ]
         ),
@@ -337,16 +373,174 @@ def test_request_errors(body: dict[str, Any], kind: type[ProxyError], message: s
                     }
                 ],
             },
-            [{"role": "tool", "tool_call_id": "a", "content": '{"type":"tool_reference","tool_name":"x"}'}],
+            # no call in this history: the result is user text (translate/tool_history.py)
+            [{"role": "user", "content": 'Tool result (a):\n{"type":"tool_reference","tool_name":"x"}'}],
         ),
         (
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a"}]},
-            [{"role": "tool", "tool_call_id": "a", "content": ""}],
+            [{"role": "user", "content": "Tool result (a):\n"}],
         ),
     ],
 )
 def test_edge_turns(message: dict[str, Any], expected: list[dict[str, Any]]) -> None:
     assert messages_to_openai(request(messages=[message]), CHAT, "up").body["messages"] == expected
+
+
+def call(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id."""
+    return {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": i, "name": "f", "input": {}} for i in ids],
+    }
+
+
+def results(*ids: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": i} for i in ids]}
+
+
+def sent_call(*ids: str) -> dict[str, Any]:
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def tool(call_id: str, content: str = "") -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+NEVER_MIND = {"role": "user", "content": "never mind"}
+# Histories chat completions refuses and Claude Code sends when a tool call is interrupted: repaired as
+# /api/chat and /v1/responses repair them (translate/tool_history.py).
+TOOL_HISTORY_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
+    (
+        "interrupted call: closed by an empty result before the user's text",
+        [*HI, call("toolu_1"), NEVER_MIND],
+        [*HI, sent_call("toolu_1"), tool("toolu_1"), NEVER_MIND],
+    ),
+    ("call last in the history", [*HI, call("toolu_1")], [*HI, sent_call("toolu_1"), tool("toolu_1")]),
+    (
+        "one result for two calls",
+        [*HI, call("a", "b"), results("b")],
+        [*HI, sent_call("a", "b"), tool("b", "b"), tool("a")],
+    ),
+    (
+        "a result for no call becomes user text",
+        [*HI, results("ghost")],
+        [*HI, {"role": "user", "content": "Tool result (ghost):\nghost"}],
+    ),
+    (
+        "an orphan among answers waits until the answers are all in",
+        [*HI, call("a", "b"), results("a", "ghost", "b"), NEVER_MIND],
+        [
+            *HI,
+            sent_call("a", "b"),
+            tool("a", "a"),
+            tool("b", "b"),
+            {"role": "user", "content": "Tool result (ghost):\nghost"},
+            NEVER_MIND,
+        ],
+    ),
+    (
+        "a call answered twice: the second answer is user text",
+        [*HI, call("a"), results("a", "a")],
+        [*HI, sent_call("a"), tool("a", "a"), {"role": "user", "content": "Tool result (a):\na"}],
+    ),
+    (
+        "a paired history is unchanged",
+        [*HI, call("a"), results("a"), call("b"), results("b")],
+        [*HI, sent_call("a"), tool("a", "a"), sent_call("b"), tool("b", "b")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "history", "expected"), TOOL_HISTORY_CASES, ids=[c[0] for c in TOOL_HISTORY_CASES]
+)
+def test_tool_histories_repaired(name: str, history: list[dict[str, Any]], expected: list[Any]) -> None:
+    assert messages_to_openai(request(messages=history), CHAT, "up").body["messages"] == expected
+
+
+PDF = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
+OTHER_DOCUMENT = "document blocks that are not text (PDF, URL)"
+OTHER_BLOCK = "content blocks of other types (search_result...)"
+SEARCH_RESULT = {
+    "type": "search_result",
+    "source": "https://x",
+    "title": "t",
+    "content": [{"type": "text", "text": "found"}],
+}
+# Blocks with no form upstream are skipped (as Ollama skips them), never a 400: once a PDF is in a Claude Code
+# history, every later turn resends it.
+SKIPPED_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], tuple[str, ...]]] = [
+    (
+        "a PDF beside text",
+        [{"role": "user", "content": [PDF, {"type": "text", "text": "summarise"}]}],
+        [{"role": "user", "content": "summarise"}],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a URL document",
+        [
+            {
+                "role": "user",
+                "content": [{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}],
+            }
+        ],
+        [{"role": "user", "content": ""}],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a PDF inside a tool result",
+        [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "a",
+                        "content": [{"type": "text", "text": "r"}, PDF],
+                    }
+                ],
+            },
+        ],
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            {"role": "tool", "tool_call_id": "a", "content": "r"},
+        ],
+        (OTHER_DOCUMENT,),
+    ),
+    (
+        "a search_result and an unknown block in a user turn",
+        [
+            {
+                "role": "user",
+                "content": [SEARCH_RESULT, {"type": "text", "text": "q"}, {"type": "newer_thing"}],
+            }
+        ],
+        [{"role": "user", "content": "q"}],
+        (OTHER_BLOCK,),
+    ),
+    (
+        "an unknown block in an assistant turn",
+        [{"role": "assistant", "content": [{"type": "newer_thing"}, {"type": "text", "text": "ok"}]}],
+        [{"role": "assistant", "content": "ok"}],
+        (OTHER_BLOCK,),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "history", "expected", "dropped"), SKIPPED_CASES, ids=[c[0] for c in SKIPPED_CASES]
+)
+def test_blocks_without_equivalent_are_skipped(
+    name: str, history: list[dict[str, Any]], expected: list[Any], dropped: tuple[str, ...]
+) -> None:
+    plan = messages_to_openai(request(messages=history), CHAT, "up")
+    assert plan.body["messages"] == expected and plan.dropped == dropped
 
 
 def test_limits() -> None:
@@ -357,6 +551,48 @@ def test_limits() -> None:
         messages_to_openai(
             request(messages=[{"role": "user", "content": [image] * 3}]), CHAT, "up", max_images=2
         )
+
+
+def b64_image(size: int) -> dict[str, Any]:
+    data = base64.b64encode(b"x" * size).decode()
+    return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+
+
+def long_result(text: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": text}]},
+    ]
+
+
+# The bounds /api/chat and /v1/responses apply: 10 characters of text in all, images of 30 bytes.
+SIZE_CASES: list[tuple[str, list[dict[str, Any]], str | None]] = [
+    ("text within the bound", [{"role": "user", "content": "x" * 10}], None),
+    ("a string turn", [{"role": "user", "content": "x" * 11}], "messages are too long (limit 10"),
+    ("spread over turns", [{"role": "user", "content": "x" * 6}] * 2, "messages are too long"),
+    ("a tool result", long_result("x" * 11), "messages are too long"),
+    ("an image within the bound", [{"role": "user", "content": [b64_image(30)]}], None),
+    (
+        "an image too large",
+        [{"role": "user", "content": [b64_image(31)]}],
+        "messages.0.content.0.source.data is too large (limit 30 bytes)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "history", "error"), SIZE_CASES, ids=[c[0] for c in SIZE_CASES])
+def test_size_limits(name: str, history: list[dict[str, Any]], error: str | None) -> None:
+    def translate() -> object:
+        return messages_to_openai(
+            request(messages=history), CHAT, "up", max_text_chars=10, max_image_bytes=30
+        )
+
+    if error is None:
+        translate()
+        return
+    with pytest.raises(TooLarge) as info:
+        translate()
+    assert info.value.message.startswith(error)
 
 
 @pytest.mark.parametrize(
@@ -417,6 +653,21 @@ def completion(message: dict[str, Any], finish: str, usage: dict[str, Any] | Non
             [{"type": "tool_use", "id": "toolu_msg_1_0", "name": "f", "input": {}}],
             "tool_use",
         ),
+        (  # cut at max_tokens: the raw arguments kept (as /api/chat keeps them), max_tokens says why
+            {
+                "content": None,
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"a": "Par'}}],
+            },
+            "length",
+            [{"type": "tool_use", "id": "c", "name": "f", "input": {"raw": '{"a": "Par'}}],
+            "max_tokens",
+        ),
+        (  # JSON that is not an object: wrapped, as on /api/chat
+            {"content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]},
+            "tool_calls",
+            [{"type": "tool_use", "id": "c", "name": "f", "input": {"value": [1]}}],
+            "tool_use",
+        ),
     ],
 )
 def test_completion_to_message(message: dict[str, Any], finish: str, content: list[Any], stop: str) -> None:
@@ -431,6 +682,19 @@ def test_completion_to_message(message: dict[str, Any], finish: str, content: li
     }
 
 
+def test_hidden_thinking() -> None:
+    """thinking: disabled: a reasoning the upstream sends anyway is not shown, whole or streamed."""
+    body = completion({"content": "ok", "reasoning_content": "think"}, "stop")
+    out = completion_to_message(body, "m", "msg_1", emit_thinking=False)
+    assert out["content"] == [{"type": "text", "text": "ok"}]
+    stream = MessageStream("m", "msg_1", emit_thinking=False)
+    data = b"".join(
+        stream.feed(c) for c in [chunk({"reasoning_content": "r"}), chunk({"content": "a"}, "stop")]
+    )
+    got = events(data + stream.finish())
+    assert [d["content_block"]["type"] for n, d in got if n == "content_block_start"] == ["text"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -438,7 +702,7 @@ def test_completion_to_message(message: dict[str, Any], finish: str, content: li
         b"[]",
         b'{"choices": []}',
         completion(
-            {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}, "tool_calls"
+            {"content": None, "tool_calls": [{"function": {"name": "f", "arguments": 5}}]}, "tool_calls"
         ),
     ],
 )
@@ -535,6 +799,25 @@ def test_stream_thinking_text_tools() -> None:
     assert stream.counts() == (12, 9)
 
 
+def test_stream_cut_tool_call_is_max_tokens() -> None:
+    """The stream relays cut arguments as they came and, like the whole answer, says max_tokens."""
+    got, _ = run(
+        [
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "c", "function": {"name": "f", "arguments": '{"a": "Par'}}
+                    ]
+                }
+            ),
+            chunk({}, finish="length"),
+        ]
+    )
+    deltas = [d["delta"] for n, d in got if n == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"a": "Par'}]
+    assert got[-2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
 @pytest.mark.parametrize(
     ("finish", "stop"), [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")]
 )
@@ -542,7 +825,44 @@ def test_stream_stop_reasons_and_no_usage(finish: str, stop: str) -> None:
     got, stream = run([chunk({"content": "a"}), chunk({}, finish=finish)])
     assert got[-2][1]["delta"]["stop_reason"] == stop
     assert got[-2][1]["usage"]["input_tokens"] == 7  # no usage chunk: the estimate stands
-    assert stream.counts() == (None, None)
+    assert got[-2][1]["usage"]["output_tokens"] == 1  # and the output is estimated, as on /api/chat
+    assert stream.counts() == (7, 1)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "tokens"),
+    [
+        # whole text / 4, rounded up: thinking, text and tool arguments all count (not the role event)
+        (
+            [
+                chunk({"role": "assistant", "content": ""}),
+                chunk({"reasoning_content": "x" * 9}),
+                chunk({"content": "y" * 10}),
+                chunk(
+                    {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]}
+                ),
+            ],
+            6,
+        ),
+        # one event a token (llama.cpp), some empty: the events outnumber characters / 4
+        (
+            [
+                chunk({"content": "ab"}),
+                chunk({"content": ""}),
+                chunk({"content": ""}),
+                chunk({"content": "c"}),
+            ],
+            4,
+        ),
+        (
+            [chunk({"content": "abcd"}, usage={"prompt_tokens": 3, "completion_tokens": 42})],
+            42,
+        ),  # the upstream's
+    ],
+)
+def test_stream_output_estimate_without_usage(chunks: list[bytes], tokens: int) -> None:
+    got, stream = run([*chunks, chunk({}, finish="stop")])
+    assert got[-2][1]["usage"]["output_tokens"] == tokens and stream.counts()[1] == tokens
 
 
 def test_stream_empty_answer_still_frames() -> None:
