@@ -18,6 +18,7 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.effort import effort_for_request
 from falcon_ollama.translate.options import sampling_values
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 
@@ -44,8 +45,7 @@ BUILTIN_TOOLS = frozenset(
         "tool_search",
     }
 )
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
-_EFFORT_ALIASES = {"max": "high", "ultra": "high"}  # Ollama's words for its highest level
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")  # what Ollama accepts
 # Request fields accepted and not sent upstream (no chat completions equivalent, or stateful).
 _IGNORED = frozenset(
     {
@@ -131,7 +131,7 @@ def responses_to_chat(
         if parallel is not None:
             out["parallel_tool_calls"] = parallel
     _sampling(body, facts, out, dropped)
-    _reasoning(body.get("reasoning"), facts, out, dropped)
+    _reasoning(body.get("reasoning"), facts, upstream_id, out, dropped)
     fmt = _text_format(body.get("text"), dropped)
     if fmt is not None:
         out["response_format"] = fmt
@@ -471,7 +471,11 @@ def _sampling(body: dict[str, Any], facts: ModelFacts, out: dict[str, Any], drop
         out["max_completion_tokens" if facts.reasoning else "max_tokens"] = limit
 
 
-def _reasoning(raw: object, facts: ModelFacts, out: dict[str, Any], dropped: list[str]) -> None:
+def _reasoning(
+    raw: object, facts: ModelFacts, upstream_id: str, out: dict[str, Any], dropped: list[str]
+) -> None:
+    """``reasoning.effort`` fitted to the model's family (translate/effort.py), as /v1/chat/completions does:
+    Ollama takes every effort for any model, OpenAI's families refuse the values they do not list."""
     if raw is None:
         return
     if not isinstance(raw, dict):
@@ -481,10 +485,12 @@ def _reasoning(raw: object, facts: ModelFacts, out: dict[str, Any], dropped: lis
         return
     if effort not in _EFFORTS:
         raise InvalidRequest(f"invalid value for 'reasoning.effort': expected one of {', '.join(_EFFORTS)}")
-    if facts.reasoning:
-        out["reasoning_effort"] = _EFFORT_ALIASES.get(effort, effort)
-    else:
+    if not facts.reasoning:
         dropped.append("reasoning.effort (not a reasoning model)")
+        return
+    fitted = effort_for_request(upstream_id, effort)
+    if fitted is not None:
+        out["reasoning_effort"] = fitted
 
 
 def _text_format(raw: object, dropped: list[str]) -> dict[str, Any] | None:

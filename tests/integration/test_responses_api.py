@@ -298,3 +298,30 @@ def test_codex_style_request(oai: openai.OpenAI, fake: FakeUpstreamThread) -> No
     assert sent["messages"][2]["content"][1]["image_url"]["url"].startswith("data:image/png")
     assert sent["reasoning_effort"] == "medium"
     assert "store" not in sent and "include" not in sent and "prompt_cache_key" not in sent
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "expected"),
+    [("qwen3", "none", None), ("gpt-5.1", "minimal", "none"), ("gpt-5", "xhigh", "high"),
+     ("gpt-5-pro", "medium", "high"), ("gpt-5", "max", "high")],
+)  # fmt: skip
+def test_any_effort_is_fitted_to_the_model(
+    proxy: ProxyThread, fake: FakeUpstreamThread, model: str, effort: str, expected: str | None
+) -> None:
+    """Ollama takes every effort for any model; the upstream gets one the family accepts, not a 400."""
+    body = {"model": model, "input": "hi", "reasoning": {"effort": effort}}
+    answer = httpx.post(proxy.url + "/v1/responses", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert _chat_requests(fake)[-1].get("reasoning_effort") == expected
+
+
+@pytest.mark.parametrize(("effort", "expected"), [("max", "high"), ("none", "minimal")])
+def test_forward_mode_fits_the_effort(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], effort: str, expected: str
+) -> None:
+    proxy = start_proxy(fake, responses_mode="forward")
+    body = {"model": "gpt-5", "input": "hi", "reasoning": {"effort": effort, "summary": "auto"}}
+    answer = httpx.post(proxy.url + "/v1/responses", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    forwarded = [r for r in fake.requests if r.path == "/v1/responses"][-1].json
+    assert forwarded["reasoning"] == {"effort": expected, "summary": "auto"}

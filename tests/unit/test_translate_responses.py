@@ -297,6 +297,32 @@ def test_request(name: str, body: dict[str, Any], facts: ModelFacts, expected: d
         assert "temperature" not in out and "max_tokens" not in out
 
 
+# (upstream id, reasoning.effort as sent, reasoning_effort upstream; None: not sent). Ollama accepts every
+# effort for any model; each OpenAI family refuses the values it does not list (translate/effort.py).
+EFFORTS: list[tuple[str, str, str | None]] = [
+    ("o4-mini", "none", None),  # the o-series cannot switch reasoning off
+    ("o4-mini", "minimal", "low"),
+    ("o4-mini", "max", "high"),
+    ("o4-mini", "ultra", "high"),
+    ("gpt-5", "none", "minimal"),
+    ("gpt-5", "xhigh", "high"),
+    ("gpt-5", "minimal", "minimal"),
+    ("gpt-5.1", "minimal", "none"),
+    ("gpt-5.1", "xhigh", "high"),
+    ("gpt-5.2", "max", "xhigh"),
+    ("gpt-5-pro", "medium", "high"),
+    ("gpt-5-pro", "none", None),
+    ("o1-mini", "low", None),  # takes no effort at all
+]
+
+
+@pytest.mark.parametrize(("upstream_id", "effort", "expected"), EFFORTS)
+def test_effort_is_fitted_to_the_family(upstream_id: str, effort: str, expected: str | None) -> None:
+    body = {"model": "m", "input": "x", "reasoning": {"effort": effort}}
+    out = responses_to_chat(body, REASONING, upstream_id).body
+    assert out.get("reasoning_effort") == expected
+
+
 def test_dropped_fields_are_reported() -> None:
     dropped = plan(
         {"input": "x", "tools": [{"type": "web_search"}, FN], "text": {"verbosity": "low"}, "frobnicate": 1},
