@@ -22,6 +22,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
+from falcon_ollama.resources.format_fallback import with_format_fallback
 from falcon_ollama.resources.openai_compat import read_model_request
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall, json_bytes
 from falcon_ollama.translate.responses_request import responses_to_chat
@@ -82,11 +83,18 @@ class ResponsesResource:
         for dropped in plan.dropped:
             self.warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
         upstream_body = json_bytes(plan.body)
+        # An upstream refusing json_schema (llama.cpp) gets the request again in JSON mode, as /api/chat does.
         if plan.stream:
             translator = ResponsesStreamTranslator(plan.shape(name))
-            await self.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
+            await with_format_fallback(
+                plan,
+                upstream_body,
+                lambda b: self.call.stream(req, resp, _CHAT, b, model=name, translator=translator),
+            )
             return
-        answer = await self.call.complete(req, _CHAT, upstream_body, model=name)
+        answer = await with_format_fallback(
+            plan, upstream_body, lambda b: self.call.complete(req, _CHAT, b, model=name)
+        )
         response = completion_to_response(answer.body, plan.shape(name))
         info = info_of(req)
         if info is not None and response.get("usage"):

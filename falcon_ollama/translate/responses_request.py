@@ -18,6 +18,7 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.chat_request import mention_json, schema_in_json_mode
 from falcon_ollama.translate.effort import effort_for_request
 from falcon_ollama.translate.options import sampling_values
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
@@ -87,6 +88,11 @@ class ResponsesPlan:
     prompt_chars: int
     dropped: list[str] = field(default_factory=list)  # fields we could not honour (warned once)
 
+    def json_object_fallback(self) -> dict[str, Any] | None:
+        """The request in JSON mode with its schema in a system message, for an upstream that refuses
+        ``json_schema`` (resources/format_fallback.py), as /api/chat's plan offers."""
+        return schema_in_json_mode(self.body)
+
     def shape(self, model: str) -> ResponseShape:
         """What shapes the answer's translation, ``model`` being the name the client used."""
         return ResponseShape(model, self.echo, self.names, self.prompt_chars)
@@ -135,6 +141,8 @@ def responses_to_chat(
     fmt = _text_format(body.get("text"), dropped)
     if fmt is not None:
         out["response_format"] = fmt
+        if fmt["type"] == "json_object":
+            mention_json(messages)  # as /api/chat's format "json": OpenAI's JSON mode needs the word
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["user"] = user

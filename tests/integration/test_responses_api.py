@@ -10,7 +10,7 @@ import openai
 import orjson
 import pytest
 
-from fake_openai import FakeUpstreamThread, Fault, expected_reasoning, expected_text
+from fake_openai import FakeConfig, FakeUpstreamThread, Fault, expected_reasoning, expected_text
 from falcon_ollama.access import ApiKeys
 from tests.servers import ProxyThread
 
@@ -325,3 +325,35 @@ def test_forward_mode_fits_the_effort(
     assert answer.status_code == 200, answer.text
     forwarded = [r for r in fake.requests if r.path == "/v1/responses"][-1].json
     assert forwarded["reasoning"] == {"effort": expected, "summary": "auto"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_on_an_upstream_that_refuses_it(
+    start_proxy: Callable[..., ProxyThread], stream: bool
+) -> None:
+    """llama.cpp refuses json_schema (HTTP 500): sent again in JSON mode with the schema in a system message,
+    as /api/chat's format does (resources/format_fallback.py), instead of a 400 to the client."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    fmt = {"type": "json_schema", "name": "weather", "schema": schema}
+    with FakeUpstreamThread(FakeConfig(accept_json_schema=False)) as fake:
+        client = openai.OpenAI(base_url=start_proxy(fake).url + "/v1", api_key="x", max_retries=0)
+        if stream:
+            with client.responses.stream(model="gpt-4o", input="weather", text={"format": fmt}) as events:
+                response = events.get_final_response()
+        else:
+            response = client.responses.create(model="gpt-4o", input="weather", text={"format": fmt})
+        assert response.status == "completed"
+        assert isinstance(orjson.loads(response.output_text), dict)
+        first, second = _chat_requests(fake)
+        assert first["response_format"]["type"] == "json_schema"
+        assert second["response_format"] == {"type": "json_object"}
+        assert second["messages"][0]["content"].endswith(orjson.dumps(schema).decode())
+        assert second["messages"][1:] == first["messages"]
+
+
+def test_json_object_without_the_word_json(oai: openai.OpenAI, fake: FakeUpstreamThread) -> None:
+    """OpenAI refuses JSON mode unless a message says JSON; Ollama does not: a system line says it."""
+    response = oai.responses.create(model="gpt-4o", input="weather", text={"format": {"type": "json_object"}})
+    assert isinstance(orjson.loads(response.output_text), dict)
+    sent = _chat_requests(fake)[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "Respond with a JSON object."}

@@ -259,7 +259,29 @@ REQUESTS: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any]]] = [
         "json_object -> response_format",
         {"input": "json please", "text": {"format": {"type": "json_object"}}},
         CHAT,
-        {"response_format": {"type": "json_object"}},
+        {
+            "response_format": {"type": "json_object"},
+            "messages": [{"role": "user", "content": "json please"}],
+        },
+    ),
+    (
+        "json_object with no message saying JSON: a system line that does (OpenAI's rule, as /api/chat)",
+        {"input": "hi", "instructions": "be brief", "text": {"format": {"type": "json_object"}}},
+        CHAT,
+        {
+            "response_format": {"type": "json_object"},
+            "messages": [
+                {"role": "system", "content": "Respond with a JSON object."},
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+            ],
+        },
+    ),
+    (
+        "json_object: 'JSON' in instructions is enough",
+        {"input": "hi", "instructions": "Answer in JSON", "text": {"format": {"type": "json_object"}}},
+        CHAT,
+        {"messages": [{"role": "system", "content": "Answer in JSON"}, {"role": "user", "content": "hi"}]},
     ),
     (
         "stream asks for usage",
@@ -295,6 +317,23 @@ def test_request(name: str, body: dict[str, Any], facts: ModelFacts, expected: d
         assert absent not in out
     if facts.reasoning:
         assert "temperature" not in out and "max_tokens" not in out
+
+
+def test_json_object_fallback_states_the_schema() -> None:
+    """For an upstream that refuses json_schema: JSON mode, the schema in the (first) system message."""
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    fmt = {"type": "json_schema", "name": "n", "schema": schema}
+    request = plan({"input": "hi", "instructions": "be brief", "text": {"format": fmt}})
+    fallback = request.json_object_fallback()
+    assert fallback is not None
+    assert fallback["response_format"] == {"type": "json_object"}
+    system, user = fallback["messages"]
+    assert system["content"].startswith("be brief\n\n") and system["content"].endswith(
+        orjson.dumps(schema).decode()
+    )
+    assert user == {"role": "user", "content": "hi"}
+    assert plan({"input": "hi", "text": {"format": {"type": "json_object"}}}).json_object_fallback() is None
+    assert plan({"input": "hi"}).json_object_fallback() is None
 
 
 # (upstream id, reasoning.effort as sent, reasoning_effort upstream; None: not sent). Ollama accepts every
