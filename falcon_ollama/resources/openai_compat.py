@@ -138,6 +138,9 @@ class ForwardResource:
             body, model, stream = await self._prepare(req)
             if stream:
                 await self._call.stream(req, resp, self._path, body, model=model, error_frame=_error_event)
+                if self._path == "responses":
+                    # Ollama's ResponsesMiddleware sets it (its /v1/chat/completions stream does not).
+                    resp.set_header("Cache-Control", "no-cache")
                 return
             answer = await self._call.complete(req, self._path, body, model=model)
         except ClientDisconnected:

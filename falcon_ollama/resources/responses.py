@@ -91,6 +91,7 @@ class ResponsesResource:
                 upstream_body,
                 lambda b: self.call.stream(req, resp, _CHAT, b, model=name, translator=translator),
             )
+            resp.set_header("Cache-Control", "no-cache")  # as Ollama's ResponsesMiddleware (and /v1/messages)
             return
         answer = await with_format_fallback(
             plan, upstream_body, lambda b: self.call.complete(req, _CHAT, b, model=name)

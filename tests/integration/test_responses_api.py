@@ -357,3 +357,19 @@ def test_json_object_without_the_word_json(oai: openai.OpenAI, fake: FakeUpstrea
     assert isinstance(orjson.loads(response.output_text), dict)
     sent = _chat_requests(fake)[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Respond with a JSON object."}
+
+
+@pytest.mark.parametrize("mode", ["translate", "forward"])
+def test_a_stream_is_not_cached(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], mode: str
+) -> None:
+    """Ollama's ResponsesMiddleware sends Cache-Control: no-cache with a stream (as our /v1/messages does)."""
+    proxy = start_proxy(fake, responses_mode=mode)
+    body = {"model": "gpt-4o", "input": "hi", "stream": True}
+    with httpx.stream("POST", proxy.url + "/v1/responses", json=body, timeout=10) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers.get("cache-control") == "no-cache"
+        assert b"response.completed" in answer.read()
+    whole = httpx.post(proxy.url + "/v1/responses", json={**body, "stream": False}, timeout=10)
+    assert "cache-control" not in whole.headers
