@@ -228,6 +228,23 @@ def test_failure_after_first_byte_is_response_failed(oai: openai.OpenAI, fake: F
     assert events[-1].response.error is not None
 
 
+def test_forward_mode_failure_after_first_byte_is_response_failed(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """A forwarded stream that breaks ends as a Responses stream ends (translate mode's too): response.failed,
+    not the chat completions error line (which the SDK cannot read as a Responses event)."""
+    proxy = start_proxy(fake, responses_mode="forward")
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    fake.script(Fault("cut", after_events=3))
+    events = list(client.responses.create(model="llama3.2", input="hi", stream=True, tools=[WEATHER]))
+    assert events[0].type == "response.created"
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert failed.response.status == "failed" and failed.response.model == "llama3.2"
+    assert failed.response.error is not None and failed.response.error.code == "server_error"
+    assert [t.name for t in failed.response.tools if t.type == "function"] == ["get_weather"]
+
+
 def test_forward_mode_relays_to_the_upstream(
     fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
 ) -> None:

@@ -21,7 +21,11 @@ from falcon_ollama.translate.responses_request import (
     ToolNames,
     responses_to_chat,
 )
-from falcon_ollama.translate.responses_response import ResponsesStreamTranslator, completion_to_response
+from falcon_ollama.translate.responses_response import (
+    ResponsesStreamTranslator,
+    completion_to_response,
+    failed_event,
+)
 from falcon_ollama.translate.rules import RequestRules
 
 CHAT = CatalogConfig().facts_for("gpt-4o")
@@ -735,6 +739,19 @@ def test_stream_cut_before_finish_raises_and_fail_frames_it() -> None:
     events = events_of(out + translator.fail("the upstream closed the connection"))
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "the upstream closed the connection"
+
+
+def test_failed_event_frames_a_forwarded_stream() -> None:
+    """The frame ending a broken forwarded stream: a valid ``response.failed`` event, error and echo set."""
+    echo = plan({"input": "x", "tools": [FN], "tool_choice": "required"}).echo
+    frame = failed_event("llama3.2", echo, "the upstream went away", clock=lambda: 7)
+    kind, data = frame.decode().removesuffix("\n\n").split("\n")
+    assert kind == "event: response.failed"
+    event = _EVENT_CLASSES["response.failed"].model_validate(orjson.loads(data.removeprefix("data: ")))
+    response = event.response
+    assert (response.status, response.model, response.created_at) == ("failed", "llama3.2", 7)
+    assert response.error.code == "server_error" and response.error.message == "the upstream went away"
+    assert response.tool_choice == "required" and response.output == []
 
 
 @pytest.mark.parametrize(
