@@ -38,7 +38,7 @@ log = logging.getLogger("falcon_ollama.responses")
 
 RESPONSES_MODES = ("auto", "translate", "forward")
 _CHAT = "chat/completions"
-_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
+_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error",
           429: "rate_limit_error", 503: "server_error"}  # fmt: skip
 
 

@@ -192,10 +192,19 @@ def test_max_output_tokens_is_incomplete(oai: openai.OpenAI) -> None:
     assert response.output_text == expected_text(3)
 
 
-def test_unknown_model_is_404_model_not_found(oai: openai.OpenAI) -> None:
+@pytest.mark.parametrize("mode", ["translate", "forward"])
+def test_unknown_model_is_404_not_found_error(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], mode: str
+) -> None:
+    """Ollama's /v1 names a 404 not_found_error (openai.NewError); both modes say so."""
+    client = openai.OpenAI(
+        base_url=start_proxy(fake, responses_mode=mode).url + "/v1", api_key="x", max_retries=0
+    )
     with pytest.raises(openai.NotFoundError) as info:
-        oai.responses.create(model="no-such-model", input="hi")
-    assert info.value.code == "model_not_found"
+        client.responses.create(model="no-such-model", input="hi")
+    assert info.value.type == "not_found_error"
+    if mode == "translate":
+        assert info.value.code == "model_not_found"
 
 
 def test_previous_response_id_is_refused(oai: openai.OpenAI) -> None:
