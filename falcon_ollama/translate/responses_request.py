@@ -47,6 +47,8 @@ BUILTIN_TOOLS = frozenset(
     }
 )
 _EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")  # what Ollama accepts
+# What an input item of an unknown type carries that the model would need (kept, so refused): a result.
+_CONTENT_KEYS = ("content", "output", "role")
 # Request fields accepted and not sent upstream (no chat completions equivalent, or stateful).
 _IGNORED = frozenset(
     {
@@ -252,6 +254,10 @@ class _Messages:
             return  # the chat completions API has no input field for reasoning: dropped (docs/api.md)
         elif kind == "item_reference":
             raise InvalidRequest(STATELESS.format(field=f"{where} (item_reference)"))
+        elif isinstance(kind, str) and not any(key in item for key in _CONTENT_KEYS):
+            # A hosted tool's call replayed as history (web_search_call, Codex sends them back): the message
+            # that follows carries what the model saw, so it is skipped, as Ollama skips web_search_call.
+            return
         else:
             raise Unsupported(f"unsupported input item type {kind!r} at '{where}'")
 

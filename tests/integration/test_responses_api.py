@@ -399,3 +399,16 @@ def test_a_stream_is_not_cached(
         assert b"response.completed" in answer.read()
     whole = httpx.post(proxy.url + "/v1/responses", json={**body, "stream": False}, timeout=10)
     assert "cache-control" not in whole.headers
+
+
+def test_web_search_call_in_history_is_skipped(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """Codex replays the hosted web search it saw; Ollama skips the item, so no 400 here either."""
+    history = [
+        {"role": "user", "content": "news?"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+        {"role": "assistant", "content": "here"},
+        {"role": "user", "content": "more"},
+    ]
+    answer = httpx.post(proxy.url + "/v1/responses", json={"model": "gpt-4o", "input": history}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert [m["content"] for m in _chat_requests(fake)[-1]["messages"]] == ["news?", "here", "more"]

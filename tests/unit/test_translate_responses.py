@@ -288,6 +288,24 @@ REQUESTS: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any]]] = [
         {"messages": [{"role": "system", "content": "Answer in JSON"}, {"role": "user", "content": "hi"}]},
     ),
     (
+        "a hosted tool's call replayed as history is skipped (Ollama skips web_search_call)",
+        {
+            "input": [
+                {"role": "user", "content": "news?"},
+                {
+                    "type": "web_search_call",
+                    "id": "ws_1",
+                    "status": "completed",
+                    "action": {"type": "search"},
+                },
+                {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": ["q"]},
+                {"role": "assistant", "content": "here"},
+            ]
+        },
+        CHAT,
+        {"messages": [{"role": "user", "content": "news?"}, {"role": "assistant", "content": "here"}]},
+    ),
+    (
         "stream asks for usage",
         {"input": "x", "stream": True},
         CHAT,
@@ -397,7 +415,18 @@ ERRORS: list[tuple[dict[str, Any], ModelFacts, type[ProxyError], str]] = [
         "file_id",
     ),
     ({"input": [{"type": "function_call", "name": "f"}]}, CHAT, InvalidRequest, "call_id"),
-    ({"input": [{"type": "computer_call_output"}]}, CHAT, Unsupported, "computer_call_output"),
+    (  # a result the model would need: refused, not lost
+        {
+            "input": [
+                {"type": "computer_call_output", "call_id": "c", "output": {"type": "computer_screenshot"}}
+            ]
+        },
+        CHAT,
+        Unsupported,
+        "computer_call_output",
+    ),
+    ({"input": [{"type": "mystery", "content": "x"}]}, CHAT, Unsupported, "mystery"),
+    ({"input": [{"id": "x"}]}, CHAT, Unsupported, "None"),
     ({"input": "x", "tools": [FN]}, NO_TOOLS, Unsupported, "tools"),
     ({"input": "x"}, CatalogConfig().facts_for("text-embedding-3-small"), Unsupported, "embedding"),
     ({"input": "x", "tools": [{"type": "bogus"}]}, CHAT, InvalidRequest, "tools[0].type"),
