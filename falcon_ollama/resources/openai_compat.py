@@ -25,9 +25,11 @@ from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.common import read_json_object
-from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall
+from falcon_ollama.resources.upstream_call import ClientDisconnected, ErrorFrame, UpstreamCall
 from falcon_ollama.translate.models import newest_first
-from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, adapt_openai_body
+from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, RESPONSES_PATH, adapt_openai_body
+from falcon_ollama.translate.responses_request import echo_fields
+from falcon_ollama.translate.responses_response import failed_event
 from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE, openai_error
 
@@ -129,9 +131,12 @@ class ForwardResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
-            body, model, stream = await self._prepare(req)
+            body, model, stream, error_frame = await self._prepare(req)
             if stream:
-                await self._call.stream(req, resp, self._path, body, model=model, error_frame=_error_event)
+                await self._call.stream(req, resp, self._path, body, model=model, error_frame=error_frame)
+                if self._path == "responses":
+                    # Ollama's ResponsesMiddleware sets it (its /v1/chat/completions stream does not).
+                    resp.set_header("Cache-Control", "no-cache")
                 return
             answer = await self._call.complete(req, self._path, body, model=model)
         except ClientDisconnected:
@@ -144,12 +149,14 @@ class ForwardResource:
         resp.content_type = answer.headers.get("content-type", JSON_CONTENT_TYPE)
         resp.data = answer.body
 
-    async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool]:
-        """The one place the /v1 body is prepared: read, model resolved to the upstream's id, re-encoded."""
+    async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool, ErrorFrame]:
+        """The one place the /v1 body is prepared: read, model resolved to the upstream's id, re-encoded;
+        with the framing of a failure mid-stream in the route's dialect."""
         body, model, entry = await read_model_request(req, self._limits, self._catalog)
+        frame = _responses_failed(model, echo_fields(body)) if self._path == RESPONSES_PATH else _error_event
         body["model"] = entry.upstream_id
         body = self._adapt_for_model(body, entry)
-        return orjson.dumps(body), model, body.get("stream") is True
+        return orjson.dumps(body), model, body.get("stream") is True, frame
 
     def _adapt_for_model(self, body: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
         """What Ollama's /v1 accepts but the model refuses, dropped or renamed (translate/openai_adapt.py)."""
@@ -163,6 +170,12 @@ class ForwardResource:
                 "(logged once per field)",
             )
         return adapted
+
+
+def _responses_failed(model: str, echo: dict[str, Any]) -> ErrorFrame:
+    """A failure after the first byte of a forwarded /v1/responses stream: a ``response.failed`` event, as
+    the Responses API (and our translate mode) ends a stream, not the chat completions error line."""
+    return lambda status, message: failed_event(model, echo, message)
 
 
 def _error_event(status: int, message: str) -> bytes:

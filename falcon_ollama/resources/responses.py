@@ -22,6 +22,7 @@ from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import info_of
 from falcon_ollama.resources.error_map import status_of
+from falcon_ollama.resources.format_fallback import with_format_fallback
 from falcon_ollama.resources.openai_compat import read_model_request
 from falcon_ollama.resources.upstream_call import ClientDisconnected, UpstreamCall, json_bytes
 from falcon_ollama.translate.responses_request import responses_to_chat
@@ -37,7 +38,7 @@ log = logging.getLogger("falcon_ollama.responses")
 
 RESPONSES_MODES = ("auto", "translate", "forward")
 _CHAT = "chat/completions"
-_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
+_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error",
           429: "rate_limit_error", 503: "server_error"}  # fmt: skip
 
 
@@ -82,11 +83,19 @@ class ResponsesResource:
         for dropped in plan.dropped:
             self.warn_once(dropped, f"/v1/responses: ignoring {dropped!r}, no chat completions equivalent")
         upstream_body = json_bytes(plan.body)
+        # An upstream refusing json_schema (llama.cpp) gets the request again in JSON mode, as /api/chat does.
         if plan.stream:
             translator = ResponsesStreamTranslator(plan.shape(name))
-            await self.call.stream(req, resp, _CHAT, upstream_body, model=name, translator=translator)
+            await with_format_fallback(
+                plan,
+                upstream_body,
+                lambda b: self.call.stream(req, resp, _CHAT, b, model=name, translator=translator),
+            )
+            resp.set_header("Cache-Control", "no-cache")  # as Ollama's ResponsesMiddleware (and /v1/messages)
             return
-        answer = await self.call.complete(req, _CHAT, upstream_body, model=name)
+        answer = await with_format_fallback(
+            plan, upstream_body, lambda b: self.call.complete(req, _CHAT, b, model=name)
+        )
         response = completion_to_response(answer.body, plan.shape(name))
         info = info_of(req)
         if info is not None and response.get("usage"):

@@ -45,20 +45,32 @@ class ChatPlan:
     keep_alive: float | None = None  # seconds (validated), None when the request gave none
 
     def json_object_fallback(self) -> dict[str, Any] | None:
-        """This request in JSON mode with its schema stated in a system message, for an upstream that refuses
-        ``response_format: json_schema`` (llama.cpp's server answers 500); None without a schema."""
-        fmt = self.body.get("response_format")
-        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-            return None
-        schema = orjson.dumps(fmt["json_schema"]["schema"]).decode()
-        instruction = f"{SCHEMA_INSTRUCTION}\n{schema}"
-        messages = list(self.body["messages"])
-        first = messages[0] if messages else {}
-        if first.get("role") == "system" and isinstance(first.get("content"), str):
-            messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
-        else:
-            messages.insert(0, {"role": "system", "content": instruction})
-        return {**self.body, "messages": messages, "response_format": {"type": "json_object"}}
+        """This request in JSON mode with its schema in a system message (:func:`schema_in_json_mode`)."""
+        return schema_in_json_mode(self.body)
+
+
+def schema_in_json_mode(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A chat completion request in JSON mode with its schema stated in a system message, for an upstream that
+    refuses ``response_format: json_schema`` (llama.cpp's server answers 500); None without a schema."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    schema = orjson.dumps(fmt["json_schema"]["schema"]).decode()
+    instruction = f"{SCHEMA_INSTRUCTION}\n{schema}"
+    messages = list(body["messages"])
+    first = messages[0] if messages else {}
+    if first.get("role") == "system" and isinstance(first.get("content"), str):
+        messages[0] = {**first, "content": f"{first['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+    return {**body, "messages": messages, "response_format": {"type": "json_object"}}
+
+
+def mention_json(messages: list[dict[str, Any]]) -> None:
+    """The OpenAI API refuses JSON mode unless a message mentions JSON; Ollama has no such rule, so a short
+    system instruction is added (first) when no message does."""
+    if not any("json" in _text_of(m).lower() for m in messages):
+        messages.insert(0, {"role": "system", "content": JSON_INSTRUCTION})
 
 
 @dataclass(slots=True)
@@ -291,10 +303,7 @@ def _response_format(fmt: object, messages: list[dict[str, Any]]) -> dict[str, A
     if fmt is None or fmt == "":
         return None
     if fmt == "json":
-        # The OpenAI API refuses JSON mode unless a message mentions JSON; Ollama has no such rule, so a
-        # short system instruction is added when no message does.
-        if not any("json" in _text_of(m).lower() for m in messages):
-            messages.insert(0, {"role": "system", "content": JSON_INSTRUCTION})
+        mention_json(messages)
         return {"type": "json_object"}
     if isinstance(fmt, dict):
         if not fmt:

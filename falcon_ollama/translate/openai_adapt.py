@@ -22,9 +22,11 @@ OPENAI_REASONING = ("o[1-9]*", "gpt-5*")
 # Refused by those families whatever the effort (as /api/chat drops them); SAMPLING depends on the effort.
 ALWAYS_REFUSED = ("presence_penalty", "frequency_penalty", "stop")
 SAMPLING = ("temperature", "top_p", "logprobs", "top_logprobs")
-# The /v1 routes (paths below /v1/) whose bodies are adapted; /v1/responses and embeddings are not.
+# The /v1 routes (paths below /v1/) whose bodies are adapted (embeddings are not); of a forwarded
+# /v1/responses body only ``reasoning.effort`` is, since Ollama takes any effort and OpenAI's families do not.
 CHAT_PATH = "chat/completions"
-ADAPTED_PATHS = (CHAT_PATH, "completions")
+RESPONSES_PATH = "responses"
+ADAPTED_PATHS = (CHAT_PATH, "completions", RESPONSES_PATH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,9 @@ def adapt_openai_body(
         return body, []
     out = dict(body)
     changes: list[Change] = []
+    if path == RESPONSES_PATH:
+        _adapt_responses_effort(out, upstream_id, facts, changes)
+        return (out, changes) if changes else (body, [])
     chat = path == CHAT_PATH
     if chat:
         _effort_from_reasoning_object(out, changes)
@@ -101,6 +106,28 @@ def _adapt_effort(out: dict[str, Any], upstream_id: str, facts: ModelFacts, chan
     elif mapped != wanted:
         out["reasoning_effort"] = mapped
         changes.append(Change("reasoning_effort", "reasoning_effort", mapped))
+
+
+def _adapt_responses_effort(
+    out: dict[str, Any], upstream_id: str, facts: ModelFacts, changes: list[Change]
+) -> None:
+    """A Responses body's ``reasoning.effort`` fitted as ``reasoning_effort`` is (the rest of ``reasoning``,
+    its ``summary``, is kept); the ``reasoning`` object is copied, never changed in place."""
+    reasoning = out.get("reasoning")
+    if not isinstance(reasoning, dict) or "effort" not in reasoning:
+        return
+    fitted = {"reasoning_effort": reasoning["effort"]}
+    inner: list[Change] = []
+    _adapt_effort(fitted, upstream_id, facts, inner)
+    if not inner:
+        return
+    rest = {k: v for k, v in reasoning.items() if k != "effort"}
+    if "reasoning_effort" in fitted:
+        out["reasoning"] = {**rest, "effort": fitted["reasoning_effort"]}
+        changes.append(Change("reasoning.effort", "reasoning.effort", fitted["reasoning_effort"]))
+    else:
+        out["reasoning"] = rest
+        changes.append(Change("reasoning.effort"))
 
 
 def _openai_reasoning(upstream_id: str) -> bool:

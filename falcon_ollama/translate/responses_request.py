@@ -18,6 +18,8 @@ from falcon_ollama.catalog_config import ModelFacts
 from falcon_ollama.errors import InvalidRequest, TooLarge, Unsupported
 from falcon_ollama.limits import Limits
 from falcon_ollama.responses_types import NAMESPACE_SEPARATOR
+from falcon_ollama.translate.chat_request import mention_json, schema_in_json_mode
+from falcon_ollama.translate.effort import effort_for_request
 from falcon_ollama.translate.options import sampling_values
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
 from falcon_ollama.translate.tool_history import orphan_result, unanswered_results
@@ -45,8 +47,9 @@ BUILTIN_TOOLS = frozenset(
         "tool_search",
     }
 )
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
-_EFFORT_ALIASES = {"max": "high", "ultra": "high"}  # Ollama's words for its highest level
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")  # what Ollama accepts
+# What an input item of an unknown type carries that the model would need (kept, so refused): a result.
+_CONTENT_KEYS = ("content", "output", "role")
 # Request fields accepted and not sent upstream (no chat completions equivalent, or stateful).
 _IGNORED = frozenset(
     {
@@ -87,6 +90,11 @@ class ResponsesPlan:
     names: ToolNames
     prompt_chars: int
     dropped: list[str] = field(default_factory=list)  # fields we could not honour (warned once)
+
+    def json_object_fallback(self) -> dict[str, Any] | None:
+        """The request in JSON mode with its schema in a system message, for an upstream that refuses
+        ``json_schema`` (resources/format_fallback.py), as /api/chat's plan offers."""
+        return schema_in_json_mode(self.body)
 
     def shape(self, model: str) -> ResponseShape:
         """What shapes the answer's translation, ``model`` being the name the client used."""
@@ -132,10 +140,12 @@ def responses_to_chat(
         if parallel is not None:
             out["parallel_tool_calls"] = parallel
     _sampling(body, facts, out, dropped)
-    _reasoning(body.get("reasoning"), facts, out, dropped)
+    _reasoning(body.get("reasoning"), facts, upstream_id, out, dropped)
     fmt = _text_format(body.get("text"), dropped)
     if fmt is not None:
         out["response_format"] = fmt
+        if fmt["type"] == "json_object":
+            mention_json(messages)  # as /api/chat's format "json": OpenAI's JSON mode needs the word
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["user"] = user
@@ -245,6 +255,10 @@ class _Messages:
             return  # the chat completions API has no input field for reasoning: dropped (docs/api.md)
         elif kind == "item_reference":
             raise InvalidRequest(STATELESS.format(field=f"{where} (item_reference)"))
+        elif isinstance(kind, str) and not any(key in item for key in _CONTENT_KEYS):
+            # A hosted tool's call replayed as history (web_search_call, Codex sends them back): the message
+            # that follows carries what the model saw, so it is skipped, as Ollama skips web_search_call.
+            return
         else:
             raise Unsupported(f"unsupported input item type {kind!r} at '{where}'")
 
@@ -472,7 +486,11 @@ def _sampling(body: dict[str, Any], facts: ModelFacts, out: dict[str, Any], drop
         out["max_completion_tokens" if facts.reasoning else "max_tokens"] = limit
 
 
-def _reasoning(raw: object, facts: ModelFacts, out: dict[str, Any], dropped: list[str]) -> None:
+def _reasoning(
+    raw: object, facts: ModelFacts, upstream_id: str, out: dict[str, Any], dropped: list[str]
+) -> None:
+    """``reasoning.effort`` fitted to the model's family (translate/effort.py), as /v1/chat/completions does:
+    Ollama takes every effort for any model, OpenAI's families refuse the values they do not list."""
     if raw is None:
         return
     if not isinstance(raw, dict):
@@ -482,10 +500,12 @@ def _reasoning(raw: object, facts: ModelFacts, out: dict[str, Any], dropped: lis
         return
     if effort not in _EFFORTS:
         raise InvalidRequest(f"invalid value for 'reasoning.effort': expected one of {', '.join(_EFFORTS)}")
-    if facts.reasoning:
-        out["reasoning_effort"] = _EFFORT_ALIASES.get(effort, effort)
-    else:
+    if not facts.reasoning:
         dropped.append("reasoning.effort (not a reasoning model)")
+        return
+    fitted = effort_for_request(upstream_id, effort)
+    if fitted is not None:
+        out["reasoning_effort"] = fitted
 
 
 def _text_format(raw: object, dropped: list[str]) -> dict[str, Any] | None:

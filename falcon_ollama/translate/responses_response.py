@@ -63,6 +63,31 @@ def response_object(
     return cast(ResponseObject, obj)
 
 
+def sse_event(kind: str, sequence_number: int, data: dict[str, Any]) -> bytes:
+    """One Responses stream event as SSE: its ``event:`` line and its JSON with ``type`` and sequence."""
+    body = {"type": kind, "sequence_number": sequence_number, **data}
+    return b"".join((b"event: ", kind.encode(), b"\ndata: ", orjson.dumps(body), b"\n\n"))
+
+
+def failed_event(model: str, echo: dict[str, Any], message: str, *, clock: Any = time.time) -> bytes:
+    """``response.failed`` closing a forwarded Responses stream that broke after its first byte.
+
+    The byte relay does not read the events it passes on, so the response id and sequence number are not the
+    upstream's: a fresh id, and sequence number 0. What a client acts on (the type, ``response.status`` and
+    ``response.error``) is what the translate mode's :meth:`ResponsesStreamTranslator.fail` sends."""
+    response = response_object(
+        new_id("resp"),
+        model,
+        echo,
+        int(clock()),
+        "failed",
+        [],
+        None,
+        error={"code": "server_error", "message": message},
+    )
+    return sse_event("response.failed", 0, {"response": response})
+
+
 def usage_of(raw: object, prompt_chars: int, output_chars: int) -> ResponseUsage:
     """Chat usage -> Responses usage; an estimate (characters / 4) where the upstream sent none."""
     usage = raw if isinstance(raw, dict) else {}
@@ -296,9 +321,9 @@ class ResponsesStreamTranslator:
     # -- events -------------------------------------------------------------------------------------
 
     def _event(self, kind: str, data: dict[str, Any]) -> bytes:
-        body = {"type": kind, "sequence_number": self._seq, **data}
+        out = sse_event(kind, self._seq, data)
         self._seq += 1
-        return b"".join((b"event: ", kind.encode(), b"\ndata: ", orjson.dumps(body), b"\n\n"))
+        return out
 
     def _start(self) -> bytes:
         if self._started:

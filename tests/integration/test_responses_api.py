@@ -10,7 +10,7 @@ import openai
 import orjson
 import pytest
 
-from fake_openai import FakeUpstreamThread, Fault, expected_reasoning, expected_text
+from fake_openai import FakeConfig, FakeUpstreamThread, Fault, expected_reasoning, expected_text
 from falcon_ollama.access import ApiKeys
 from tests.servers import ProxyThread
 
@@ -192,10 +192,19 @@ def test_max_output_tokens_is_incomplete(oai: openai.OpenAI) -> None:
     assert response.output_text == expected_text(3)
 
 
-def test_unknown_model_is_404_model_not_found(oai: openai.OpenAI) -> None:
+@pytest.mark.parametrize("mode", ["translate", "forward"])
+def test_unknown_model_is_404_not_found_error(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], mode: str
+) -> None:
+    """Ollama's /v1 names a 404 not_found_error (openai.NewError); both modes say so."""
+    client = openai.OpenAI(
+        base_url=start_proxy(fake, responses_mode=mode).url + "/v1", api_key="x", max_retries=0
+    )
     with pytest.raises(openai.NotFoundError) as info:
-        oai.responses.create(model="no-such-model", input="hi")
-    assert info.value.code == "model_not_found"
+        client.responses.create(model="no-such-model", input="hi")
+    assert info.value.type == "not_found_error"
+    if mode == "translate":
+        assert info.value.code == "model_not_found"
 
 
 def test_previous_response_id_is_refused(oai: openai.OpenAI) -> None:
@@ -226,6 +235,23 @@ def test_failure_after_first_byte_is_response_failed(oai: openai.OpenAI, fake: F
     assert events[0].type == "response.created"
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None
+
+
+def test_forward_mode_failure_after_first_byte_is_response_failed(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """A forwarded stream that breaks ends as a Responses stream ends (translate mode's too): response.failed,
+    not the chat completions error line (which the SDK cannot read as a Responses event)."""
+    proxy = start_proxy(fake, responses_mode="forward")
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    fake.script(Fault("cut", after_events=3))
+    events = list(client.responses.create(model="llama3.2", input="hi", stream=True, tools=[WEATHER]))
+    assert events[0].type == "response.created"
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert failed.response.status == "failed" and failed.response.model == "llama3.2"
+    assert failed.response.error is not None and failed.response.error.code == "server_error"
+    assert [t.name for t in failed.response.tools if t.type == "function"] == ["get_weather"]
 
 
 def test_forward_mode_relays_to_the_upstream(
@@ -298,3 +324,91 @@ def test_codex_style_request(oai: openai.OpenAI, fake: FakeUpstreamThread) -> No
     assert sent["messages"][2]["content"][1]["image_url"]["url"].startswith("data:image/png")
     assert sent["reasoning_effort"] == "medium"
     assert "store" not in sent and "include" not in sent and "prompt_cache_key" not in sent
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "expected"),
+    [("qwen3", "none", None), ("gpt-5.1", "minimal", "none"), ("gpt-5", "xhigh", "high"),
+     ("gpt-5-pro", "medium", "high"), ("gpt-5", "max", "high")],
+)  # fmt: skip
+def test_any_effort_is_fitted_to_the_model(
+    proxy: ProxyThread, fake: FakeUpstreamThread, model: str, effort: str, expected: str | None
+) -> None:
+    """Ollama takes every effort for any model; the upstream gets one the family accepts, not a 400."""
+    body = {"model": model, "input": "hi", "reasoning": {"effort": effort}}
+    answer = httpx.post(proxy.url + "/v1/responses", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert _chat_requests(fake)[-1].get("reasoning_effort") == expected
+
+
+@pytest.mark.parametrize(("effort", "expected"), [("max", "high"), ("none", "minimal")])
+def test_forward_mode_fits_the_effort(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], effort: str, expected: str
+) -> None:
+    proxy = start_proxy(fake, responses_mode="forward")
+    body = {"model": "gpt-5", "input": "hi", "reasoning": {"effort": effort, "summary": "auto"}}
+    answer = httpx.post(proxy.url + "/v1/responses", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    forwarded = [r for r in fake.requests if r.path == "/v1/responses"][-1].json
+    assert forwarded["reasoning"] == {"effort": expected, "summary": "auto"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_on_an_upstream_that_refuses_it(
+    start_proxy: Callable[..., ProxyThread], stream: bool
+) -> None:
+    """llama.cpp refuses json_schema (HTTP 500): sent again in JSON mode with the schema in a system message,
+    as /api/chat's format does (resources/format_fallback.py), instead of a 400 to the client."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    fmt = {"type": "json_schema", "name": "weather", "schema": schema}
+    with FakeUpstreamThread(FakeConfig(accept_json_schema=False)) as fake:
+        client = openai.OpenAI(base_url=start_proxy(fake).url + "/v1", api_key="x", max_retries=0)
+        if stream:
+            with client.responses.stream(model="gpt-4o", input="weather", text={"format": fmt}) as events:
+                response = events.get_final_response()
+        else:
+            response = client.responses.create(model="gpt-4o", input="weather", text={"format": fmt})
+        assert response.status == "completed"
+        assert isinstance(orjson.loads(response.output_text), dict)
+        first, second = _chat_requests(fake)
+        assert first["response_format"]["type"] == "json_schema"
+        assert second["response_format"] == {"type": "json_object"}
+        assert second["messages"][0]["content"].endswith(orjson.dumps(schema).decode())
+        assert second["messages"][1:] == first["messages"]
+
+
+def test_json_object_without_the_word_json(oai: openai.OpenAI, fake: FakeUpstreamThread) -> None:
+    """OpenAI refuses JSON mode unless a message says JSON; Ollama does not: a system line says it."""
+    response = oai.responses.create(model="gpt-4o", input="weather", text={"format": {"type": "json_object"}})
+    assert isinstance(orjson.loads(response.output_text), dict)
+    sent = _chat_requests(fake)[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "Respond with a JSON object."}
+
+
+@pytest.mark.parametrize("mode", ["translate", "forward"])
+def test_a_stream_is_not_cached(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread], mode: str
+) -> None:
+    """Ollama's ResponsesMiddleware sends Cache-Control: no-cache with a stream (as our /v1/messages does)."""
+    proxy = start_proxy(fake, responses_mode=mode)
+    body = {"model": "gpt-4o", "input": "hi", "stream": True}
+    with httpx.stream("POST", proxy.url + "/v1/responses", json=body, timeout=10) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers.get("cache-control") == "no-cache"
+        assert b"response.completed" in answer.read()
+    whole = httpx.post(proxy.url + "/v1/responses", json={**body, "stream": False}, timeout=10)
+    assert "cache-control" not in whole.headers
+
+
+def test_web_search_call_in_history_is_skipped(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
+    """Codex replays the hosted web search it saw; Ollama skips the item, so no 400 here either."""
+    history = [
+        {"role": "user", "content": "news?"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+        {"role": "assistant", "content": "here"},
+        {"role": "user", "content": "more"},
+    ]
+    answer = httpx.post(proxy.url + "/v1/responses", json={"model": "gpt-4o", "input": history}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert [m["content"] for m in _chat_requests(fake)[-1]["messages"]] == ["news?", "here", "more"]

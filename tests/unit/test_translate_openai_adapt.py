@@ -136,6 +136,34 @@ def test_legacy_completions_keep_max_tokens() -> None:
     )
 
 
+RESPONSES_CASES: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
+    # A forwarded /v1/responses body: only reasoning.effort is fitted (the summary and the rest kept).
+    ("gpt-5", {"reasoning": {"effort": "max", "summary": "auto"}},
+     {"reasoning": {"effort": "high", "summary": "auto"}}, ["'reasoning.effort' sent as 'high'"]),
+    ("gpt-5", {"reasoning": {"effort": "none"}}, {"reasoning": {"effort": "minimal"}},
+     ["'reasoning.effort' sent as 'minimal'"]),
+    ("gpt-5.1", {"reasoning": {"effort": "minimal"}}, {"reasoning": {"effort": "none"}},
+     ["'reasoning.effort' sent as 'none'"]),
+    ("gpt-5-pro", {"reasoning": {"effort": "medium"}}, {"reasoning": {"effort": "high"}},
+     ["'reasoning.effort' sent as 'high'"]),
+    ("o4-mini", {"reasoning": {"effort": "none", "summary": "auto"}}, {"reasoning": {"summary": "auto"}},
+     [drop("reasoning.effort")]),
+    ("gpt-4o", {"reasoning": {"effort": "low"}}, {"reasoning": {}}, [drop("reasoning.effort")]),
+    ("o4-mini", {"reasoning": {"effort": "low"}, "temperature": 0.2},
+     {"reasoning": {"effort": "low"}, "temperature": 0.2}, []),  # only the effort is adapted here
+    ("o4-mini", {"reasoning": {"effort": None}}, {"reasoning": {"effort": None}}, []),
+    ("o4-mini", {"reasoning_effort": "none", "max_tokens": 5}, {"reasoning_effort": "none", "max_tokens": 5},
+     []),  # chat completions fields mean nothing to the Responses API: left for it to judge
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("upstream_id", "sent", "expected", "changes"), RESPONSES_CASES)
+def test_adapt_responses(
+    upstream_id: str, sent: dict[str, Any], expected: dict[str, Any], changes: list[str]
+) -> None:
+    assert adapt(upstream_id, path="responses", **sent) == (expected, changes)
+
+
 def test_nothing_changed_returns_the_same_body() -> None:
     body = {"model": "gpt-4o", "messages": MSG, "temperature": 0.5}
     out, changes = adapt_openai_body(body, "gpt-4o", facts("gpt-4o"))

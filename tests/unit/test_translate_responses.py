@@ -21,7 +21,11 @@ from falcon_ollama.translate.responses_request import (
     ToolNames,
     responses_to_chat,
 )
-from falcon_ollama.translate.responses_response import ResponsesStreamTranslator, completion_to_response
+from falcon_ollama.translate.responses_response import (
+    ResponsesStreamTranslator,
+    completion_to_response,
+    failed_event,
+)
 from falcon_ollama.translate.rules import RequestRules
 
 CHAT = CatalogConfig().facts_for("gpt-4o")
@@ -259,7 +263,47 @@ REQUESTS: list[tuple[str, dict[str, Any], ModelFacts, dict[str, Any]]] = [
         "json_object -> response_format",
         {"input": "json please", "text": {"format": {"type": "json_object"}}},
         CHAT,
-        {"response_format": {"type": "json_object"}},
+        {
+            "response_format": {"type": "json_object"},
+            "messages": [{"role": "user", "content": "json please"}],
+        },
+    ),
+    (
+        "json_object with no message saying JSON: a system line that does (OpenAI's rule, as /api/chat)",
+        {"input": "hi", "instructions": "be brief", "text": {"format": {"type": "json_object"}}},
+        CHAT,
+        {
+            "response_format": {"type": "json_object"},
+            "messages": [
+                {"role": "system", "content": "Respond with a JSON object."},
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hi"},
+            ],
+        },
+    ),
+    (
+        "json_object: 'JSON' in instructions is enough",
+        {"input": "hi", "instructions": "Answer in JSON", "text": {"format": {"type": "json_object"}}},
+        CHAT,
+        {"messages": [{"role": "system", "content": "Answer in JSON"}, {"role": "user", "content": "hi"}]},
+    ),
+    (
+        "a hosted tool's call replayed as history is skipped (Ollama skips web_search_call)",
+        {
+            "input": [
+                {"role": "user", "content": "news?"},
+                {
+                    "type": "web_search_call",
+                    "id": "ws_1",
+                    "status": "completed",
+                    "action": {"type": "search"},
+                },
+                {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": ["q"]},
+                {"role": "assistant", "content": "here"},
+            ]
+        },
+        CHAT,
+        {"messages": [{"role": "user", "content": "news?"}, {"role": "assistant", "content": "here"}]},
     ),
     (
         "stream asks for usage",
@@ -297,6 +341,49 @@ def test_request(name: str, body: dict[str, Any], facts: ModelFacts, expected: d
         assert "temperature" not in out and "max_tokens" not in out
 
 
+def test_json_object_fallback_states_the_schema() -> None:
+    """For an upstream that refuses json_schema: JSON mode, the schema in the (first) system message."""
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    fmt = {"type": "json_schema", "name": "n", "schema": schema}
+    request = plan({"input": "hi", "instructions": "be brief", "text": {"format": fmt}})
+    fallback = request.json_object_fallback()
+    assert fallback is not None
+    assert fallback["response_format"] == {"type": "json_object"}
+    system, user = fallback["messages"]
+    assert system["content"].startswith("be brief\n\n") and system["content"].endswith(
+        orjson.dumps(schema).decode()
+    )
+    assert user == {"role": "user", "content": "hi"}
+    assert plan({"input": "hi", "text": {"format": {"type": "json_object"}}}).json_object_fallback() is None
+    assert plan({"input": "hi"}).json_object_fallback() is None
+
+
+# (upstream id, reasoning.effort as sent, reasoning_effort upstream; None: not sent). Ollama accepts every
+# effort for any model; each OpenAI family refuses the values it does not list (translate/effort.py).
+EFFORTS: list[tuple[str, str, str | None]] = [
+    ("o4-mini", "none", None),  # the o-series cannot switch reasoning off
+    ("o4-mini", "minimal", "low"),
+    ("o4-mini", "max", "high"),
+    ("o4-mini", "ultra", "high"),
+    ("gpt-5", "none", "minimal"),
+    ("gpt-5", "xhigh", "high"),
+    ("gpt-5", "minimal", "minimal"),
+    ("gpt-5.1", "minimal", "none"),
+    ("gpt-5.1", "xhigh", "high"),
+    ("gpt-5.2", "max", "xhigh"),
+    ("gpt-5-pro", "medium", "high"),
+    ("gpt-5-pro", "none", None),
+    ("o1-mini", "low", None),  # takes no effort at all
+]
+
+
+@pytest.mark.parametrize(("upstream_id", "effort", "expected"), EFFORTS)
+def test_effort_is_fitted_to_the_family(upstream_id: str, effort: str, expected: str | None) -> None:
+    body = {"model": "m", "input": "x", "reasoning": {"effort": effort}}
+    out = responses_to_chat(body, REASONING, upstream_id).body
+    assert out.get("reasoning_effort") == expected
+
+
 def test_dropped_fields_are_reported() -> None:
     dropped = plan(
         {"input": "x", "tools": [{"type": "web_search"}, FN], "text": {"verbosity": "low"}, "frobnicate": 1},
@@ -328,7 +415,18 @@ ERRORS: list[tuple[dict[str, Any], ModelFacts, type[ProxyError], str]] = [
         "file_id",
     ),
     ({"input": [{"type": "function_call", "name": "f"}]}, CHAT, InvalidRequest, "call_id"),
-    ({"input": [{"type": "computer_call_output"}]}, CHAT, Unsupported, "computer_call_output"),
+    (  # a result the model would need: refused, not lost
+        {
+            "input": [
+                {"type": "computer_call_output", "call_id": "c", "output": {"type": "computer_screenshot"}}
+            ]
+        },
+        CHAT,
+        Unsupported,
+        "computer_call_output",
+    ),
+    ({"input": [{"type": "mystery", "content": "x"}]}, CHAT, Unsupported, "mystery"),
+    ({"input": [{"id": "x"}]}, CHAT, Unsupported, "None"),
     ({"input": "x", "tools": [FN]}, NO_TOOLS, Unsupported, "tools"),
     ({"input": "x"}, CatalogConfig().facts_for("text-embedding-3-small"), Unsupported, "embedding"),
     ({"input": "x", "tools": [{"type": "bogus"}]}, CHAT, InvalidRequest, "tools[0].type"),
@@ -670,6 +768,19 @@ def test_stream_cut_before_finish_raises_and_fail_frames_it() -> None:
     events = events_of(out + translator.fail("the upstream closed the connection"))
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "the upstream closed the connection"
+
+
+def test_failed_event_frames_a_forwarded_stream() -> None:
+    """The frame ending a broken forwarded stream: a valid ``response.failed`` event, error and echo set."""
+    echo = plan({"input": "x", "tools": [FN], "tool_choice": "required"}).echo
+    frame = failed_event("llama3.2", echo, "the upstream went away", clock=lambda: 7)
+    kind, data = frame.decode().removesuffix("\n\n").split("\n")
+    assert kind == "event: response.failed"
+    event = _EVENT_CLASSES["response.failed"].model_validate(orjson.loads(data.removeprefix("data: ")))
+    response = event.response
+    assert (response.status, response.model, response.created_at) == ("failed", "llama3.2", 7)
+    assert response.error.code == "server_error" and response.error.message == "the upstream went away"
+    assert response.tool_choice == "required" and response.output == []
 
 
 @pytest.mark.parametrize(
