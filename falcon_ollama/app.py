@@ -203,7 +203,8 @@ def create_app(settings: Settings) -> FalconOllamaApp:
     app.add_route("/v1/models/{model}", ModelResource(catalog, started_at))
     for path in ("chat/completions", "embeddings"):
         app.add_route(f"/v1/{path}", ForwardResource(path, catalog, upstream_call, limits))
-    app.add_route("/v1/completions", CompletionsResource(generate, limits))
+    legacy = ForwardResource("completions", catalog, upstream_call, limits)
+    app.add_route("/v1/completions", CompletionsResource(generate, legacy, catalog, limits))
     add_cloud_routes(app)
     # auto: forwarded only when every backend is OpenAI's own API (each model's backend must speak it).
     if all(forwards(settings.responses_mode, b.base_url) for b in settings.backends):

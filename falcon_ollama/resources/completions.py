@@ -2,7 +2,8 @@
 
 The OpenAI request becomes a generate request (translate/completions.py), ``/api/generate`` answers it, and
 its replies (whole, streamed, or the load reply of an empty prompt) are rewritten as ``text_completion``
-objects and SSE events; errors take OpenAI's shape.
+objects and SSE events; errors take OpenAI's shape. A model nothing describes (its backend's rules unknown: a
+base model on vLLM or llama.cpp, say) is forwarded unchanged, as before, like every /v1 body for such a model.
 """
 
 from __future__ import annotations
@@ -14,25 +15,39 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import falcon.asgi
 import orjson
 
+from falcon_ollama.catalog import Catalog
 from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.limits import Limits
+from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.chat import GenerateResource
 from falcon_ollama.resources.common import read_json_object
 from falcon_ollama.resources.error_map import status_of
-from falcon_ollama.translate.completions import SSE_CONTENT_TYPE, CompletionReplies, completion_to_generate
-from falcon_ollama.wire import JSON_CONTENT_TYPE, openai_error
+from falcon_ollama.resources.openai_compat import ForwardResource
+from falcon_ollama.translate.completions import CompletionReplies, completion_to_generate
+from falcon_ollama.wire import JSON_CONTENT_TYPE, SSE_CONTENT_TYPE, openai_error
 
 
 class CompletionsResource:
     """``POST /v1/completions`` for every model, through the generate resource."""
 
-    def __init__(self, generate: GenerateResource, limits: Limits) -> None:
+    def __init__(
+        self, generate: GenerateResource, forward: ForwardResource, catalog: Catalog, limits: Limits
+    ) -> None:
         self._generate = generate
+        self._forward = forward
+        self._catalog = catalog
         self._limits = limits
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
             body = await read_json_object(req, self._limits)
+            model = body.get("model")
+            if isinstance(model, str) and model:
+                entry = await self._catalog.resolve(model)
+                if not entry.facts.known:
+                    note_model(req, entry)
+                    await self._forward.forward(req, resp, body, model, entry)
+                    return
             request = completion_to_generate(body)
             await self._generate.answer(req, resp, request)
         except OllamaError as exc:

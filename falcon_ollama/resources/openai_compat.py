@@ -29,7 +29,7 @@ from falcon_ollama.resources.upstream_call import ClientDisconnected, ErrorFrame
 from falcon_ollama.translate.models import newest_first
 from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, RESPONSES_PATH, adapt_openai_body
 from falcon_ollama.translate.responses_request import echo_fields
-from falcon_ollama.translate.responses_response import failed_event
+from falcon_ollama.translate.responses_response import StreamMarks, failed_event
 from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE, openai_error
 
@@ -131,14 +131,30 @@ class ForwardResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
-            body, model, stream, error_frame = await self._prepare(req)
+            body, model, entry = await read_model_request(req, self._limits, self._catalog)
+        except OllamaError as exc:
+            _send_error(resp, exc)
+            return
+        await self.forward(req, resp, body, model, entry)
+
+    async def forward(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        body: dict[str, Any],
+        model: str,
+        entry: ModelEntry,
+    ) -> None:
+        """Forward a body already read, its model resolved to ``entry``."""
+        try:
+            sent, stream, error_frame = self._prepare(body, model, entry)
             if stream:
-                await self._call.stream(req, resp, self._path, body, model=model, error_frame=error_frame)
+                await self._call.stream(req, resp, self._path, sent, model=model, error_frame=error_frame)
                 if self._path == "responses":
                     # Ollama's ResponsesMiddleware sets it (its /v1/chat/completions stream does not).
                     resp.set_header("Cache-Control", "no-cache")
                 return
-            answer = await self._call.complete(req, self._path, body, model=model)
+            answer = await self._call.complete(req, self._path, sent, model=model)
         except ClientDisconnected:
             resp.status = 499
             return
@@ -149,14 +165,13 @@ class ForwardResource:
         resp.content_type = answer.headers.get("content-type", JSON_CONTENT_TYPE)
         resp.data = answer.body
 
-    async def _prepare(self, req: falcon.asgi.Request) -> tuple[bytes, str, bool, ErrorFrame]:
-        """The one place the /v1 body is prepared: read, model resolved to the upstream's id, re-encoded;
-        with the framing of a failure mid-stream in the route's dialect."""
-        body, model, entry = await read_model_request(req, self._limits, self._catalog)
-        frame = _responses_failed(model, echo_fields(body)) if self._path == RESPONSES_PATH else _error_event
+    def _prepare(self, body: dict[str, Any], model: str, entry: ModelEntry) -> tuple[bytes, bool, ErrorFrame]:
+        """The one place the /v1 body is prepared: the model's upstream id, adapted, re-encoded; with the
+        framing of a failure mid-stream in the route's dialect."""
+        frame = _ResponsesFailed(model, echo_fields(body)) if self._path == RESPONSES_PATH else _error_event
         body["model"] = entry.upstream_id
         body = self._adapt_for_model(body, entry)
-        return orjson.dumps(body), model, body.get("stream") is True, frame
+        return orjson.dumps(body), body.get("stream") is True, frame
 
     def _adapt_for_model(self, body: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
         """What Ollama's /v1 accepts but the model refuses, dropped or renamed (translate/openai_adapt.py)."""
@@ -172,10 +187,24 @@ class ForwardResource:
         return adapted
 
 
-def _responses_failed(model: str, echo: dict[str, Any]) -> ErrorFrame:
+class _ResponsesFailed:
     """A failure after the first byte of a forwarded /v1/responses stream: a ``response.failed`` event, as
-    the Responses API (and our translate mode) ends a stream, not the chat completions error line."""
-    return lambda status, message: failed_event(model, echo, message)
+    the Responses API (and our translate mode) ends a stream, not the chat completions error line; with the
+    upstream's response id and next sequence number, read from the bytes the relay passed on (``observe``)."""
+
+    __slots__ = ("_echo", "_marks", "_model", "observe")
+
+    def __init__(self, model: str, echo: dict[str, Any]) -> None:
+        self._model = model
+        self._echo = echo
+        self._marks = StreamMarks()
+        self.observe = self._marks.observe
+
+    def __call__(self, status: int, message: str) -> bytes:
+        marks = self._marks
+        return failed_event(
+            self._model, self._echo, message, response_id=marks.response_id, sequence=marks.sequence + 1
+        )
 
 
 def _error_event(status: int, message: str) -> bytes:

@@ -363,12 +363,15 @@ class UpstreamCall:
         info = session.info
         first = True
         find_done = DoneFinder().feed
+        observe = getattr(error_frame, "observe", None)  # a frame that needs to see what went by
         chunks = stream.chunks()
         try:
             async for chunk in chunks:
                 if first and info is not None:
                     info.first_chunk()
                     first = False
+                if observe is not None:
+                    observe(chunk)
                 end = find_done(chunk)
                 if end >= 0:
                     # The [DONE] line, completed with the line ending the upstream uses, ends the answer.

@@ -402,7 +402,7 @@ def _tools(value: Any, dropped: list[str]) -> list[Tool]:
             raise InvalidRequest(f"{where}: must be an object")
         kind = tool.get("type")
         if kind not in (None, "custom"):
-            dropped.append(f"tools[{kind}]")
+            dropped.append(f"tools[{_server_tool(kind)}]")
             continue
         name = _str_field(tool, "name", where)
         schema = tool.get("input_schema")
@@ -576,3 +576,16 @@ def _str_field(obj: dict[str, Any], key: str, where: str) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Anthropic's server tools, by the name their versioned type starts with (web_search_20250305...).
+_SERVER_TOOLS = ("web_search", "web_fetch", "bash", "text_editor", "computer", "code_execution", "memory")
+
+
+def _server_tool(kind: object) -> str:
+    """A dropped tool's type as a fixed word: the warned-once names must not grow with what clients send."""
+    if isinstance(kind, str):
+        for name in _SERVER_TOOLS:
+            if kind.startswith(name):
+                return name
+    return "other types"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, Literal, cast
 
 import orjson
@@ -23,7 +24,7 @@ from falcon_ollama.translate.effort import effort_for
 from falcon_ollama.translate.images import image_data_uri
 from falcon_ollama.translate.options import map_options
 from falcon_ollama.translate.rules import DEFAULT_RULES, RequestRules
-from falcon_ollama.translate.tool_history import unanswered_results
+from falcon_ollama.translate.tool_history import PendingCalls, unanswered_results
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 JSON_INSTRUCTION = "Respond with a JSON object."
@@ -166,9 +167,11 @@ def _generate(
     dropped: list[str] = []
     if template:
         dropped.append("template")
-    if suffix:
-        if "insert" not in caps:
-            raise Unsupported(f"{entry.name} does not support insert")
+    if suffix and "insert" not in caps:
+        raise Unsupported(f"{entry.name} does not support insert")
+    if suffix or prompt_only(entry.upstream_id):
+        if system and not suffix:  # what a template would do with it: the system text first
+            prompt = f"{system}\n\n{prompt}"
         return _completions_plan(body, entry, common, prompt, suffix, rules, dropped)
 
     history: list[dict[str, str]] = []
@@ -234,6 +237,16 @@ def _base_plan(
     )
 
 
+# OpenAI's models that only the legacy /v1/completions serves (its chat completions refuses them).
+PROMPT_ONLY_MODELS = ("gpt-3.5-turbo-instruct*", "davinci-002*", "babbage-002*")
+
+
+def prompt_only(upstream_id: str) -> bool:
+    """Whether the model takes a prompt only (the upstream's /v1/completions), not chat messages."""
+    lowered = upstream_id.lower()
+    return any(fnmatchcase(lowered, pattern) for pattern in PROMPT_ONLY_MODELS)
+
+
 def _completions_plan(
     body: dict[str, Any],
     entry: ModelEntry,
@@ -243,7 +256,8 @@ def _completions_plan(
     rules: RequestRules,
     dropped: list[str],
 ) -> ChatPlan:
-    """Fill-in-the-middle: ``/v1/completions`` with ``suffix`` for models the catalog marks ``insert``."""
+    """The upstream's ``/v1/completions``: fill-in-the-middle (``suffix``, for models the catalog marks
+    ``insert``), or a prompt for a model that takes nothing else (:func:`prompt_only`)."""
     mapped = map_options(body.get("options"), reasoning=False)
     params = dict(mapped.params)
     if "max_completion_tokens" in params:
@@ -251,9 +265,10 @@ def _completions_plan(
     out: dict[str, Any] = {
         "model": entry.upstream_id,
         "prompt": prompt,
-        "suffix": suffix,
         "stream": common.stream,
     }
+    if suffix:
+        out["suffix"] = suffix
     out.update(rules.stream_options(common.stream))
     out.update(params)
     return ChatPlan(
@@ -359,8 +374,8 @@ def _messages(raw: object, limits: Limits) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     chars = 0
     image_count = 0
-    # Tool calls the assistant made that no tool message has answered yet: (id, name), in order.
-    pending: list[tuple[str, str]] = []
+    # Tool calls the assistant made that no tool message has answered yet.
+    pending = PendingCalls()
     for i, message in enumerate(raw):
         if not isinstance(message, dict):
             raise InvalidRequest(f"invalid value for 'messages[{i}]': expected an object")
@@ -390,18 +405,17 @@ def _messages(raw: object, limits: Limits) -> list[dict[str, Any]]:
             calls = _assistant_tool_calls(message.get("tool_calls"), i)
             if calls:
                 converted["tool_calls"] = calls
-                pending = [(c["id"], c["function"]["name"]) for c in calls]
+                pending.reset((c["id"], c["function"]["name"]) for c in calls)
             # thinking in history is dropped: the OpenAI API has no input field for it
         out.append(converted)
     _close_unanswered(pending, out)
     return out
 
 
-def _close_unanswered(pending: list[tuple[str, str]], out: list[dict[str, Any]]) -> None:
+def _close_unanswered(pending: PendingCalls, out: list[dict[str, Any]]) -> None:
     """Ollama accepts a history where a tool call got no result (an interrupted tool use); the OpenAI API
     refuses it. Each unanswered call is closed with an empty result where its result would have been."""
-    out.extend(cast("list[dict[str, Any]]", unanswered_results(call_id for call_id, _ in pending)))
-    pending.clear()
+    out.extend(cast("list[dict[str, Any]]", unanswered_results(pending.drain())))
 
 
 def _assistant_tool_calls(raw: object, message_index: int) -> list[dict[str, Any]]:
@@ -432,25 +446,22 @@ def _assistant_tool_calls(raw: object, message_index: int) -> list[dict[str, Any
     return calls
 
 
-def _tool_message(
-    message: dict[str, Any], content: str, pending: list[tuple[str, str]], index: int
-) -> dict[str, Any]:
+def _tool_message(message: dict[str, Any], content: str, pending: PendingCalls, index: int) -> dict[str, Any]:
     """A tool result needs the id of the call it answers: the client's ``tool_call_id``, else the first
     unanswered call with the same ``tool_name``, else the first unanswered call. A result that answers no
     call at all cannot be sent as a tool message (the OpenAI API rejects it) and becomes a user message."""
     call_id = message.get("tool_call_id")
     name = message.get("tool_name") or message.get("name")
-    chosen: tuple[str, str] | None = None
+    chosen: str | None = None
     if isinstance(call_id, str) and call_id:
-        chosen = next((p for p in pending if p[0] == call_id), (call_id, name or ""))
+        pending.take(call_id)
+        chosen = call_id
     elif pending:
-        chosen = next((p for p in pending if isinstance(name, str) and p[1] == name), pending[0])
+        chosen = (pending.take_named(name) if isinstance(name, str) else None) or pending.take_first()
     if chosen is None:
         label = f" from {name}" if isinstance(name, str) and name else ""
         return {"role": "user", "content": f"Tool result{label}:\n{content}"}
-    if chosen in pending:
-        pending.remove(chosen)
-    return {"role": "tool", "tool_call_id": chosen[0], "content": content}
+    return {"role": "tool", "tool_call_id": chosen, "content": content}
 
 
 def _tools(raw: object) -> list[dict[str, Any]]:

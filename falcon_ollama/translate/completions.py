@@ -26,7 +26,6 @@ _OPTION_FIELDS = (
     ("frequency_penalty", "frequency_penalty"),
     ("presence_penalty", "presence_penalty"),
 )
-SSE_CONTENT_TYPE = "text/event-stream"
 _DONE_EVENT = b"data: [DONE]\n\n"
 
 

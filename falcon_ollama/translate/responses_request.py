@@ -50,6 +50,9 @@ BUILTIN_TOOLS = frozenset(
 _EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")  # what Ollama accepts
 # What an input item of an unknown type carries that the model would need (kept, so refused): a result.
 _CONTENT_KEYS = ("content", "output", "role")
+# A hosted tool's call replayed in the input (Codex sends web_search_call back): skipped, as Ollama skips
+# web_search_call. Any other unknown type is refused, so no input the model should read is lost unseen.
+_HOSTED_CALL_ITEMS = frozenset({"web_search_call", "file_search_call", "image_generation_call"})
 # Request fields accepted and not sent upstream (no chat completions equivalent, or stateful).
 _IGNORED = frozenset(
     {
@@ -215,7 +218,8 @@ class _Messages:
         self.out: list[dict[str, Any]] = []
         self._chars = 0
         self._images = 0
-        self._pending: list[str] = []  # call ids of the last assistant message not answered yet
+        # call ids of the last assistant message not answered yet (a dict: in order, each found in O(1))
+        self._pending: dict[str, None] = {}
 
     def build(self, instructions: object, raw: object) -> tuple[list[dict[str, Any]], int]:
         if instructions is not None:
@@ -255,7 +259,7 @@ class _Messages:
             return  # the chat completions API has no input field for reasoning: dropped (docs/api.md)
         elif kind == "item_reference":
             raise InvalidRequest(STATELESS.format(field=f"{where} (item_reference)"))
-        elif isinstance(kind, str) and not any(key in item for key in _CONTENT_KEYS):
+        elif kind in _HOSTED_CALL_ITEMS and not any(key in item for key in _CONTENT_KEYS):
             # A hosted tool's call replayed as history (web_search_call, Codex sends them back): the message
             # that follows carries what the model saw, so it is skipped, as Ollama skips web_search_call.
             return
@@ -358,7 +362,7 @@ class _Messages:
         else:
             self._close_unanswered()
             self.out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        self._pending.append(call_id)
+        self._pending[call_id] = None
 
     def _output(self, item: dict[str, Any], where: str) -> None:
         call_id = item.get("call_id")
@@ -376,7 +380,7 @@ class _Messages:
                 f"invalid value for '{where}.output': expected a string or an array of parts"
             )
         if call_id in self._pending:
-            self._pending.remove(call_id)
+            del self._pending[call_id]
             self.out.append({"role": "tool", "tool_call_id": call_id, "content": text})
             return
         # A result for a call this history does not contain: chat completions refuses an orphan tool message.
@@ -415,10 +419,17 @@ def _tools(raw: object, names: ToolNames, dropped: list[str]) -> list[dict[str, 
         elif kind in ("function", "custom"):
             out.append(_function(tool, where, names, None))
         elif isinstance(kind, str) and (kind in BUILTIN_TOOLS or kind.startswith("web_search")):
-            dropped.append(f"tools: {kind} (a hosted tool; this backend has none)")
+            dropped.append(f"tools: {_hosted(kind)} (a hosted tool; this backend has none)")
         else:
             raise InvalidRequest(f"invalid value for '{where}.type': unsupported tool type {kind!r}")
     return out
+
+
+def _hosted(kind: object) -> str:
+    """A hosted tool's type as a fixed word: the warned-once names must not grow with what clients send."""
+    if isinstance(kind, str) and kind.startswith("web_search"):
+        return "web_search"
+    return kind if isinstance(kind, str) and kind in BUILTIN_TOOLS else "another type"
 
 
 def _function(tool: dict[str, Any], where: str, names: ToolNames, namespace: str | None) -> dict[str, Any]:
@@ -464,7 +475,7 @@ def _tool_choice(raw: object, names: ToolNames, dropped: list[str]) -> str | dic
             mode = raw.get("mode")
             dropped.append("tool_choice: allowed_tools (all declared tools stay allowed)")
             return "required" if mode == "required" else "auto"
-        dropped.append(f"tool_choice: {kind} (a hosted tool)")
+        dropped.append(f"tool_choice: {_hosted(kind)} (a hosted tool)")
         return None
     raise InvalidRequest("invalid value for 'tool_choice': expected 'auto', 'none', 'required' or an object")
 

@@ -10,6 +10,7 @@ with a ``sequence_number``; every item that is opened is closed (Codex shows not
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import time
 from typing import Any, cast
@@ -69,14 +70,22 @@ def sse_event(kind: str, sequence_number: int, data: dict[str, Any]) -> bytes:
     return b"".join((b"event: ", kind.encode(), b"\ndata: ", orjson.dumps(body), b"\n\n"))
 
 
-def failed_event(model: str, echo: dict[str, Any], message: str, *, clock: Any = time.time) -> bytes:
-    """``response.failed`` closing a forwarded Responses stream that broke after its first byte.
-
-    The byte relay does not read the events it passes on, so the response id and sequence number are not the
-    upstream's: a fresh id, and sequence number 0. What a client acts on (the type, ``response.status`` and
-    ``response.error``) is what the translate mode's :meth:`ResponsesStreamTranslator.fail` sends."""
+def failed_event(
+    model: str,
+    echo: dict[str, Any],
+    message: str,
+    *,
+    response_id: str | None = None,
+    sequence: int = 0,
+    clock: Any = time.time,
+) -> bytes:
+    """``response.failed`` closing a forwarded Responses stream that broke after its first byte: the
+    upstream's ``response_id`` and the ``sequence`` number after its last event, as :class:`StreamMarks`
+    read them from the relayed bytes (the openai SDK's stream helper refuses an event of another response);
+    a fresh id if none was seen. What a client acts on (the type, ``response.status`` and ``response.error``)
+    is what the translate mode's :meth:`ResponsesStreamTranslator.fail` sends."""
     response = response_object(
-        new_id("resp"),
+        response_id or new_id("resp"),
         model,
         echo,
         int(clock()),
@@ -85,7 +94,34 @@ def failed_event(model: str, echo: dict[str, Any], message: str, *, clock: Any =
         None,
         error={"code": "server_error", "message": message},
     )
-    return sse_event("response.failed", 0, {"response": response})
+    return sse_event("response.failed", sequence, {"response": response})
+
+
+_RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]{1,200})"')
+_SEQUENCE = re.compile(rb'"sequence_number"\s*:\s*(\d{1,12})')
+
+
+class StreamMarks:
+    """The response id and the last sequence number of a Responses stream relayed unread, taken from its
+    bytes as they pass (a regular-expression search per chunk; the id only until it is found). A mark split
+    between two reads is missed: the failure event then has the previous number, or a fresh id."""
+
+    __slots__ = ("response_id", "sequence")
+
+    def __init__(self) -> None:
+        self.response_id: str | None = None
+        self.sequence = -1
+
+    def observe(self, chunk: bytes) -> None:
+        if self.response_id is None:
+            found = _RESPONSE_ID.search(chunk)
+            if found is not None:
+                self.response_id = found.group(1).decode("ascii", "replace")
+        last = None
+        for last in _SEQUENCE.finditer(chunk):  # noqa: B007 -- the last one is wanted
+            pass
+        if last is not None:
+            self.sequence = int(last.group(1))
 
 
 def usage_of(raw: object, prompt_chars: int, output_chars: int) -> ResponseUsage:

@@ -252,6 +252,21 @@ def test_forward_mode_failure_after_first_byte_is_response_failed(
     assert failed.response.status == "failed" and failed.response.model == "llama3.2"
     assert failed.response.error is not None and failed.response.error.code == "server_error"
     assert [t.name for t in failed.response.tools if t.type == "function"] == ["get_weather"]
+    # the upstream's response, one sequence number on: the SDK's stream helper checks both
+    assert failed.response.id == events[0].response.id
+    assert failed.sequence_number == events[-2].sequence_number + 1
+
+
+def test_forward_mode_failure_reaches_the_sdks_stream_helper(
+    fake: FakeUpstreamThread, start_proxy: Callable[..., ProxyThread]
+) -> None:
+    """``responses.stream()`` refuses an event of another response ("Lifecycle response identity changed")."""
+    proxy = start_proxy(fake, responses_mode="forward")
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    fake.script(Fault("cut", after_events=3))
+    with client.responses.stream(model="llama3.2", input="hi") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.failed"
 
 
 def test_forward_mode_relays_to_the_upstream(

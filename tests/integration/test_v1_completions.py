@@ -6,11 +6,14 @@ turns it into a generate request (CompletionsMiddleware), and so do we."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
+import ollama
 import openai
 import pytest
 
-from fake_openai import FakeUpstreamThread, expected_text
+from fake_openai import FakeConfig, FakeUpstreamThread, expected_text
 from tests.servers import ProxyThread
 
 
@@ -106,3 +109,32 @@ def test_errors_in_openai_shape(
 def test_the_openai_sdk_reads_an_unknown_model_as_not_found(proxy: ProxyThread) -> None:
     with pytest.raises(openai.NotFoundError):
         sdk(proxy).completions.create(model="nope", prompt="hi")
+
+
+def test_a_prompt_only_model_is_asked_at_the_upstreams_completions(
+    start_proxy: Callable[..., ProxyThread],
+) -> None:
+    """gpt-3.5-turbo-instruct (and davinci-002, babbage-002) only exist on OpenAI's legacy endpoint, through
+    /v1/completions and /api/generate alike."""
+    with FakeUpstreamThread(FakeConfig(models=["gpt-3.5-turbo-instruct"])) as fake:
+        proxy = start_proxy(fake)
+        answer = sdk(proxy).completions.create(model="gpt-3.5-turbo-instruct", prompt="Once", max_tokens=2)
+        assert (answer.choices[0].text, answer.model) == (expected_text(2), "gpt-3.5-turbo-instruct")
+        generated = ollama.Client(host=proxy.url).generate(
+            "gpt-3.5-turbo-instruct", "Once", system="Be brief."
+        )
+        assert generated.response == expected_text(8)
+        asked = [(r.path, r.json) for r in fake.requests if "completions" in r.path]
+        assert [path for path, _ in asked] == ["/v1/completions", "/v1/completions"]
+        assert isinstance(asked[1][1], dict) and asked[1][1]["prompt"] == "Be brief.\n\nOnce"
+        assert "suffix" not in asked[1][1] and "messages" not in asked[1][1]
+
+
+def test_a_model_nothing_describes_is_forwarded_as_sent(start_proxy: Callable[..., ProxyThread]) -> None:
+    """Its backend's rules are unknown (a base model on vLLM or llama.cpp): the body goes as it came."""
+    with FakeUpstreamThread(FakeConfig(models=["my-base-model"])) as fake:
+        proxy = start_proxy(fake)
+        answer = sdk(proxy).completions.create(model="my-base-model", prompt="Once", max_tokens=2, echo=True)
+        assert answer.choices[0].text == expected_text(2)
+        sent = [r.json for r in fake.requests if r.path == "/v1/completions"]
+        assert sent == [{"model": "my-base-model", "prompt": "Once", "max_tokens": 2, "echo": True}]

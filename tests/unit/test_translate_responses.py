@@ -23,6 +23,7 @@ from falcon_ollama.translate.responses_request import (
 )
 from falcon_ollama.translate.responses_response import (
     ResponsesStreamTranslator,
+    StreamMarks,
     completion_to_response,
     failed_event,
 )
@@ -426,6 +427,9 @@ ERRORS: list[tuple[dict[str, Any], ModelFacts, type[ProxyError], str]] = [
         "computer_call_output",
     ),
     ({"input": [{"type": "mystery", "content": "x"}]}, CHAT, Unsupported, "mystery"),
+    # only hosted tools' calls are skipped: any other unknown item could be input the model should read
+    ({"input": [{"type": "input_text", "text": "say B"}]}, CHAT, Unsupported, "input_text"),
+    ({"input": [{"type": "local_shell_call", "action": {}}]}, CHAT, Unsupported, "local_shell_call"),
     ({"input": [{"id": "x"}]}, CHAT, Unsupported, "None"),
     ({"input": "x", "tools": [FN]}, NO_TOOLS, Unsupported, "tools"),
     ({"input": "x"}, CatalogConfig().facts_for("text-embedding-3-small"), Unsupported, "embedding"),
@@ -768,6 +772,27 @@ def test_stream_cut_before_finish_raises_and_fail_frames_it() -> None:
     events = events_of(out + translator.fail("the upstream closed the connection"))
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "the upstream closed the connection"
+
+
+CREATED = b'data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1"}}\n\n'
+SPACED = b'data: {"sequence_number": 0, "response": {"id": "resp_2"}}\n\n'
+LATER = b'data: {"sequence_number":7,"item":{"id":"msg_1"}}\n\ndata: {"sequence_number":8}\n\n'
+
+
+@pytest.mark.parametrize(
+    ("chunks", "response_id", "sequence"),
+    [
+        ([], None, -1),
+        ([CREATED], "resp_1", 0),
+        ([SPACED, LATER], "resp_2", 8),
+        ([b'{"item":{"id":"msg_1"}}'], None, -1),  # an item id is not the response's
+    ],
+)
+def test_stream_marks(chunks: list[bytes], response_id: str | None, sequence: int) -> None:
+    marks = StreamMarks()
+    for chunk in chunks:
+        marks.observe(chunk)
+    assert (marks.response_id, marks.sequence) == (response_id, sequence)
 
 
 def test_failed_event_frames_a_forwarded_stream() -> None:
