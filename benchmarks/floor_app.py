@@ -40,6 +40,10 @@ class FloorApp:
                         await self.session.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["method"] != "POST":  # a readiness check (GET /)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
         body = b""
         while True:
             message = await receive()
