@@ -321,8 +321,9 @@ def _response_format(fmt: object, messages: list[dict[str, Any]]) -> dict[str, A
         mention_json(messages)
         return {"type": "json_object"}
     if isinstance(fmt, dict):
-        if not fmt:
-            raise InvalidRequest('invalid format: expected "json" or a valid JSON schema')
+        if not fmt:  # Ollama passes {} on as a schema: any JSON value, which is JSON mode
+            mention_json(messages)
+            return {"type": "json_object"}
         name = fmt.get("title") if isinstance(fmt.get("title"), str) else "response"
         safe_name = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))[:64] or "response"
         return {"type": "json_schema", "json_schema": {"name": safe_name, "schema": fmt, "strict": False}}

@@ -765,7 +765,14 @@ def test_generate_gets_the_schema_fallback_too() -> None:
     assert fallback is not None and fallback["messages"][0]["content"].endswith(SCHEMA_TEXT)
 
 
-@pytest.mark.parametrize("fmt", ["xml", "JSON", {}, 5, ["json"], True])
+def test_an_empty_schema_is_json_mode() -> None:
+    """Ollama (llamaServerChatResponseFormat) passes ``{}`` on as a schema that any JSON value meets."""
+    plan = chat(format={}, messages=[USER])
+    assert plan.body["response_format"] == {"type": "json_object"}
+    assert "json" in str(plan.body["messages"]).lower()  # OpenAI wants the word in the messages for JSON mode
+
+
+@pytest.mark.parametrize("fmt", ["xml", "JSON", 5, ["json"], True])
 def test_invalid_format_is_400(fmt: Any) -> None:
     assert error_of(chat, format=fmt).message == 'invalid format: expected "json" or a valid JSON schema'
 
