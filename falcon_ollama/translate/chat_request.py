@@ -97,9 +97,14 @@ def parse_common(body: dict[str, Any]) -> Common:
             raise InvalidRequest(str(exc)) from None
     think = body.get("think")
     if think is not None and not isinstance(think, bool) and think not in THINK_LEVELS:
-        shown = f'"{think}"' if isinstance(think, str) else str(think)
+        # Ollama's ThinkValue.UnmarshalJSON: an unknown level, or a value neither boolean nor string
+        if isinstance(think, str):
+            raise InvalidRequest(
+                f"invalid think value: {orjson.dumps(think).decode()} "
+                '(must be "high", "medium", "low", "max", true, or false)'
+            )
         raise InvalidRequest(
-            f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)'
+            'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
         )
     for flag in ("truncate", "shift"):  # Ollama's context-window switches: no upstream equivalent
         if body.get(flag) is not None and not isinstance(body[flag], bool):
