@@ -22,7 +22,8 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"[0-9]*(?:\.[0-9]*)?")
+_DIGITS_AND_DOT = frozenset("0123456789.")
 
 
 class DurationError(ValueError):
@@ -30,8 +31,11 @@ class DurationError(ValueError):
 
 
 def parse_go_duration(text: str) -> float:
-    """Parse a Go duration string into seconds (``"1h30m"`` -> 5400.0)."""
+    """Parse a Go duration string into seconds (``"1h30m"`` -> 5400.0), step by step as Go's
+    ``time.ParseDuration`` does, so each failure gets Go's own words (``time: unknown unit "M" in duration
+    "5M"``, ``time: missing unit in duration "5"``, ``time: invalid duration "x"``)."""
     original = text
+    invalid = f"time: invalid duration {_quote(original)}"
     sign = 1.0
     if text and text[0] in "+-":
         sign = -1.0 if text[0] == "-" else 1.0
@@ -39,18 +43,39 @@ def parse_go_duration(text: str) -> float:
     if text == "0":
         return 0.0
     if not text:
-        raise DurationError(f'time: invalid duration "{original}"')
+        raise DurationError(invalid)
     total = 0.0
-    pos = 0
-    while pos < len(text):
-        match = _PART.match(text, pos)
-        if match is None:
-            if re.match(r"\d+\.?\d*$|\.\d+$", text[pos:]):
-                raise DurationError(f'time: missing unit in duration "{original}"')
-            raise DurationError(f'time: invalid duration "{original}"')
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
+    pos, end = 0, len(text)
+    while pos < end:
+        number = _NUMBER.match(text, pos)  # [0-9]*(\.[0-9]*)?, as Go consumes it
+        assert number is not None  # the pattern matches the empty string
+        if text[pos] not in _DIGITS_AND_DOT or number.group(0) in ("", "."):
+            raise DurationError(invalid)
+        pos = number.end()
+        unit_end = pos
+        while unit_end < end and text[unit_end] not in _DIGITS_AND_DOT:
+            unit_end += 1
+        unit = text[pos:unit_end]
+        if not unit:
+            raise DurationError(f"time: missing unit in duration {_quote(original)}")
+        if unit not in _UNITS:
+            raise DurationError(f"time: unknown unit {_quote(unit)} in duration {_quote(original)}")
+        total += float(number.group(0)) * _UNITS[unit]
+        pos = unit_end
     return sign * total
+
+
+def _quote(text: str) -> str:
+    """Go's time package quoting: double quotes, a quote or backslash escaped, and each byte of a character
+    outside printable ASCII written as ``\\xhh``."""
+    out = ['"']
+    for char in text:
+        if char < " " or char >= "\x80":
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+        else:
+            out.append("\\" + char if char in '"\\' else char)
+    out.append('"')
+    return "".join(out)
 
 
 def parse_keep_alive(value: object) -> float:

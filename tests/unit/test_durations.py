@@ -43,8 +43,18 @@ def test_negative_means_forever(value: object) -> None:
         ({"a": 1}, "Unsupported type: 'map[string]interface {}'"),
         ("abc", 'time: invalid duration "abc"'),
         ("5", 'time: missing unit in duration "5"'),
-        ("5x", 'time: invalid duration "5x"'),
+        ("5x", 'time: unknown unit "x" in duration "5x"'),  # Go names the unit it does not know
         ("", 'time: invalid duration ""'),
+        # time.ParseDuration's steps: a number ([0-9]*(.[0-9]*)?), then a unit (up to the next digit or dot)
+        ("5M", 'time: unknown unit "M" in duration "5M"'),
+        ("5 min", 'time: unknown unit " min" in duration "5 min"'),
+        ("1e3s", 'time: unknown unit "e" in duration "1e3s"'),
+        ("5m3", 'time: missing unit in duration "5m3"'),
+        ("1..5s", 'time: missing unit in duration "1..5s"'),
+        (".s", 'time: invalid duration ".s"'),
+        ("-", 'time: invalid duration "-"'),
+        ('5"x', 'time: unknown unit "\\"x" in duration "5\\"x"'),  # Go's quoting escapes the quote
+        ("é5m", 'time: invalid duration "\\xc3\\xa95m"'),  # and writes each non-ASCII byte as \\xhh
     ],
 )
 def test_invalid_keep_alive_uses_ollamas_wording(value: object, message: str) -> None:

@@ -878,7 +878,7 @@ def test_stream(
         ({"stream": 1}, "invalid value for 'stream': expected true or false"),
         ({"keep_alive": "abc"}, 'time: invalid duration "abc"'),
         ({"keep_alive": "5"}, 'time: missing unit in duration "5"'),
-        ({"keep_alive": "5x"}, 'time: invalid duration "5x"'),
+        ({"keep_alive": "5x"}, 'time: unknown unit "x" in duration "5x"'),
         ({"keep_alive": ""}, 'time: invalid duration ""'),
         ({"keep_alive": True}, "Unsupported type: 'bool'"),
         ({"keep_alive": []}, "Unsupported type: '[]interface {}'"),
