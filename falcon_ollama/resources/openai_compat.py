@@ -20,12 +20,14 @@ import falcon.asgi
 import orjson
 
 from falcon_ollama.catalog import Catalog, ModelEntry
-from falcon_ollama.errors import OllamaError
+from falcon_ollama.errors import OllamaError, ProxyError
 from falcon_ollama.limits import Limits
 from falcon_ollama.logs import WarnOnce
 from falcon_ollama.requestlog import note_model
 from falcon_ollama.resources.common import read_json_object
+from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.resources.upstream_call import ClientDisconnected, ErrorFrame, UpstreamCall
+from falcon_ollama.translate.embed import shorten_embeddings, split_dimensions
 from falcon_ollama.translate.models import newest_first
 from falcon_ollama.translate.openai_adapt import ADAPTED_PATHS, RESPONSES_PATH, adapt_openai_body
 from falcon_ollama.translate.responses_request import echo_fields
@@ -34,6 +36,7 @@ from falcon_ollama.upstream import UpstreamError
 from falcon_ollama.wire import JSON_CONTENT_TYPE, openai_error
 
 log = logging.getLogger("falcon_ollama.openai_compat")
+EMBEDDINGS_PATH = "embeddings"
 
 
 def _send_error(resp: falcon.asgi.Response, error: OllamaError) -> None:
@@ -146,6 +149,8 @@ class ForwardResource:
         entry: ModelEntry,
     ) -> None:
         """Forward a body already read, its model resolved to ``entry``."""
+        # /v1/embeddings: vectors shortened here for a model that cannot do it itself, as Ollama does
+        cut = split_dimensions(body, entry.upstream_id) if self._path == EMBEDDINGS_PATH else None
         try:
             sent, stream, error_frame = self._prepare(body, model, entry)
             if stream:
@@ -164,6 +169,12 @@ class ForwardResource:
         resp.status = answer.status
         resp.content_type = answer.headers.get("content-type", JSON_CONTENT_TYPE)
         resp.data = answer.body
+        if cut is not None:
+            try:
+                resp.data = shorten_embeddings(answer.body, cut)
+            except ProxyError as exc:
+                resp.status = status_of(exc)
+                resp.data = openai_error(resp.status, exc.message)
 
     def _prepare(self, body: dict[str, Any], model: str, entry: ModelEntry) -> tuple[bytes, bool, ErrorFrame]:
         """The one place the /v1 body is prepared: the model's upstream id, adapted, re-encoded; with the

@@ -211,3 +211,53 @@ def _normalized(vector: NDArray[Any]) -> NDArray[Any]:
     if norm == 0.0 or abs(norm - 1.0) < 1e-6:
         return vector
     return wide / norm
+
+
+# OpenAI's models that shorten their own vectors (``dimensions``); for any other, /v1/embeddings shortens them
+# here, as Ollama's EmbedHandler does for every model (OpenAI refuses the field for ada-002, as most local
+# servers do).
+NATIVE_DIMENSIONS = ("text-embedding-3-",)
+
+
+def split_dimensions(body: dict[str, Any], upstream_id: str) -> int | None:
+    """Take ``dimensions`` out of a /v1/embeddings body unless the model shortens its own vectors; the length
+    to cut each vector to here, or None. Zero or less means the whole vector (Ollama ignores it), and is
+    never sent."""
+    raw = body.get("dimensions")
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, int):
+        return None  # absent, or a wrong type: the upstream gives its own 400 for the latter
+    if raw <= 0:
+        del body["dimensions"]
+        return None
+    if upstream_id.lower().startswith(NATIVE_DIMENSIONS):
+        return None
+    del body["dimensions"]
+    return raw
+
+
+def shorten_embeddings(payload: bytes, dimensions: int) -> bytes:
+    """An OpenAI embeddings answer with each vector longer than ``dimensions`` cut to it and normalized again
+    (numbers stay numbers, base64 stays base64 float32); anything malformed is a 502 saying what."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (not JSON)") from None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (no 'data' array)")
+    with np.errstate(all="ignore"):
+        for item in items:
+            if not isinstance(item, dict):
+                raise UpstreamProtocolError(
+                    "the upstream returned invalid embeddings (an entry is not an object)"
+                )
+            raw = item.get("embedding")
+            vector = _vector(raw, False)
+            if len(vector) <= dimensions:
+                continue
+            cut = _normalized(vector[:dimensions])
+            if isinstance(raw, str):
+                item["embedding"] = pybase64.b64encode(cut.astype(_FLOAT32).tobytes()).decode("ascii")
+            else:
+                item["embedding"] = cut.astype(np.float64)
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)

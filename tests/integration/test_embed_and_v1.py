@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -405,3 +407,49 @@ def test_upstream_refusing_base64_is_asked_for_numbers(start_proxy: Callable[...
         assert as_numbers == as_base64 == again
         assert math.hypot(*raw) > 2  # the fake's raw vectors are not of unit length: not normalized
         assert [x / math.hypot(*raw) for x in raw] == pytest.approx(as_base64[0], abs=1e-12)
+
+
+# --- /v1/embeddings dimensions ----------------------------------------------------------------------------
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
+
+
+def test_v1_embeddings_dimensions_shortened_here_for_a_model_that_cannot(
+    proxy: ProxyThread, fake: FakeUpstreamThread
+) -> None:
+    """Ollama's /v1/embeddings goes to EmbedHandler, which shortens any model's vectors; OpenAI (and the
+    fake, like it) refuses ``dimensions`` for ada-002."""
+    oai = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    full = oai.embeddings.create(model="text-embedding-ada-002", input=["a", "b"]).data
+    short = oai.embeddings.create(model="text-embedding-ada-002", input=["a", "b"], dimensions=4).data
+    assert "dimensions" not in embedding_requests(fake)[-1].json  # type: ignore[attr-defined]
+    for whole, cut in zip(full, short, strict=True):
+        assert cut.embedding == pytest.approx(_unit(whole.embedding[:4]), rel=1e-6)
+    body = {"model": "text-embedding-ada-002", "input": "a", "dimensions": 4, "encoding_format": "base64"}
+    raw = httpx.post(proxy.url + "/v1/embeddings", json=body).json()["data"][0]["embedding"]
+    decoded = list(array("f", base64.b64decode(raw)))
+    assert decoded == pytest.approx(_unit(full[0].embedding[:4]), rel=1e-5)
+
+
+def test_v1_embeddings_dimensions_kept_for_a_model_that_shortens_itself(
+    proxy: ProxyThread, fake: FakeUpstreamThread
+) -> None:
+    oai = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    assert (
+        len(oai.embeddings.create(model="text-embedding-3-small", input="a", dimensions=4).data[0].embedding)
+        == 4
+    )
+    assert embedding_requests(fake)[-1].json["dimensions"] == 4  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", ["text-embedding-3-small", "text-embedding-ada-002"])
+def test_v1_embeddings_dimensions_zero_is_the_whole_vector(
+    proxy: ProxyThread, fake: FakeUpstreamThread, model: str
+) -> None:
+    """Ollama ignores zero or less; OpenAI refuses it: it is not sent."""
+    resp = httpx.post(proxy.url + "/v1/embeddings", json={"model": model, "input": "a", "dimensions": 0})
+    assert resp.status_code == 200, resp.text
+    assert "dimensions" not in embedding_requests(fake)[-1].json  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import SSEDecoder
 from falcon_ollama.translate.chat_response import Kind, ReplyShape, StreamTranslator, completion_to_ollama
-from falcon_ollama.translate.embed import parse_embeddings_response
+from falcon_ollama.translate.embed import parse_embeddings_response, shorten_embeddings, split_dimensions
 from falcon_ollama.translate.model_list import context_from_error
 from tests.real_fixtures import (
     last_finish_reason,
@@ -288,3 +288,42 @@ def test_vectors_cut_to_dimensions(
         body = json.dumps({"data": [{"index": 0, "embedding": encoded}]}).encode()
         out = json.loads(parse_embeddings_response(body, 1, normalize=normalize, dimensions=dimensions)[0])
         assert out == [pytest.approx(expected, rel=1e-6)]
+
+
+@pytest.mark.parametrize(
+    ("body", "upstream_id", "cut", "left"),
+    [
+        ({"dimensions": 4}, "text-embedding-ada-002", 4, {}),  # shortened here
+        ({"dimensions": 4}, "nomic-embed-text-v1.5", 4, {}),
+        (
+            {"dimensions": 4},
+            "text-embedding-3-small",
+            None,
+            {"dimensions": 4},
+        ),  # OpenAI shortens these itself
+        ({"dimensions": 0}, "text-embedding-3-large", None, {}),  # zero or less: the whole vector, not sent
+        ({"dimensions": -3}, "text-embedding-ada-002", None, {}),
+        ({"dimensions": "4"}, "text-embedding-ada-002", None, {"dimensions": "4"}),  # the upstream's own 400
+        ({}, "text-embedding-ada-002", None, {}),
+    ],
+)
+def test_split_dimensions(
+    body: dict[str, Any], upstream_id: str, cut: int | None, left: dict[str, Any]
+) -> None:
+    assert split_dimensions(body, upstream_id) == cut
+    assert body == left
+
+
+def test_shorten_embeddings_keeps_each_encoding() -> None:
+    numbers = [3.0, 4.0, 12.0]
+    packed = base64.b64encode(array("f", numbers).tobytes()).decode()
+    data = [{"index": 0, "embedding": numbers}, {"index": 1, "embedding": packed}]
+    answer = {"object": "list", "data": data, "model": "m", "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+    out = json.loads(shorten_embeddings(json.dumps(answer).encode(), 2))
+    assert out["data"][0]["embedding"] == pytest.approx([0.6, 0.8])
+    assert list(array("f", base64.b64decode(out["data"][1]["embedding"]))) == pytest.approx([0.6, 0.8])
+    assert out["usage"] == answer["usage"] and out["model"] == "m"
+    unchanged = json.loads(shorten_embeddings(json.dumps(answer).encode(), 3))
+    assert unchanged["data"][0]["embedding"] == numbers  # not longer than asked: as the upstream sent it
+    with pytest.raises(UpstreamProtocolError):
+        shorten_embeddings(b'{"data": [{"embedding": "not base64!"}]}', 2)
