@@ -112,13 +112,7 @@ def parse_embeddings_response(
     Each ``embedding`` is base64 little-endian float32 (what we ask for) or an array of numbers (servers
     that ignore ``encoding_format``); either becomes one numpy array, checked, normalized and serialized in
     C (no Python loop per float). A vector already of unit length is passed on as the upstream gave it."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("the upstream returned invalid embeddings (not JSON)") from None
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise UpstreamProtocolError("the upstream returned invalid embeddings (no 'data' array)")
+    data, items = _answer_items(payload)
     if len(items) != expected:
         raise UpstreamProtocolError(f"the upstream returned {len(items)} embeddings for {expected} inputs")
     vectors: list[NDArray[Any] | None] = [None] * expected
@@ -128,6 +122,18 @@ def parse_embeddings_response(
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     prompt_tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
     return orjson.dumps(vectors, option=orjson.OPT_SERIALIZE_NUMPY), prompt_tokens
+
+
+def _answer_items(payload: bytes) -> tuple[dict[str, Any], list[Any]]:
+    """An embeddings answer and its ``data`` array; a 502 saying what, when it is not that."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (not JSON)") from None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UpstreamProtocolError("the upstream returned invalid embeddings (no 'data' array)")
+    return data, items
 
 
 def _collect(
@@ -238,13 +244,7 @@ def split_dimensions(body: dict[str, Any], upstream_id: str) -> int | None:
 def shorten_embeddings(payload: bytes, dimensions: int) -> bytes:
     """An OpenAI embeddings answer with each vector longer than ``dimensions`` cut to it and normalized again
     (numbers stay numbers, base64 stays base64 float32); anything malformed is a 502 saying what."""
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("the upstream returned invalid embeddings (not JSON)") from None
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise UpstreamProtocolError("the upstream returned invalid embeddings (no 'data' array)")
+    data, items = _answer_items(payload)
     with np.errstate(all="ignore"):
         for item in items:
             if not isinstance(item, dict):
