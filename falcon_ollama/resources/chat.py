@@ -24,6 +24,7 @@ from falcon_ollama.translate.chat_request import (
     check_chat,
     check_generate,
     check_raw,
+    check_top_logprobs,
     ollama_to_openai,
     parse_common,
 )
@@ -110,6 +111,7 @@ class ChatResource(_Completion):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_json_object(req, self._limits)
+        check_top_logprobs(body)  # Ollama checks it before the model
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")
@@ -137,6 +139,7 @@ class GenerateResource(_Completion):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, body: dict[str, Any]
     ) -> None:
         """Answer a generate request already read (``/v1/completions`` comes here translated)."""
+        check_top_logprobs(body)  # Ollama checks it before the model
         name = model_field(body)
         if not name:
             raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here

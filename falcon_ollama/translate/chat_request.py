@@ -112,10 +112,15 @@ def parse_common(body: dict[str, Any]) -> Common:
     logprobs = body.get("logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
         raise InvalidRequest("invalid value for 'logprobs': expected true or false")
+    return Common(stream is not False, keep_alive, think, bool(logprobs), check_top_logprobs(body))
+
+
+def check_top_logprobs(body: dict[str, Any]) -> int | None:
+    """``top_logprobs``, which Ollama's handlers check before anything else (the model name included)."""
     top = body.get("top_logprobs")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
         raise InvalidRequest("top_logprobs must be between 0 and 20")
-    return Common(stream is not False, keep_alive, think, bool(logprobs), top)
+    return top
 
 
 def ollama_to_openai(

@@ -388,6 +388,19 @@ def test_empty_conversation_loads_and_keep_alive_zero_unloads(
         ),
         ("chat", {"model": "gpt-4o", "think": True}, 400, '"gpt-4o" does not support thinking'),
         ("generate", {"model": "gpt-4o", "think": True}, 400, '"gpt-4o" does not support thinking'),
+        # top_logprobs is checked before the model, even an unknown one or none
+        (
+            "chat",
+            {"model": "nope", "messages": USER, "top_logprobs": 50},
+            400,
+            "top_logprobs must be between 0 and 20",
+        ),
+        (
+            "generate",
+            {"model": "", "prompt": "x", "top_logprobs": 21},
+            400,
+            "top_logprobs must be between 0 and 20",
+        ),
         # ...but unload first of all, whatever else the request says
         ("generate", {"model": "gpt-4o", "raw": True, "system": "s", "keep_alive": 0}, 200, "unload"),
         ("chat", {"model": "nomic-embed-text", "think": True, "keep_alive": 0}, 200, "unload"),
