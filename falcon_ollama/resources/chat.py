@@ -24,7 +24,6 @@ from falcon_ollama.translate.chat_request import (
     check_chat,
     check_generate,
     check_raw,
-    check_top_logprobs,
     ollama_to_openai,
     parse_common,
 )
@@ -111,17 +110,17 @@ class ChatResource(_Completion):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_json_object(req, self._limits)
-        check_top_logprobs(body)  # Ollama checks it before the model
+        # Ollama decodes the fields (their types, keep_alive, think) and checks top_logprobs before the model
+        common = parse_common(body)
+        messages = body.get("messages")
+        if messages is not None and not isinstance(messages, list):
+            raise OllamaError(400, "invalid value for 'messages': expected an array")
         name = model_field(body)
         if not name:
             raise OllamaError(400, "model is required")
         entry = await self._catalog.resolve(name)
         note_model(req, entry)
-        messages = body.get("messages")
         if not messages:
-            if messages is not None and not isinstance(messages, list):
-                raise OllamaError(400, "invalid value for 'messages': expected an array")
-            common = parse_common(body)
             if common.keep_alive != 0:  # Ollama unloads first; a load is refused as a chat would be
                 check_chat(entry, name, common)
             self._load_reply(resp, entry, name, common.keep_alive, chat=True)
@@ -139,17 +138,17 @@ class GenerateResource(_Completion):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, body: dict[str, Any]
     ) -> None:
         """Answer a generate request already read (``/v1/completions`` comes here translated)."""
-        check_top_logprobs(body)  # Ollama checks it before the model
+        # Ollama decodes the fields (their types, keep_alive, think) and checks top_logprobs before the model
+        common = parse_common(body)
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise OllamaError(400, "invalid value for 'prompt': expected a string")
         name = model_field(body)
         if not name:
             raise model_not_found(name)  # Ollama's generate answers 404 "model '' not found" here
         entry = await self._catalog.resolve(name)
         note_model(req, entry)
-        prompt = body.get("prompt")
-        if prompt is not None and not isinstance(prompt, str):
-            raise OllamaError(400, "invalid value for 'prompt': expected a string")
         if not prompt and not body.get("suffix"):
-            common = parse_common(body)
             if common.keep_alive != 0:  # Ollama unloads first; a load is refused as a generate would be
                 check_raw(body)
                 check_generate(entry, name, common)

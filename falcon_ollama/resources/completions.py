@@ -23,6 +23,7 @@ from falcon_ollama.resources.chat import GenerateResource
 from falcon_ollama.resources.common import read_json_object
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.resources.openai_compat import ForwardResource
+from falcon_ollama.translate.chat_request import parse_common
 from falcon_ollama.translate.completions import CompletionReplies, completion_to_generate
 from falcon_ollama.wire import JSON_CONTENT_TYPE, SSE_CONTENT_TYPE, openai_error
 
@@ -41,6 +42,8 @@ class CompletionsResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         try:
             body = await read_json_object(req, self._limits)
+            request = completion_to_generate(body)
+            parse_common(request)  # the generate request's own checks come before the model, as in Ollama
             model = body.get("model")
             if isinstance(model, str) and model:
                 entry = await self._catalog.resolve(model)
@@ -48,7 +51,6 @@ class CompletionsResource:
                     note_model(req, entry)
                     await self._forward.forward(req, resp, body, model, entry)
                     return
-            request = completion_to_generate(body)
             await self._generate.answer(req, resp, request)
         except OllamaError as exc:
             _send_error(resp, exc.status, exc.message, exc.headers)

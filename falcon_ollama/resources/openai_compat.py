@@ -150,7 +150,9 @@ class ForwardResource:
     ) -> None:
         """Forward a body already read, its model resolved to ``entry``."""
         # /v1/embeddings: vectors shortened here for a model that cannot do it itself, as Ollama does
-        cut = split_dimensions(body, entry.upstream_id) if self._path == EMBEDDINGS_PATH else None
+        cut = None
+        if self._path == EMBEDDINGS_PATH:
+            cut = split_dimensions(body, entry.upstream_id, entry.facts.embedding_length)
         try:
             sent, stream, error_frame = self._prepare(body, model, entry)
             if stream:

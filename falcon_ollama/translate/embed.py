@@ -225,14 +225,14 @@ def _normalized(vector: NDArray[Any]) -> NDArray[Any]:
 NATIVE_DIMENSIONS = ("text-embedding-3-",)
 
 
-def split_dimensions(body: dict[str, Any], upstream_id: str) -> int | None:
+def split_dimensions(body: dict[str, Any], upstream_id: str, length: int | None = None) -> int | None:
     """Take ``dimensions`` out of a /v1/embeddings body unless the model shortens its own vectors; the length
-    to cut each vector to here, or None. Zero or less means the whole vector (Ollama ignores it), and is
-    never sent."""
+    to cut each vector to here, or None. Zero or less, or at least the vector's ``length`` when known, means
+    the whole vector (Ollama leaves it whole), and is never sent."""
     raw = body.get("dimensions")
     if raw is None or isinstance(raw, bool) or not isinstance(raw, int):
         return None  # absent, or a wrong type: the upstream gives its own 400 for the latter
-    if raw <= 0:
+    if raw <= 0 or (length is not None and raw >= length):
         del body["dimensions"]
         return None
     if upstream_id.lower().startswith(NATIVE_DIMENSIONS):

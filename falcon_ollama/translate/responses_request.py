@@ -259,7 +259,9 @@ class _Messages:
             return  # the chat completions API has no input field for reasoning: dropped (docs/api.md)
         elif kind == "item_reference":
             raise InvalidRequest(STATELESS.format(field=f"{where} (item_reference)"))
-        elif kind in _HOSTED_CALL_ITEMS and not any(key in item for key in _CONTENT_KEYS):
+        elif (
+            isinstance(kind, str) and kind in _HOSTED_CALL_ITEMS and not any(k in item for k in _CONTENT_KEYS)
+        ):
             # A hosted tool's call replayed as history (web_search_call, Codex sends them back): the message
             # that follows carries what the model saw, so it is skipped, as Ollama skips web_search_call.
             return

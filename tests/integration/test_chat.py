@@ -401,6 +401,20 @@ def test_empty_conversation_loads_and_keep_alive_zero_unloads(
             400,
             "top_logprobs must be between 0 and 20",
         ),
+        # the fields are decoded first of all, in Ollama's JSON binding: their errors come before any other
+        (
+            "chat",
+            {"model": "nope", "messages": USER, "keep_alive": "5M", "top_logprobs": 50},
+            400,
+            'time: unknown unit "M" in duration "5M"',
+        ),
+        (
+            "generate",
+            {"model": "nope", "prompt": "x", "think": 5},
+            400,
+            'think must be a boolean or string ("high", "medium", "low", "max", true, or false)',
+        ),
+        ("chat", {"model": "nope", "messages": "hi"}, 400, "invalid value for 'messages': expected an array"),
         # ...but unload first of all, whatever else the request says
         ("generate", {"model": "gpt-4o", "raw": True, "system": "s", "keep_alive": 0}, 200, "unload"),
         ("chat", {"model": "nomic-embed-text", "think": True, "keep_alive": 0}, 200, "unload"),

@@ -446,10 +446,15 @@ def test_v1_embeddings_dimensions_kept_for_a_model_that_shortens_itself(
 
 
 @pytest.mark.parametrize("model", ["text-embedding-3-small", "text-embedding-ada-002"])
-def test_v1_embeddings_dimensions_zero_is_the_whole_vector(
-    proxy: ProxyThread, fake: FakeUpstreamThread, model: str
+@pytest.mark.parametrize("dimensions", [0, -1, 1536, 10**6])
+def test_v1_embeddings_dimensions_out_of_range_is_the_whole_vector(
+    proxy: ProxyThread, fake: FakeUpstreamThread, model: str, dimensions: int
 ) -> None:
-    """Ollama ignores zero or less; OpenAI refuses it: it is not sent."""
-    resp = httpx.post(proxy.url + "/v1/embeddings", json={"model": model, "input": "a", "dimensions": 0})
+    """Ollama leaves the vector whole for zero or less, or at least its length; OpenAI refuses those: not
+    sent."""
+    whole = httpx.post(proxy.url + "/v1/embeddings", json={"model": model, "input": "a"}).json()
+    body = {"model": model, "input": "a", "dimensions": dimensions}
+    resp = httpx.post(proxy.url + "/v1/embeddings", json=body)
     assert resp.status_code == 200, resp.text
+    assert resp.json()["data"] == whole["data"]
     assert "dimensions" not in embedding_requests(fake)[-1].json  # type: ignore[attr-defined]

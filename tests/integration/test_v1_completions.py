@@ -93,6 +93,13 @@ def test_an_empty_prompt_is_ollamas_load_reply(proxy: ProxyThread, fake: FakeUps
         ({"model": "llama3.2", "prompt": "x", "stop": [1]}, 400, "invalid type for 'stop' field", None),
         ({"model": "nomic-embed-text", "prompt": "hi"}, 400, "does not support generate", None),
         ({"model": "llama3.2", "prompt": "x", "temperature": "hot"}, 400, 'option "temperature"', None),
+        # the generate request's own checks come before the model, as in Ollama
+        (
+            {"model": "nope", "prompt": "x", "logprobs": 50},
+            400,
+            "top_logprobs must be between 0 and 20",
+            None,
+        ),
     ],
 )
 def test_errors_in_openai_shape(

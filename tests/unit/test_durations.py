@@ -54,6 +54,12 @@ def test_negative_means_forever(value: object) -> None:
         (".s", 'time: invalid duration ".s"'),
         ("-", 'time: invalid duration "-"'),
         ('5"x', 'time: unknown unit "\\"x" in duration "5\\"x"'),  # Go's quoting escapes the quote
+        (
+            "0h" * 501,
+            'time: invalid duration "' + ("0h" * 501)[:1000] + '..."',
+        ),  # MAX_DURATION_CHARS, bounded quote
+        ("2562048h", 'time: invalid duration "2562048h"'),  # Go's overflow bound (2**63 ns)
+        ("9" * 30 + "s", 'time: invalid duration "' + "9" * 30 + 's"'),
         ("é5m", 'time: invalid duration "\\xc3\\xa95m"'),  # and writes each non-ASCII byte as \\xhh
     ],
 )
@@ -73,3 +79,19 @@ def test_go_duration_format(seconds: float, text: str) -> None:
 
 def test_parse_go_duration_roundtrip() -> None:
     assert parse_go_duration(format_go_duration(5400)) == 5400
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0.5ns", 0.0),  # Go counts whole nanoseconds: this is 0 (and keep_alive 0 unloads)
+        ("1.5ns", 1e-9),
+        ("2562047h", 2562047 * 3600.0),
+        ("2562047h47m16.854775807s", 9223372036.854775807),  # the largest Go duration
+        ("-2562047h47m16.854775808s", -9223372036.854775808),  # and the smallest
+        ("1.0000000000000000000001s", 1.0),  # fraction digits past what fits are ignored, as Go does
+        ("0h" * 500, 0.0),
+    ],
+)
+def test_go_duration_edges(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == pytest.approx(seconds, rel=1e-15, abs=1e-18)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from ollama import _types as sdk
 
+from falcon_ollama.catalog_config import CatalogConfig
 from falcon_ollama.errors import UpstreamProtocolError
 from falcon_ollama.resources.error_map import status_of
 from falcon_ollama.sse import SSEDecoder
@@ -302,6 +303,8 @@ def test_vectors_cut_to_dimensions(
             {"dimensions": 4},
         ),  # OpenAI shortens these itself
         ({"dimensions": 0}, "text-embedding-3-large", None, {}),  # zero or less: the whole vector, not sent
+        ({"dimensions": 1536}, "text-embedding-3-small", None, {}),  # its whole length (1536) or more: too
+        ({"dimensions": 10**6}, "text-embedding-3-small", None, {}),
         ({"dimensions": -3}, "text-embedding-ada-002", None, {}),
         ({"dimensions": "4"}, "text-embedding-ada-002", None, {"dimensions": "4"}),  # the upstream's own 400
         ({}, "text-embedding-ada-002", None, {}),
@@ -310,7 +313,8 @@ def test_vectors_cut_to_dimensions(
 def test_split_dimensions(
     body: dict[str, Any], upstream_id: str, cut: int | None, left: dict[str, Any]
 ) -> None:
-    assert split_dimensions(body, upstream_id) == cut
+    length = CatalogConfig().facts_for(upstream_id).embedding_length
+    assert split_dimensions(body, upstream_id, length) == cut
     assert body == left
 
 

@@ -430,6 +430,8 @@ ERRORS: list[tuple[dict[str, Any], ModelFacts, type[ProxyError], str]] = [
     # only hosted tools' calls are skipped: any other unknown item could be input the model should read
     ({"input": [{"type": "input_text", "text": "say B"}]}, CHAT, Unsupported, "input_text"),
     ({"input": [{"type": "local_shell_call", "action": {}}]}, CHAT, Unsupported, "local_shell_call"),
+    ({"input": [{"type": ["x"]}]}, CHAT, Unsupported, "['x']"),  # not a string: refused, not a crash
+    ({"input": [{"type": {"a": 1}}]}, CHAT, Unsupported, "{'a': 1}"),
     ({"input": [{"id": "x"}]}, CHAT, Unsupported, "None"),
     ({"input": "x", "tools": [FN]}, NO_TOOLS, Unsupported, "tools"),
     ({"input": "x"}, CatalogConfig().facts_for("text-embedding-3-small"), Unsupported, "embedding"),
