@@ -368,7 +368,7 @@ class OpenAIResponder:
         problem = check_sampling(data, reasoning, model)
         if problem is not None:
             return problem
-        limit = check_limit(data, reasoning)
+        limit = check_limit(data, reasoning, model)
         if isinstance(limit, FullAnswer):
             return limit
         top = check_logprobs(data, reasoning and not samples_freely(model, data.get("reasoning_effort")))

@@ -553,7 +553,18 @@ def check_logprobs(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | 
     return top or 0
 
 
-def check_limit(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | None:
+# Models' own completion limits the fake enforces, as OpenAI refuses more (recorded for gpt-4o in
+# tests/fixtures/real/openai/errors.json, max_tokens_above_model_output; 16384 for gpt-4o-mini too).
+OUTPUT_LIMITS = (("gpt-4o-mini", 16384), ("gpt-4o", 16384))
+
+
+def output_limit(model: str) -> int | None:
+    if "realtime" in model or "audio" in model:
+        return None
+    return next((limit for prefix, limit in OUTPUT_LIMITS if model.startswith(prefix)), None)
+
+
+def check_limit(data: dict[str, Any], reasoning: bool, model: str = "") -> FullAnswer | int | None:
     limit: int | None = None
     for name in ("max_completion_tokens", "max_tokens"):
         value = data.get(name)
@@ -576,6 +587,15 @@ def check_limit(data: dict[str, Any], reasoning: bool) -> FullAnswer | int | Non
                 "instead.",
                 param=name,
                 code="integer_below_min_value",
+            )
+        most = output_limit(model)
+        if most is not None and value > most:
+            return error(
+                400,
+                f"{name} is too large: {value}. This model supports at most {most} completion tokens, "
+                f"whereas you provided {value}.",
+                param=name,
+                code="invalid_value",
             )
         limit = value if limit is None else min(limit, value)
     return limit

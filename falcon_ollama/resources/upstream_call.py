@@ -50,6 +50,7 @@ from falcon_ollama.translate.chat_to_responses import (
 )
 from falcon_ollama.translate.dialect import StreamTranslator
 from falcon_ollama.translate.openai_adapt import CHAT_PATH
+from falcon_ollama.translate.output_cap import cap_from_refusal, within_cap
 from falcon_ollama.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamStream
 from falcon_ollama.upstreams import Upstreams
 
@@ -145,12 +146,17 @@ class Session:
     try speaks its own backend's dialect (a chat completions request to a ``responses`` backend is
     translated there and back: :func:`dialect_post`, :func:`dialect_open`)."""
 
-    __slots__ = ("_upstreams", "handed_over", "info", "max_event", "slot", "watcher")
+    __slots__ = ("_caps", "_upstreams", "handed_over", "info", "max_event", "slot", "watcher")
 
     def __init__(
-        self, req: falcon.asgi.Request, upstreams: Upstreams, max_event: int = MAX_STREAM_ACCUMULATED_BYTES
+        self,
+        req: falcon.asgi.Request,
+        upstreams: Upstreams,
+        max_event: int = MAX_STREAM_ACCUMULATED_BYTES,
+        caps: OutputCaps | None = None,
     ) -> None:
         self._upstreams = upstreams
+        self._caps = caps if caps is not None else OutputCaps()
         self.max_event = max_event  # the SSE event bound, for a stream translated from another dialect
         self.info = info_of(req)
         scope = req.scope
@@ -174,7 +180,7 @@ class Session:
                 return dialect_post(upstream, sent, model, rid, retries)
             return upstream.post_json(path, sent, model=model, request_id=rid, retries=retries)
 
-        return await self._noted(self._upstreams.send(current_route(), body, attempt))
+        return await self._noted(self._upstreams.send(current_route(), body, self._caps.wrap(attempt, model)))
 
     async def open(self, path: str, body: bytes, *, model: str) -> OpenStream:
         """Open a stream; from here a client disconnect closes its connection (ending the relay's read)."""
@@ -188,7 +194,9 @@ class Session:
                 return dialect_open(upstream, sent, model, rid, retries, max_event)
             return upstream.open_stream(path, sent, model=model, request_id=rid, retries=retries)
 
-        stream = await self._noted(self._upstreams.send(current_route(), body, attempt))
+        stream = await self._noted(
+            self._upstreams.send(current_route(), body, self._caps.wrap(attempt, model))
+        )
         self.watcher.on_disconnect(stream.aclose)
         return stream
 
@@ -213,6 +221,50 @@ class Session:
         if self.slot is not None:
             self.slot.release()
             self.slot = None
+
+
+class OutputCaps:
+    """Models' own completion limits, learnt per worker from upstream refusals of a larger one
+    (translate/output_cap.py): a refused request is asked once more within the limit, and later requests for
+    that model are brought within it before they are sent (a parse of the body, for those models only)."""
+
+    __slots__ = ("_caps",)
+
+    MAX_MODELS = 1024  # learnt limits kept per worker; all forgotten when full (they are learnt again)
+
+    def __init__(self) -> None:
+        self._caps: dict[tuple[str, str], int] = {}
+
+    def wrap(
+        self, attempt: Callable[[Upstream, bytes, bool], Awaitable[_Answer]], model: str
+    ) -> Callable[[Upstream, bytes, bool], Awaitable[_Answer]]:
+        caps = self._caps
+
+        async def capped(upstream: Upstream, sent: bytes, retries: bool) -> _Answer:
+            key = (upstream.name, model)
+            cap = caps.get(key)
+            if cap is not None:
+                sent = within_cap(sent, cap) or sent
+            try:
+                return await attempt(upstream, sent, retries)
+            except UpstreamError as exc:
+                cap = cap_from_refusal(exc.raw_body) if exc.upstream_status == 400 else None
+                smaller = within_cap(sent, cap) if cap is not None else None
+                if cap is None or smaller is None:
+                    raise
+                if len(caps) >= self.MAX_MODELS:
+                    caps.clear()
+                caps[key] = cap
+                log.warning(
+                    "the upstream %s takes at most %d completion tokens for %s: asked again within it, "
+                    "and so will later requests be",
+                    upstream.name,
+                    cap,
+                    model,
+                )
+            return await attempt(upstream, smaller, retries)
+
+        return capped
 
 
 class Admitted:
@@ -259,6 +311,7 @@ class UpstreamCall:
         self._upstreams = upstreams
         self._admission = admission
         self.max_accumulated = max_accumulated
+        self._caps = OutputCaps()
 
     def redact(self, text: str) -> str:
         """``text`` (an upstream's own words) with the configuration's secrets removed (every backend's
@@ -268,7 +321,7 @@ class UpstreamCall:
     def session(self, req: falcon.asgi.Request) -> Admitted:
         """Admitted (slot held) and watched until the block ends; a client gone meanwhile cancels the
         block and raises :class:`ClientDisconnected`. A stream's relay takes the session over."""
-        return Admitted(Session(req, self._upstreams, self.max_accumulated), self._admission)
+        return Admitted(Session(req, self._upstreams, self.max_accumulated, self._caps), self._admission)
 
     async def complete(
         self, req: falcon.asgi.Request, path: str, body: bytes, *, model: str

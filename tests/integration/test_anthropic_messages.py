@@ -585,3 +585,21 @@ def test_busy_is_529_overloaded(fake: FakeUpstreamThread, start_proxy: Callable[
     assert info.value.status_code == 529
     body: Any = info.value.body
     assert body["error"]["type"] == "overloaded_error"
+
+
+def test_max_tokens_above_the_models_own_is_asked_again_within_it(
+    proxy: ProxyThread, fake: FakeUpstreamThread
+) -> None:
+    """Claude Code sends max_tokens 32000 whatever the model; OpenAI (and the fake, like it: the recorded
+    refusal in tests/fixtures/real/openai/errors.json) refuses more than gpt-4o's 16384."""
+    before = len(fake.requests)
+    hi: list[Any] = [{"role": "user", "content": "hi"}]
+    for _ in range(2):
+        with client(proxy).messages.stream(model="gpt-4o", max_tokens=32000, messages=hi) as stream:
+            assert stream.get_final_text() == expected_text(8)
+    body = {"model": "gpt-4o", "max_tokens": 32000, "messages": hi}
+    whole = httpx.post(proxy.url + "/v1/messages", json=body, headers={"x-api-key": "x"})
+    assert whole.status_code == 200 and whole.json()["content"][0]["text"] == expected_text(8)
+    asked = [r.json["max_tokens"] for r in fake.requests[before:] if r.path == "/v1/chat/completions"]
+    # refused, asked again within the cap the refusal names; then within it from the start (learnt)
+    assert asked == [32000, 16384, 16384, 16384]

@@ -330,6 +330,15 @@ def test_values_openai_refuses_are_brought_inside_its_range(
     assert sum("'temperature' outside OpenAI's range 0 to 2" in w for w in warnings) == 1  # once, any value
 
 
+def test_num_predict_above_the_models_own_is_brought_within_it(
+    proxy: ProxyThread, fake: FakeUpstreamThread
+) -> None:
+    """Ollama caps num_predict; OpenAI refuses more than gpt-4o's own 16384 (the fake, as recorded)."""
+    reply = ollama.Client(host=proxy.url).chat("gpt-4o", messages=USER, options={"num_predict": 100000})
+    assert reply.message.content == expected_text(8)
+    assert last_upstream_body(fake)["max_tokens"] == 16384
+
+
 def test_reasoning_model_gets_max_completion_tokens(proxy: ProxyThread, fake: FakeUpstreamThread) -> None:
     # The fake, like OpenAI, rejects max_tokens and temperature for o-series models.
     reply = ollama.Client(host=proxy.url).chat(

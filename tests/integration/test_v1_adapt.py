@@ -160,3 +160,12 @@ def test_v1_model_echoes_the_id_as_asked(oai: openai.OpenAI, proxy: ProxyThread,
     assert model.id == asked and model.object == "model" and model.owned_by == "library"
     raw = httpx.get(f"{proxy.url}/v1/models/{asked}").json()
     assert raw["id"] == asked
+
+
+def test_a_limit_above_the_models_own_is_asked_again_within_it(
+    oai: openai.OpenAI, fake: FakeUpstreamThread
+) -> None:
+    """Ollama's /v1 takes any max_tokens; OpenAI (the fake, as recorded) refuses more than gpt-4o's 16384."""
+    reply = oai.chat.completions.create(model="gpt-4o", messages=USER, max_tokens=50000)
+    assert reply.choices[0].message.content == expected_text(8)
+    assert sent(fake)["max_tokens"] == 16384
