@@ -21,6 +21,7 @@ from falcon_ollama.resources.relay import Relay
 from falcon_ollama.running import RunningModels
 from falcon_ollama.translate.chat_request import (
     ChatPlan,
+    Common,
     check_chat,
     check_generate,
     check_raw,
@@ -84,9 +85,10 @@ class _Completion:
         entry: ModelEntry,
         requested: str,
         kind: Literal["chat", "generate"],
+        common: Common,
     ) -> None:
         """Translate the request, warn about what it drops, record the use, relay the answer."""
-        plan = ollama_to_openai(kind, body, entry, requested, self._rules)
+        plan = ollama_to_openai(kind, body, entry, requested, self._rules, common)
         self._warn_dropped(plan)
         self._touch(entry, plan.keep_alive)
         await self._relay.respond(req, resp, plan, model=requested, kind=kind)
@@ -125,7 +127,7 @@ class ChatResource(_Completion):
                 check_chat(entry, name, common)
             self._load_reply(resp, entry, name, common.keep_alive, chat=True)
             return
-        await self._relay_translated(req, resp, body, entry, name, "chat")
+        await self._relay_translated(req, resp, body, entry, name, "chat", common)
 
 
 class GenerateResource(_Completion):
@@ -154,4 +156,4 @@ class GenerateResource(_Completion):
                 check_generate(entry, name, common)
             self._load_reply(resp, entry, name, common.keep_alive, chat=False)
             return
-        await self._relay_translated(req, resp, body, entry, name, "generate")
+        await self._relay_translated(req, resp, body, entry, name, "generate", common)

@@ -157,7 +157,7 @@ class ForwardResource:
             sent, stream, error_frame = self._prepare(body, model, entry)
             if stream:
                 await self._call.stream(req, resp, self._path, sent, model=model, error_frame=error_frame)
-                if self._path == "responses":
+                if self._path == RESPONSES_PATH:
                     # Ollama's ResponsesMiddleware sets it (its /v1/chat/completions stream does not).
                     resp.set_header("Cache-Control", "no-cache")
                 return

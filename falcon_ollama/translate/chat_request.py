@@ -129,10 +129,13 @@ def ollama_to_openai(
     entry: ModelEntry,
     requested: str,
     rules: RequestRules = DEFAULT_RULES,
+    common: Common | None = None,
 ) -> ChatPlan:
     """Build the upstream request for ``/api/chat`` (messages already known to be non-empty) or
-    ``/api/generate`` (prompt already known to be non-empty)."""
-    common = parse_common(body)
+    ``/api/generate`` (prompt already known to be non-empty); ``common`` is the body's
+    :func:`parse_common`, when the caller has it already."""
+    if common is None:
+        common = parse_common(body)
     build = _chat if kind == "chat" else _generate
     return build(body, entry, requested, common, rules)
 
